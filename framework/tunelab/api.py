@@ -1,0 +1,339 @@
+"""The public surface of tunelab: what a plugin imports, and nothing else.
+
+A plugin is a module (or object) with functions marked ``@hookimpl`` whose names
+match the hook specifications in :mod:`tunelab.hookspecs`. Registration hooks return
+:class:`Component` records; each record names a class implementing one of the
+contracts below and, optionally, a dataclass that is the component's config schema.
+
+This module imports nothing heavy: ``datasets``, ``torch`` and ``transformers`` are
+only named in type hints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - type hints only
+    from datasets import Dataset
+
+#: Version of the plugin API (hookspecs + this module). A plugin may declare the
+#: version it was written for as ``TUNELAB_API_VERSION`` in its entry-point module;
+#: a different major version is refused with a message naming the plugin.
+API_VERSION = "1.0"
+
+hookimpl = pluggy.HookimplMarker("tunelab")
+
+#: Every kind of component, in pipeline order for the data kinds.
+KINDS: tuple[str, ...] = (
+    "collector",
+    "cleaner",
+    "annotator",
+    "augmenter",
+    "balancer",
+    "splitter",
+    "model",
+    "method",
+    "peft",
+    "evaluator",
+    "tracker",
+)
+
+# --- the row schema -------------------------------------------------------------
+#: Stable identifier of a row. Collectors set it from where the row came from
+#: (``file:line``); derived rows extend their parent's id (``parent~op1``).
+ROW_ID = "id"
+#: Id of the row a derived row (augmented, oversampled) was made from; None otherwise.
+PARENT_ID = "parent_id"
+#: Canonical text columns. A dataset uses the ones its task needs.
+TEXT = "text"
+PROMPT = "prompt"
+COMPLETION = "completion"
+LABEL = "label"
+CANONICAL_TEXT_COLUMNS = (TEXT, PROMPT, COMPLETION)
+
+
+@dataclass(frozen=True)
+class Component:
+    """What a registration hook returns: one named, configurable component.
+
+    ``config`` is a dataclass whose fields are the component's parameters (types and
+    defaults). Config values are validated against it before any work starts, and an
+    instance of it is passed to ``cls(config)``.
+    """
+
+    name: str
+    cls: type
+    config: type | None = None
+    description: str = ""
+
+    def summary(self) -> str:
+        if self.description:
+            return self.description
+        doc = (self.cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+@dataclass
+class NoConfig:
+    """Schema of a component that takes no parameters."""
+
+
+# --- data preparation contracts --------------------------------------------------
+
+
+@dataclass
+class Drop:
+    """Rows an operator removed, with one reason (and optional detail per row)."""
+
+    ids: list[str]
+    reason: str
+    detail: list[dict[str, Any]] | None = None
+
+
+class StageContext:
+    """Handed to every data operator: the seed, parallelism, and the drop ledger.
+
+    An operator that removes rows must say so with :meth:`drop`; the engine checks
+    after every step that each missing row was recorded, and that each new row has a
+    ``parent_id`` naming an input row. Calls are per step (bulk), never per row.
+    """
+
+    def __init__(self, *, seed: int, num_proc: int, work_dir: Path, label_column: str = LABEL):
+        self.seed = seed
+        self.num_proc = num_proc
+        self.work_dir = work_dir
+        self.label_column = label_column
+        self.drops: list[Drop] = []
+        self.quarantined: list[dict[str, Any]] = []
+        self.counters: Counter[str] = Counter()
+        self.examples: list[dict[str, Any]] = []
+
+    def drop(self, ids: Iterable[str], reason: str, detail: list[dict[str, Any]] | None = None) -> None:
+        ids = list(ids)
+        if detail is not None and len(detail) != len(ids):
+            raise ValueError("drop(): detail must have one entry per id")
+        if ids:
+            self.drops.append(Drop(ids, reason, detail))
+
+    def quarantine(self, source: str, line: int | None, reason: str, raw: str | None = None) -> None:
+        """Record an input record that could not be parsed (collectors only)."""
+        self.quarantined.append({"source": source, "line": line, "reason": reason, "raw": raw})
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add to a named counter shown in the data report (e.g. ``rows_modified``)."""
+        self.counters[name] += n
+
+    def example(self, row_id: str, before: str, after: str, limit: int = 5) -> None:
+        """Keep an example of an edit for the report (at most ``limit`` per step)."""
+        if len(self.examples) < limit:
+            self.examples.append({"id": row_id, "before": before, "after": after})
+
+
+class Collector:
+    """Reads a source into a ``datasets.Dataset`` with a unique ``id`` per row."""
+
+    kind: ClassVar[str] = "collector"
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def collect(self, ctx: StageContext) -> "Dataset":  # pragma: no cover - contract
+        raise NotImplementedError
+
+    def input_files(self) -> list[Path]:
+        """Files read by :meth:`collect`; their sizes and mtimes key the data cache."""
+        return []
+
+
+class Operator:
+    """A data step: takes a dataset, returns a dataset. Base of the four kinds below."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def apply(self, data: "Dataset", ctx: StageContext) -> "Dataset":  # pragma: no cover
+        raise NotImplementedError
+
+
+class Cleaner(Operator):
+    """Edits rows in place or drops them (with a reason)."""
+
+    kind = "cleaner"
+
+
+class Annotator(Operator):
+    """Adds or changes labels."""
+
+    kind = "annotator"
+
+
+class Augmenter(Operator):
+    """Adds derived rows; each keeps ``parent_id``."""
+
+    kind = "augmenter"
+
+
+class Balancer(Operator):
+    """Changes the label distribution by adding or dropping rows."""
+
+    kind = "balancer"
+
+
+class Splitter:
+    """Partitions the dataset into named splits (``train``/``validation``/``test``)."""
+
+    kind: ClassVar[str] = "splitter"
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def split(self, data: "Dataset", ctx: StageContext) -> dict[str, "Dataset"]:  # pragma: no cover
+        raise NotImplementedError
+
+
+# --- training contracts ----------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A model and its tokenizer, as a model loader returns them."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    #: the model's own id or path, for the run record (never secret)
+    source: str = ""
+
+
+@dataclass
+class TrainSettings:
+    """Settings shared by every objective (the ``train`` section of the config)."""
+
+    max_steps: int = 30
+    num_epochs: float = 1.0
+    learning_rate: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 256
+    #: warmup: a number of steps, or a fraction of all steps when below 1
+    warmup_steps: float = 0.0
+    weight_decay: float = 0.0
+    logging_steps: int = 5
+    #: "auto" uses bf16 on a GPU that supports it, fp32 elsewhere
+    precision: str = "auto"
+    save_model: bool = True
+
+
+@dataclass
+class TrainJob:
+    """Everything an objective needs to train, prepared by the train engine."""
+
+    model: LoadedModel
+    splits: dict[str, "Dataset"]
+    peft_config: Any | None
+    settings: TrainSettings
+    output_dir: Path
+    seed: int
+    #: transformers ``TrainerCallback`` objects the objective must pass to its trainer
+    callbacks: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class TrainOutcome:
+    """What an objective returns: the trained model and how training went."""
+
+    model: Any
+    tokenizer: Any
+    metrics: dict[str, float] = field(default_factory=dict)
+    #: where the objective saved the adapter/model, if it did
+    saved_to: Path | None = None
+
+
+class ModelLoader:
+    """Loads (or builds) a model and tokenizer."""
+
+    kind: ClassVar[str] = "model"
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def load(self, data: dict[str, "Dataset"], cache_dir: Path) -> LoadedModel:  # pragma: no cover
+        raise NotImplementedError
+
+
+class PeftMethod:
+    """Decides what is trained: returns a ``peft.PeftConfig``, or None for all weights."""
+
+    kind: ClassVar[str] = "peft"
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def peft_config(self, model: LoadedModel) -> Any | None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Method:
+    """A training objective (SFT, DPO, ...)."""
+
+    kind: ClassVar[str] = "method"
+    #: columns the prepared data must have for this objective
+    required_columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def train(self, job: TrainJob) -> TrainOutcome:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Evaluator:
+    """Scores a trained model on the test split; returns flat ``name -> number``."""
+
+    kind: ClassVar[str] = "evaluator"
+
+    def __init__(self, config: Any):
+        self.config = config
+
+    def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Tracker:
+    """Base for trackers. A tracker is an object with ``@hookimpl`` lifecycle methods
+    (``tunelab_run_start``, ``tunelab_metrics``, ...); the run engine registers the
+    selected trackers with the plugin manager for the duration of a run."""
+
+    kind: ClassVar[str] = "tracker"
+
+    def __init__(self, config: Any):
+        self.config = config
+
+
+@dataclass
+class RunInfo:
+    """Who is running: passed to every lifecycle hook."""
+
+    run_dir: Path
+    name: str
+    #: the sweep this run belongs to (the multirun directory name), or the run name
+    group: str
+    job_type: str
+    #: the fully resolved config, secrets removed
+    config: dict[str, Any]
+    overrides: list[str] = field(default_factory=list)
+    #: plugin distribution name -> version
+    plugins: dict[str, str] = field(default_factory=dict)
+
+
+def schema_fields(config_cls: type | None) -> list[dataclasses.Field]:
+    """Fields of a component config schema (empty for None)."""
+    return list(dataclasses.fields(config_cls)) if config_cls is not None else []

@@ -1,0 +1,121 @@
+"""The ``tunelab`` command. Thin: parse, compose config, call an engine.
+
+    tunelab [OVERRIDES...]            run: prepare data, train, evaluate
+    tunelab -m [OVERRIDES...]         multirun (sweep); ends with a comparison
+    tunelab prepare [OVERRIDES...]    prepare the data only
+    tunelab plugins [--kind KIND]     list registered components
+    tunelab compare DIR               comparison table of the runs under DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+SUBCOMMANDS = ("prepare", "plugins", "compare")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "plugins":
+        return cmd_plugins(argv[1:])
+    if argv and argv[0] == "compare":
+        return cmd_compare(argv[1:])
+    stage = "train"
+    if argv and argv[0] == "prepare":
+        stage, argv = "prepare", argv[1:]
+    return run_hydra(stage, argv)
+
+
+def run_hydra(stage: str, argv: list[str]) -> int:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import DictConfig
+
+    from tunelab.app import conf_dir, register_hydra_plugins
+    from tunelab.config import register_resolvers
+
+    register_hydra_plugins()
+    register_resolvers()
+
+    @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+    def job(cfg: DictConfig) -> dict:
+        from tunelab.config import ConfigError
+        from tunelab.run import run
+
+        try:
+            metrics = run(cfg, stage=stage)
+        except ConfigError as exc:
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise
+            print(f"tunelab: config error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        run_dir = HydraConfig.get().runtime.output_dir
+        print(f"tunelab: {stage} finished; run directory: {run_dir}", file=sys.stderr)
+        print(f"tunelab: data report: {Path(run_dir) / 'data_report.md'}", file=sys.stderr)
+        if stage == "train":
+            print(f"tunelab: metrics: {Path(run_dir) / 'metrics.json'}", file=sys.stderr)
+        return metrics
+
+    saved = sys.argv
+    sys.argv = ["tunelab", *argv]
+    try:
+        job()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def cmd_plugins(argv: list[str]) -> int:
+    from tunelab.api import KINDS, schema_fields
+    from tunelab.plugins import get_plugins
+
+    parser = argparse.ArgumentParser(prog="tunelab plugins", description="List registered components.")
+    parser.add_argument("--kind", choices=KINDS, help="only this kind of component")
+    parser.add_argument("--fields", action="store_true", help="show every config field with type and default")
+    args = parser.parse_args(argv)
+    plugins = get_plugins()
+    for component in plugins.registry:
+        if args.kind and component.kind != args.kind:
+            continue
+        fields = schema_fields(component.config_schema)
+        print(f"{component.kind:10} {component.name:18} {component.supplier.distribution} {component.supplier.version}  {component.description}")
+        if args.fields:
+            for f in fields:
+                default = f.default if f.default is not f.default_factory else f.default_factory()  # type: ignore[misc]
+                if repr(default).startswith("<dataclasses._MISSING"):
+                    default = f.default_factory() if callable(f.default_factory) else "(required)"  # type: ignore[misc]
+                type_name = getattr(f.type, "__name__", str(f.type))
+                print(f"{'':29}{f.name}: {type_name} = {default!r}")
+        else:
+            if fields:
+                print(f"{'':29}fields: {', '.join(f.name for f in fields)}")
+    for plugin, reason in sorted(plugins.registry.failed.items()):
+        print(f"skipped plugin '{plugin}': {reason}", file=sys.stderr)
+    return 0
+
+
+def cmd_compare(argv: list[str]) -> int:
+    from tunelab.compare import render_terminal, write_comparison
+
+    parser = argparse.ArgumentParser(prog="tunelab compare", description="Compare the runs under a directory.")
+    parser.add_argument("directory", type=Path, help="a multirun directory (or any directory with run dirs)")
+    args = parser.parse_args(argv)
+    if not args.directory.is_dir():
+        print(f"tunelab compare: {args.directory} is not a directory", file=sys.stderr)
+        return 2
+    rows, md = write_comparison(args.directory)
+    if not rows:
+        print(f"tunelab compare: no runs (metrics.json files) under {args.directory}", file=sys.stderr)
+        return 1
+    print(render_terminal(rows))
+    print(f"\nwritten: {md} and {md.with_suffix('.csv')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Runs the data pipeline over ``datasets.Dataset`` and caches the prepared splits.
+
+Stages run in a fixed order — collect, clean, annotate, augment, balance, split — and
+the steps inside a stage in the order the config lists them. Each step is one call
+into its component (never one call per row); the engine times it and checks the
+ledger after it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from tunelab import __version__
+from tunelab.api import LABEL, PARENT_ID, ROW_ID, StageContext
+from tunelab.config import PIPELINE_STAGES, RunConfig
+from tunelab.data.ledger import Ledger, LedgerError, StepStats
+from tunelab.plugins import Plugins
+
+log = logging.getLogger(__name__)
+
+SPLITS_DIR = "splits"
+COMPLETE_MARKER = "COMPLETE.json"
+
+
+class DataError(RuntimeError):
+    """The data cannot be prepared; the message names the source or step and the fix."""
+
+
+@dataclass
+class Prepared:
+    """The prepared splits and how they were made."""
+
+    splits: dict[str, Any]
+    directory: Path
+    key: str
+    cache_hit: bool
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def cache_key(rc: RunConfig, plugins: Plugins) -> str:
+    """Key of the prepared data: the data and pipeline config, the seed, the versions of
+    the components used, and the size and mtime of every input file."""
+    collector = rc.collector.instantiate(plugins.registry)
+    used = [rc.collector, rc.splitter, *(s for stage in rc.steps.values() for s in stage)]
+    versions = sorted(
+        {f"{s.kind}/{s.name}={plugins.registry.get(s.kind, s.name).supplier.version}" for s in used}
+    )
+    inputs = []
+    for path in collector.input_files():
+        try:
+            st = path.stat()
+            inputs.append([str(path.resolve()), st.st_size, st.st_mtime_ns])
+        except OSError:
+            inputs.append([str(path), None, None])
+    payload = {
+        "data": rc.resolved["data"],
+        "pipeline": rc.resolved["pipeline"],
+        "seed": rc.seed,
+        "components": versions,
+        "inputs": inputs,
+        "tunelab": __version__,
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def prepare(rc: RunConfig, plugins: Plugins) -> Prepared:
+    """Return the prepared splits, from the cache when an identical preparation exists.
+
+    Concurrent callers with the same key (the jobs of a sweep) wait on a file lock, so
+    the data is prepared once and every caller reads the same complete copy.
+    """
+    key = cache_key(rc, plugins)
+    root = rc.cache_dir / "prepared"
+    target = root / key
+    with _locked(root / f"{key}.lock"):
+        if (target / COMPLETE_MARKER).exists():
+            log.info("prepared data: cache hit %s", target)
+            return _load(target, key, cache_hit=True)
+        if target.exists():  # an interrupted earlier attempt: never trust it
+            shutil.rmtree(target)
+        staging = root / f"{key}.tmp-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        try:
+            summary = run_pipeline(rc, plugins, staging)
+            summary["key"] = key
+            (staging / COMPLETE_MARKER).write_text(json.dumps(summary, indent=2, default=str))
+            os.replace(staging, target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        with (root / "preparations.log").open("a") as fh:  # one line per real preparation
+            fh.write(f"{time.time():.3f} {key} pid={os.getpid()}\n")
+    return _load(target, key, cache_hit=False)
+
+
+def _load(directory: Path, key: str, cache_hit: bool) -> Prepared:
+    from datasets import load_from_disk
+
+    dd = load_from_disk(str(directory / SPLITS_DIR))
+    summary = json.loads((directory / COMPLETE_MARKER).read_text())
+    summary["cache_hit"] = cache_hit
+    return Prepared(dict(dd), directory, key, cache_hit, summary)
+
+
+def _ids(data: Any) -> tuple[list[str], list[str | None]]:
+    return list(data[ROW_ID]), list(data[PARENT_ID])
+
+
+def _label_counts(data: Any, label_column: str) -> dict[str, int]:
+    if label_column not in data.column_names:
+        return {}
+    return {str(k): v for k, v in sorted(Counter(map(str, data[label_column])).items())}
+
+
+def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, Any]:
+    """Run every stage, write splits, ledger, quarantine and report into ``out_dir``."""
+    from datasets import DatasetDict, Value
+
+    from tunelab.data.report import write_data_report
+
+    registry = plugins.registry
+    ledger = Ledger()
+    steps: list[StepStats] = []
+
+    def context() -> StageContext:
+        return StageContext(seed=rc.seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column)
+
+    # collect
+    collector = rc.collector.instantiate(registry)
+    ctx = context()
+    started = time.perf_counter()
+    data = collector.collect(ctx)
+    if ROW_ID not in data.column_names:
+        raise DataError(f"collector '{rc.collector.name}' returned rows without an '{ROW_ID}' column")
+    if PARENT_ID not in data.column_names:
+        data = data.add_column(PARENT_ID, [None] * len(data))
+    data = data.cast_column(PARENT_ID, Value("string"))
+    ids, _ = _ids(data)
+    if len(ids) != len(set(ids)):
+        dupes = [i for i, n in Counter(ids).items() if n > 1][:5]
+        raise DataError(f"collector '{rc.collector.name}' produced duplicate row ids, e.g. {dupes}")
+    ledger.quarantined("collect", rc.collector.name, ctx.quarantined)
+    _write_jsonl(out_dir / "quarantine.jsonl", ctx.quarantined)
+    collected = len(data)
+    quarantined = len(ctx.quarantined)
+    steps.append(
+        StepStats(
+            "collect",
+            rc.collector.name,
+            f"collector/{rc.collector.name}",
+            rows_in=collected + quarantined,
+            rows_out=collected,
+            dropped={"quarantined (unparseable)": quarantined} if quarantined else {},
+            seconds=time.perf_counter() - started,
+            counters=dict(ctx.counters),
+        )
+    )
+    if collected == 0:
+        raise DataError(
+            f"collector '{rc.collector.name}' found no usable rows ({quarantined} quarantined, see "
+            f"{out_dir / 'quarantine.jsonl'}). Check data.path and the file format."
+        )
+    labels_before = _label_counts(data, rc.label_column)
+
+    # clean, annotate, augment, balance
+    for stage in PIPELINE_STAGES:
+        for selected in rc.steps[stage]:
+            operator = selected.instantiate(registry)
+            ctx = context()
+            ids_in, _ = _ids(data)
+            started = time.perf_counter()
+            data = operator.apply(data, ctx)
+            seconds = time.perf_counter() - started
+            if ROW_ID not in data.column_names or PARENT_ID not in data.column_names:
+                raise LedgerError(f"step '{selected.step}' ({stage}) removed the '{ROW_ID}' or '{PARENT_ID}' column")
+            ids_out, parents_out = _ids(data)
+            added, dropped = ledger.check_step(stage, selected.step, ids_in, ids_out, parents_out, ctx)
+            steps.append(
+                StepStats(
+                    stage,
+                    selected.step,
+                    f"{selected.kind}/{selected.name}",
+                    rows_in=len(ids_in),
+                    rows_out=len(ids_out),
+                    added=added,
+                    dropped=dropped,
+                    seconds=seconds,
+                    counters=dict(ctx.counters),
+                    examples=ctx.examples,
+                )
+            )
+            log.info("%s/%s: %d -> %d rows (%.2fs)", stage, selected.step, len(ids_in), len(ids_out), seconds)
+            if len(data) == 0:
+                raise DataError(
+                    f"no rows left after step '{selected.step}' ({stage}); see the drop reasons in "
+                    f"{out_dir / 'ledger.jsonl'}. Loosen that step's parameters or remove it from pipeline.{stage}."
+                )
+    labels_after = _label_counts(data, rc.label_column)
+
+    # split
+    splitter = rc.splitter.instantiate(registry)
+    ctx = context()
+    ids_in, _ = _ids(data)
+    started = time.perf_counter()
+    splits = splitter.split(data, ctx)
+    seconds = time.perf_counter() - started
+    ids_out: list[str] = []
+    parents_out: list[str | None] = []
+    for name, part in splits.items():
+        part_ids, part_parents = _ids(part)
+        ids_out += part_ids
+        parents_out += part_parents
+    added, dropped = ledger.check_step("split", rc.splitter.name, ids_in, ids_out, parents_out, ctx)
+    steps.append(
+        StepStats(
+            "split",
+            rc.splitter.name,
+            f"splitter/{rc.splitter.name}",
+            rows_in=len(ids_in),
+            rows_out=len(ids_out),
+            added=added,
+            dropped=dropped,
+            seconds=seconds,
+            counters=dict(ctx.counters),
+        )
+    )
+
+    # the whole-run invariant: every input record is in a split, dropped or quarantined
+    total_added = sum(s.added for s in steps)
+    total_dropped = sum(s.dropped_total for s in steps)
+    final = sum(len(p) for p in splits.values())
+    if collected + quarantined + total_added != final + total_dropped:
+        raise LedgerError(
+            f"row accounting does not balance: {collected + quarantined} read + {total_added} added != "
+            f"{final} kept + {total_dropped} dropped"
+        )
+
+    DatasetDict(splits).save_to_disk(str(out_dir / SPLITS_DIR))
+    ledger.write(out_dir / "ledger.jsonl")
+    summary = {
+        "rows_read": collected + quarantined,
+        "rows_quarantined": quarantined,
+        "rows_added": total_added,
+        "rows_dropped": total_dropped,
+        "rows_final": final,
+        "splits": {name: len(part) for name, part in splits.items()},
+        "labels_before": labels_before,
+        "labels_after": labels_after,
+        "split_labels": {name: _label_counts(part, rc.label_column) for name, part in splits.items()},
+        "steps": [s.to_dict() for s in steps],
+        "label_column": rc.label_column or LABEL,
+    }
+    write_data_report(summary, out_dir / "data_report.md")
+    return summary
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def copy_artifacts(prepared: Prepared, run_dir: Path) -> None:
+    """Put the data report, ledger and quarantine of the prepared data in a run dir."""
+    for name in ("data_report.md", "ledger.jsonl", "quarantine.jsonl"):
+        source = prepared.directory / name
+        if source.exists():
+            shutil.copyfile(source, run_dir / name)

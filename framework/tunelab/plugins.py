@@ -1,0 +1,296 @@
+"""Plugin manager and component registry.
+
+Plugins are found through the ``tunelab`` entry-point group — tunelab's own built-in
+components are registered the same way a third-party package registers its own.
+One place validates names and conflicts: :func:`build_registry`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pluggy
+
+from tunelab import hookspecs
+from tunelab.api import API_VERSION, KINDS, Component
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "tunelab"
+#: Set to 1/true/yes to load only plugins shipped in the ``tunelab`` distribution.
+DISABLE_EXTERNAL_ENV = "TUNELAB_DISABLE_EXTERNAL_PLUGINS"
+BUILTIN_DISTRIBUTION = "tunelab"
+
+_REGISTRATION_HOOKS = {
+    "collector": "tunelab_register_collectors",
+    "cleaner": "tunelab_register_cleaners",
+    "annotator": "tunelab_register_annotators",
+    "augmenter": "tunelab_register_augmenters",
+    "balancer": "tunelab_register_balancers",
+    "splitter": "tunelab_register_splitters",
+    "model": "tunelab_register_models",
+    "method": "tunelab_register_methods",
+    "peft": "tunelab_register_pefts",
+    "evaluator": "tunelab_register_evaluators",
+    "tracker": "tunelab_register_trackers",
+}
+assert set(_REGISTRATION_HOOKS) == set(KINDS)
+
+
+class PluginError(Exception):
+    """A plugin is unusable in a way that must stop tunelab (conflict, bad hook name)."""
+
+
+class UnknownComponentError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Supplier:
+    """Which plugin supplied a component: entry-point name, distribution, version."""
+
+    plugin: str
+    distribution: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.distribution} {self.version} (plugin '{self.plugin}')"
+
+
+@dataclass(frozen=True)
+class RegisteredComponent:
+    kind: str
+    name: str
+    component: Component
+    supplier: Supplier
+
+    @property
+    def cls(self) -> type:
+        return self.component.cls
+
+    @property
+    def config_schema(self) -> type | None:
+        return self.component.config
+
+    @property
+    def description(self) -> str:
+        return self.component.summary()
+
+
+@dataclass
+class Registry:
+    """kind -> name -> :class:`RegisteredComponent`."""
+
+    components: dict[str, dict[str, RegisteredComponent]] = field(
+        default_factory=lambda: {kind: {} for kind in KINDS}
+    )
+    #: plugin name -> why it was skipped
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def get(self, kind: str, name: str) -> RegisteredComponent:
+        try:
+            return self.components[kind][name]
+        except KeyError:
+            choices = ", ".join(sorted(self.components.get(kind, {}))) or "(none registered)"
+            raise UnknownComponentError(f"unknown {kind} '{name}'. Registered {kind}s: {choices}") from None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.components[kind])
+
+    def __iter__(self):
+        for kind in KINDS:
+            yield from (self.components[kind][n] for n in sorted(self.components[kind]))
+
+    def add(self, kind: str, component: Component, supplier: Supplier) -> None:
+        existing = self.components[kind].get(component.name)
+        if existing is not None:
+            raise PluginError(
+                f"two plugins register a {kind} named '{component.name}': {existing.supplier} "
+                f"and {supplier}. Uninstall one of them, or set {DISABLE_EXTERNAL_ENV}=1 "
+                "to use only built-in components."
+            )
+        self.components[kind][component.name] = RegisteredComponent(kind, component.name, component, supplier)
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("tunelab")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def _external_disabled() -> bool:
+    return os.environ.get(DISABLE_EXTERNAL_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _api_compatible(plugin: Any) -> str | None:
+    """None if the plugin's declared API version is compatible, else the reason."""
+    declared = getattr(plugin, "TUNELAB_API_VERSION", None)
+    if declared is None:
+        return None
+    if str(declared).split(".")[0] != API_VERSION.split(".")[0]:
+        return (
+            f"it was written for tunelab plugin API {declared}, this tunelab provides {API_VERSION}; "
+            "install a version of the plugin made for this API"
+        )
+    return None
+
+
+def load_plugins(
+    pm: pluggy.PluginManager,
+    entry_points: Iterable[md.EntryPoint] | None = None,
+) -> tuple[dict[str, Supplier], dict[str, str]]:
+    """Import and register every entry point of the ``tunelab`` group.
+
+    Returns ``(suppliers, failed)``: the plugin name -> :class:`Supplier` of each
+    registered plugin, and plugin name -> reason for each plugin that was skipped
+    (it raised on import, declared an incompatible API, or its hooks do not match their
+    specifications). Skipped plugins produce a warning; everything else keeps working.
+    A hook implementation whose name matches no hook specification is a
+    :class:`PluginError` naming the plugin and the hook.
+    """
+    if entry_points is None:
+        entry_points = md.entry_points(group=ENTRY_POINT_GROUP)
+    suppliers: dict[str, Supplier] = {}
+    failed: dict[str, str] = {}
+    external_off = _external_disabled()
+    for ep in sorted(entry_points, key=lambda e: (e.dist.name if e.dist else "", e.name)):
+        dist_name = ep.dist.name if ep.dist else "unknown"
+        version = ep.dist.version if ep.dist else "unknown"
+        if external_off and dist_name != BUILTIN_DISTRIBUTION:
+            log.info("external plugin %s (%s) not loaded: %s is set", ep.name, dist_name, DISABLE_EXTERNAL_ENV)
+            continue
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken plugin must not take tunelab down
+            reason = f"it raised {type(exc).__name__} on import: {exc}"
+            failed[ep.name] = reason
+            warnings.warn(
+                f"tunelab plugin '{ep.name}' from {dist_name} {version} was skipped: {reason}",
+                stacklevel=2,
+            )
+            continue
+        incompatible = _api_compatible(plugin)
+        if incompatible:
+            failed[ep.name] = incompatible
+            warnings.warn(f"tunelab plugin '{ep.name}' from {dist_name} {version} was skipped: {incompatible}", stacklevel=2)
+            continue
+        supplier = Supplier(ep.name, dist_name, version)
+        try:
+            register(pm, plugin, supplier)
+        except pluggy.PluginValidationError as exc:
+            failed[ep.name] = str(exc)
+            warnings.warn(f"tunelab plugin '{ep.name}' from {dist_name} {version} was skipped: {exc}", stacklevel=2)
+            continue
+        suppliers[ep.name] = supplier
+    return suppliers, failed
+
+
+def register(pm: pluggy.PluginManager, plugin: Any, supplier: Supplier) -> None:
+    """Register one plugin object and check that all its hooks are known."""
+    pm.register(plugin, name=supplier.plugin)
+    try:
+        _check_unknown_hooks(pm, supplier.plugin)
+    except PluginError:
+        pm.unregister(name=supplier.plugin)
+        raise
+
+
+def _check_unknown_hooks(pm: pluggy.PluginManager, plugin_name: str) -> None:
+    for hook_name in dir(pm.hook):
+        if hook_name.startswith("_"):
+            continue
+        caller = getattr(pm.hook, hook_name)
+        if caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin_name == plugin_name:
+                known = sorted(h for h in dir(pm.hook) if h.startswith("tunelab_") and getattr(pm.hook, h).has_spec())
+                raise PluginError(
+                    f"plugin '{plugin_name}' implements hook '{hook_name}', which is not a tunelab hook "
+                    f"(misspelled?). Known hooks: {', '.join(known)}"
+                )
+
+
+def build_registry(pm: pluggy.PluginManager, suppliers: dict[str, Supplier]) -> Registry:
+    """Call every registration hook, plugin by plugin, and index the results."""
+    registry = Registry()
+    for kind, hook_name in _REGISTRATION_HOOKS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            supplier = suppliers.get(impl.plugin_name) or Supplier(impl.plugin_name, "unknown", "unknown")
+            try:
+                records = impl.function() or []
+            except Exception as exc:
+                registry.failed[impl.plugin_name] = f"{hook_name} raised {type(exc).__name__}: {exc}"
+                warnings.warn(f"tunelab plugin '{impl.plugin_name}': {hook_name} raised {exc!r}; its {kind}s are skipped")
+                continue
+            for record in records:
+                if not isinstance(record, Component):
+                    raise PluginError(
+                        f"plugin '{impl.plugin_name}': {hook_name} must return tunelab.api.Component records, "
+                        f"got {type(record).__name__}"
+                    )
+                registry.add(kind, record, supplier)
+    return registry
+
+
+@dataclass
+class Plugins:
+    """The loaded plugin manager and its registry, built once per process."""
+
+    pm: pluggy.PluginManager
+    registry: Registry
+    suppliers: dict[str, Supplier]
+
+    def versions(self) -> dict[str, str]:
+        return {s.distribution: s.version for s in self.suppliers.values()}
+
+    def config_search_paths(self) -> list[str]:
+        paths: list[str] = []
+        for result in self.pm.hook.tunelab_config_search_paths():
+            paths.extend(result or [])
+        return paths
+
+
+_loaded: Plugins | None = None
+
+
+def get_plugins(reload: bool = False) -> Plugins:
+    """The process-wide plugins (loaded on first use)."""
+    global _loaded
+    if _loaded is None or reload:
+        pm = new_plugin_manager()
+        suppliers, failed = load_plugins(pm)
+        registry = build_registry(pm, suppliers)
+        registry.failed.update(failed)
+        _loaded = Plugins(pm, registry, suppliers)
+    return _loaded
+
+
+def add_plugin(plugin: Any, name: str, distribution: str = "local", version: str = "0") -> Plugins:
+    """Register an in-process plugin object (tests, notebooks) and rebuild the registry."""
+    plugins = get_plugins()
+    supplier = Supplier(name, distribution, version)
+    register(plugins.pm, plugin, supplier)
+    plugins.suppliers[name] = supplier
+    try:
+        plugins.registry = build_registry(plugins.pm, plugins.suppliers)
+    except PluginError:
+        plugins.pm.unregister(name=name)
+        del plugins.suppliers[name]
+        raise
+    return plugins
+
+
+def remove_plugin(name: str) -> None:
+    plugins = get_plugins()
+    plugins.pm.unregister(name=name)
+    plugins.suppliers.pop(name, None)
+    plugins.registry = build_registry(plugins.pm, plugins.suppliers)

@@ -1,0 +1,1 @@
+"""The train engine: model, adaptation, objective, evaluation and cost meters."""

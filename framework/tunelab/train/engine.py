@@ -1,0 +1,90 @@
+"""Train and evaluate one approach (model × method × peft) on prepared data.
+
+Reads top to bottom: seed → model → adaptation → objective → evaluation → costs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from tunelab.api import TrainJob
+from tunelab.config import ConfigError, RunConfig
+from tunelab.data.engine import Prepared
+from tunelab.plugins import Plugins
+from tunelab.train.meters import ResourceMeter, count_parameters
+
+log = logging.getLogger(__name__)
+
+MetricsSink = Callable[[dict[str, float], "int | None"], None]
+
+
+def _log_forwarder(sink: MetricsSink) -> Any:
+    """A transformers callback that forwards the trainer's logs (per logging step)."""
+    from transformers import TrainerCallback
+
+    class ForwardLogs(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D401 - transformers API
+            numbers = {f"train/{k}": float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+            if numbers:
+                sink(numbers, state.global_step)
+
+    return ForwardLogs()
+
+
+def check_columns(rc: RunConfig, required: tuple[str, ...], prepared: Prepared) -> None:
+    train = prepared.splits.get("train")
+    if train is None or len(train) == 0:
+        raise ConfigError(f"the prepared data has no 'train' rows (splits: {prepared.summary.get('splits')})")
+    missing = [c for c in required if c not in train.column_names]
+    if missing:
+        raise ConfigError(
+            f"method '{rc.method.name}' needs columns {list(required)}, but the prepared data lacks {missing} "
+            f"(it has {train.column_names}). Map them in the data config, e.g. data.columns={{question: prompt}}."
+        )
+
+
+def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_dir: Path, sink: MetricsSink) -> dict[str, float]:
+    from transformers import set_seed
+
+    registry = plugins.registry
+    method = rc.method.instantiate(registry)
+    check_columns(rc, method.required_columns, prepared)
+    set_seed(rc.seed)
+
+    loaded = rc.model.instantiate(registry).load(prepared.splits, rc.cache_dir)
+    peft_config = rc.peft.instantiate(registry).peft_config(loaded)
+    job = TrainJob(
+        model=loaded,
+        splits=prepared.splits,
+        peft_config=peft_config,
+        settings=rc.train,
+        output_dir=run_dir,
+        seed=rc.seed,
+        callbacks=[_log_forwarder(sink)],
+    )
+    with ResourceMeter() as meter:
+        outcome = method.train(job)
+    trainable, total = count_parameters(outcome.model)
+    metrics: dict[str, float] = {
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_pct": 100.0 * trainable / total if total else 0.0,
+        "train_seconds": round(meter.seconds, 3),
+        "peak_rss_mb": round(meter.peak_rss_mb, 1),
+    }
+    if meter.peak_gpu_mb is not None:
+        metrics["peak_gpu_mb"] = round(meter.peak_gpu_mb, 1)
+    metrics.update(outcome.metrics)
+
+    evaluator = rc.evaluator.instantiate(registry)
+    with ResourceMeter() as eval_meter:
+        scores = evaluator.evaluate(job, outcome)
+    metrics.update(scores)
+    metrics["eval_seconds"] = round(eval_meter.seconds, 3)
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and math.isnan(v)]
+    if bad:
+        log.warning("metrics are NaN: %s", ", ".join(bad))
+    return metrics

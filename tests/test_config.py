@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import pytest
+
+from tunelab.config import ConfigError, redact_secrets
+from tunelab.plugins import get_plugins
+
+from conftest import run_cli, validate
+
+
+def test_default_config_validates_into_typed_components():
+    rc = validate([])
+    assert rc.collector.name == "jsonl"
+    assert [s.name for s in rc.steps["clean"]] == ["normalize", "drop_missing", "exact_dedup"]
+    assert rc.peft.name == "lora" and rc.peft.config.r == 8
+    assert rc.train.max_steps == 30
+    assert [t.name for t in rc.trackers] == ["csv"]
+
+
+def test_unknown_key_from_the_command_line_names_key_choices_and_override():
+    with pytest.raises(ConfigError) as err:
+        validate(["+peft.rank=4"])
+    message = str(err.value)
+    assert "peft.rank" in message
+    assert "Valid keys: alpha, bias, dropout, r, target_modules" in message
+    assert "+peft.rank=4" in message
+
+
+def test_wrong_type_names_key_and_expected_type():
+    with pytest.raises(ConfigError) as err:
+        validate(["train.max_steps=lots"])
+    message = str(err.value)
+    assert "train.max_steps" in message and "int" in message
+
+
+def test_unknown_component_lists_registered_ones():
+    with pytest.raises(ConfigError) as err:
+        validate(["peft.name=lorax"])
+    message = str(err.value)
+    assert "unknown peft 'lorax'" in message and "lora, none" in message
+
+
+def test_unknown_pipeline_step_names_stage_and_choices():
+    with pytest.raises(ConfigError) as err:
+        validate(["pipeline.clean=[normalize,dedupe]"])
+    message = str(err.value)
+    assert "pipeline.clean" in message and "unknown cleaner 'dedupe'" in message and "exact_dedup" in message
+
+
+def test_bad_step_parameter_names_the_yaml_file(tmp_path, installed_plugin):
+    conf = tmp_path / "plugin_conf"
+    (conf / "peft").mkdir(parents=True)
+    (conf / "peft" / "sloppy.yaml").write_text("name: lora\nr: 4\nrank_typo: 3\n")
+    installed_plugin(
+        "tl_conf",
+        f"from tunelab.api import hookimpl\n\n@hookimpl\ndef tunelab_config_search_paths():\n    return ['file://{conf}']\n",
+    )
+    get_plugins(reload=True)
+    with pytest.raises(ConfigError) as err:
+        validate(["peft=sloppy"])
+    message = str(err.value)
+    assert "peft.rank_typo" in message
+    assert str(conf / "peft" / "sloppy.yaml") in message
+
+
+def test_plugin_config_group_option_is_selectable(tmp_path, installed_plugin):
+    conf = tmp_path / "plugin_conf"
+    (conf / "peft").mkdir(parents=True)
+    (conf / "peft" / "lora_r2.yaml").write_text("name: lora\nr: 2\n")
+    installed_plugin(
+        "tl_conf2",
+        f"from tunelab.api import hookimpl\n\n@hookimpl\ndef tunelab_config_search_paths():\n    return ['file://{conf}']\n",
+    )
+    get_plugins(reload=True)
+    assert validate(["peft=lora_r2"]).peft.config.r == 2
+
+
+def test_config_cannot_name_an_arbitrary_callable():
+    # a _target_ smuggled into a component section is just an unknown key
+    with pytest.raises(ConfigError, match=r"_target_"):
+        validate(["+data._target_=os.system"])
+    with pytest.raises(ConfigError, match=r"unknown collector 'os.system'"):
+        validate(["data.name=os.system"])
+
+
+def test_unknown_top_level_key():
+    with pytest.raises(ConfigError, match="unknown top-level key 'trian'"):
+        validate(["+trian.max_steps=3"])
+
+
+def test_cli_reports_config_errors_without_a_traceback(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["prepare", "+pipeline.params.exact_dedup.colums=[prompt]", f"hydra.run.dir={tmp_path}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "config error" in err and "colums" in err and "Valid keys: fields, normalize" in err
+    assert "Traceback" not in err
+
+
+def test_secrets_are_redacted():
+    cleaned = redact_secrets(
+        {"db": {"url": "postgresql://bob:hunter2@db.example.com/x", "password": "pw"}, "wandb_api_key": "k", "r": 8}
+    )
+    assert cleaned == {"db": {"url": "postgresql://bob:***@db.example.com/x", "password": "***"}, "wandb_api_key": "***", "r": 8}

@@ -1,0 +1,69 @@
+"""Read an offline W&B run (``run-*.wandb``) back, to check what the tracker logged.
+
+wandb writes its transaction log in the LevelDB log format (32 KiB blocks of
+checksummed records) after a 7-byte header; each record is a protobuf ``Record``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+BLOCK = 32768
+HEADER = 7  # b":W&B" + magic (2 bytes) + version (1 byte)
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def _payloads(path: Path):
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B transaction log"
+    pos, pending = HEADER, b""
+    while pos + 7 <= len(data):
+        block_left = BLOCK - (pos % BLOCK)
+        if block_left < 7:  # trailer padding
+            pos += block_left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        body = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        if kind == FULL:
+            yield body
+        elif kind == FIRST:
+            pending = body
+        elif kind == MIDDLE:
+            pending += body
+        elif kind == LAST:
+            yield pending + body
+            pending = b""
+
+
+def read_offline_run(run_dir: Path) -> dict[str, Any]:
+    """run/config/history/summary of the single offline run under ``run_dir``."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    files = sorted(Path(run_dir).rglob("offline-run-*/run-*.wandb"))
+    assert files, f"no offline W&B run under {run_dir}"
+    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "run": None, "exit": None}
+    for payload in _payloads(files[-1]):
+        record = pb.Record()
+        record.ParseFromString(payload)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            out["run"] = {"group": record.run.run_group, "job_type": record.run.job_type, "name": record.run.display_name}
+            for item in record.run.config.update:
+                out["config"][item.key] = json.loads(item.value_json)
+        elif kind == "config":
+            for item in record.config.update:
+                out["config"][item.key] = json.loads(item.value_json)
+        elif kind == "history":
+            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+        elif kind == "summary":
+            for item in record.summary.update:
+                out["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+        elif kind == "exit":
+            out["exit"] = record.exit.exit_code
+    return out
