@@ -13,7 +13,7 @@ def test_default_config_validates_into_typed_components():
     assert rc.collector.name == "jsonl"
     assert [s.name for s in rc.steps["clean"]] == ["normalize", "drop_missing", "exact_dedup"]
     assert rc.peft.name == "lora" and rc.peft.config.r == 8
-    assert rc.train.max_steps == 30
+    assert rc.train.max_steps == 12
     assert [t.name for t in rc.trackers] == ["csv"]
 
 

@@ -217,7 +217,7 @@ class LoadedModel:
 class TrainSettings:
     """Settings shared by every objective (the ``train`` section of the config)."""
 
-    max_steps: int = 30
+    max_steps: int = 20
     num_epochs: float = 1.0
     learning_rate: float = 2e-4
     batch_size: int = 8
@@ -229,6 +229,8 @@ class TrainSettings:
     logging_steps: int = 5
     #: "auto" uses bf16 on a GPU that supports it, fp32 elsewhere
     precision: str = "auto"
+    #: trade compute for memory; worth it for large models on small GPUs, a slowdown otherwise
+    gradient_checkpointing: bool = False
     save_model: bool = True
 
 

@@ -85,6 +85,7 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
         log.info("prepared data: %s (%s)", prepared.directory, "cache hit" if prepared.cache_hit else "built")
         metrics.update({f"data_{k}": v for k, v in prepared.summary["splits"].items()})
         metrics["data_cache_hit"] = prepared.cache_hit
+        metrics["data_key"] = prepared.key
         if stage == "train":
             from tunelab.train.engine import train_and_evaluate
 

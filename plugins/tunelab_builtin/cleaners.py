@@ -20,6 +20,34 @@ _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\uf
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
+# UTF-8 bytes decoded as Windows-1252/Latin-1 leave these lead characters behind
+_MOJIBAKE = re.compile("[\u00c2\u00c3\u00c5\u00e2][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]")
+
+
+def _cp1252_byte(char: str) -> int | None:
+    try:
+        return char.encode("cp1252")[0]
+    except UnicodeEncodeError:
+        return ord(char) if ord(char) < 256 else None
+
+
+def fix_mojibake(text: str) -> str:
+    """Undo UTF-8 text that was decoded as Windows-1252 ("donâ€™t" -> "don't").
+
+    Applied only when the text shows the telltale pairs, and only when re-encoding
+    gives valid UTF-8 with fewer of them; otherwise the text is returned unchanged.
+    """
+    if not _MOJIBAKE.search(text):
+        return text
+    raw = [_cp1252_byte(ch) for ch in text]
+    if any(b is None for b in raw):
+        # mixed text: repair each run of Latin-1-range characters on its own
+        return re.sub("[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]+", lambda m: fix_mojibake(m.group(0)) if _cp1252_byte(m.group(0)[0]) else m.group(0), text)
+    try:
+        repaired = bytes(raw).decode("utf-8")  # type: ignore[arg-type]
+    except UnicodeDecodeError:
+        return text
+    return repaired if len(_MOJIBAKE.findall(repaired)) < len(_MOJIBAKE.findall(text)) else text
 
 
 def require_columns(data: Any, columns: list[str], step: str) -> None:
@@ -35,6 +63,8 @@ def require_columns(data: Any, columns: list[str], step: str) -> None:
 class NormalizeConfig:
     #: columns to normalize (missing columns are an error, None values are left alone)
     fields: list[str] = field(default_factory=lambda: [PROMPT, COMPLETION])
+    #: repair UTF-8 that was decoded as Windows-1252 ("donâ€™t" -> "don’t")
+    fix_mojibake: bool = True
     #: Unicode normal form: NFC, NFKC (also folds full-width forms and no-break spaces), or none
     unicode_form: str = "NFKC"
     #: remove zero-width, bidi-control and other invisible characters, and C0 controls
@@ -45,7 +75,7 @@ class NormalizeConfig:
 
 
 class Normalize(Cleaner):
-    """Unicode normal form, invisible characters and whitespace; counts and shows edits."""
+    """Mojibake repair, Unicode normal form, invisible characters and whitespace; shows edits."""
 
     def __init__(self, config: NormalizeConfig):
         super().__init__(config)
@@ -54,6 +84,8 @@ class Normalize(Cleaner):
 
     def _fix(self, text: str) -> str:
         c = self.config
+        if c.fix_mojibake:
+            text = fix_mojibake(text)
         if c.unicode_form != "none":
             text = unicodedata.normalize(c.unicode_form, text)
         if c.remove_invisible:

@@ -87,6 +87,7 @@ class Sft(Method):
             disable_tqdm=True,
             include_num_input_tokens_seen=True,
             dataloader_num_workers=0,
+            activation_checkpointing=s.gradient_checkpointing,
             **_precision_flags(s.precision),
         )
         trainer = SFTTrainer(
