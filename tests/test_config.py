@@ -102,3 +102,11 @@ def test_secrets_are_redacted():
         {"db": {"url": "postgresql://bob:hunter2@db.example.com/x", "password": "pw"}, "wandb_api_key": "k", "r": 8}
     )
     assert cleaned == {"db": {"url": "postgresql://bob:***@db.example.com/x", "password": "***"}, "wandb_api_key": "***", "r": 8}
+
+
+def test_cli_reports_data_errors_without_a_traceback(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["prepare", f"data.path={tmp_path / 'missing.jsonl'}", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "missing.jsonl' does not exist" in err and "Traceback" not in err

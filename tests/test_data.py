@@ -204,7 +204,7 @@ def test_csv_tsv_gzip_and_parquet_collectors(tmp_path):
 
 
 def test_missing_file_and_empty_data_fail_clearly(tmp_path):
-    with pytest.raises(Exception, match=r"data.path '.*nope.jsonl' does not exist"):
+    with pytest.raises(DataError, match=r"collect step 'jsonl' failed: data.path '.*nope.jsonl' does not exist"):
         _prepare([f"data.path={tmp_path / 'nope.jsonl'}"])
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
@@ -249,3 +249,10 @@ def test_bundled_mojibake_rows_are_repaired():
     prepared = _prepare(["pipeline.augment=[]", "pipeline.balance=[]"])
     text = " ".join(t for split in prepared.splits.values() for col in ("prompt", "completion") for t in split[col])
     assert "â€" not in text and "Ã©" not in text
+
+
+def test_bad_parameter_value_fails_at_validation():
+    from tunelab.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"pipeline.augment: augmenter 'eda': eda.operations must be"):
+        validate(["+pipeline.params.eda.operations=[swap,teleport]"])

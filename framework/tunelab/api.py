@@ -339,3 +339,12 @@ class RunInfo:
 def schema_fields(config_cls: type | None) -> list[dataclasses.Field]:
     """Fields of a component config schema (empty for None)."""
     return list(dataclasses.fields(config_cls)) if config_cls is not None else []
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    """A schema field's default value; ``"???"`` (required) when it has none."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return "???"

@@ -44,15 +44,17 @@ def run_hydra(stage: str, argv: list[str]) -> int:
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def job(cfg: DictConfig) -> dict:
         from tunelab.config import ConfigError
+        from tunelab.errors import TunelabError
         from tunelab.run import run
 
         try:
             metrics = run(cfg, stage=stage)
-        except ConfigError as exc:
+        except TunelabError as exc:
             if HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise
-            print(f"tunelab: config error: {exc}", file=sys.stderr)
-            sys.exit(2)
+                raise  # the sweep records the failed job and goes on
+            kind = "config error" if isinstance(exc, ConfigError) else "error"
+            print(f"tunelab: {kind}: {exc}", file=sys.stderr)
+            sys.exit(2 if isinstance(exc, ConfigError) else 1)
         run_dir = HydraConfig.get().runtime.output_dir
         print(f"tunelab: {stage} finished; run directory: {run_dir}", file=sys.stderr)
         print(f"tunelab: data report: {Path(run_dir) / 'data_report.md'}", file=sys.stderr)
@@ -70,7 +72,7 @@ def run_hydra(stage: str, argv: list[str]) -> int:
 
 
 def cmd_plugins(argv: list[str]) -> int:
-    from tunelab.api import KINDS, schema_fields
+    from tunelab.api import KINDS, field_default, schema_fields
     from tunelab.plugins import get_plugins
 
     parser = argparse.ArgumentParser(prog="tunelab plugins", description="List registered components.")
@@ -85,14 +87,10 @@ def cmd_plugins(argv: list[str]) -> int:
         print(f"{component.kind:10} {component.name:18} {component.supplier.distribution} {component.supplier.version}  {component.description}")
         if args.fields:
             for f in fields:
-                default = f.default if f.default is not f.default_factory else f.default_factory()  # type: ignore[misc]
-                if repr(default).startswith("<dataclasses._MISSING"):
-                    default = f.default_factory() if callable(f.default_factory) else "(required)"  # type: ignore[misc]
                 type_name = getattr(f.type, "__name__", str(f.type))
-                print(f"{'':29}{f.name}: {type_name} = {default!r}")
-        else:
-            if fields:
-                print(f"{'':29}fields: {', '.join(f.name for f in fields)}")
+                print(f"{'':29}{f.name}: {type_name} = {field_default(f)!r}")
+        elif fields:
+            print(f"{'':29}fields: {', '.join(f.name for f in fields)}")
     for plugin, reason in sorted(plugins.registry.failed.items()):
         print(f"skipped plugin '{plugin}': {reason}", file=sys.stderr)
     return 0

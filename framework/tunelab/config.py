@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tunelab.api import TrainSettings
+from tunelab.errors import TunelabError
 from tunelab.plugins import Registry, UnknownComponentError
 
 #: Top-level keys of a run config. Anything else is a typo and fails validation.
@@ -45,7 +46,7 @@ PIPELINE_KEYS = set(PIPELINE_STAGES) | {"split", "params", "label_column"}
 SECRET_KEY_PARTS = ("password", "secret", "token", "api_key", "apikey")
 
 
-class ConfigError(Exception):
+class ConfigError(TunelabError):
     """The config cannot run. The message says which key, why, and what would fix it."""
 
 
@@ -310,7 +311,7 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
     if not isinstance(num_proc, int) or num_proc < 1:
         raise ConfigError(f"num_proc must be a positive integer, got {num_proc!r}")
     cache_dir = resolved.get("cache_dir") or default_cache_dir()
-    return RunConfig(
+    rc = RunConfig(
         collector=_section(registry, origin, "data", "collector", resolved["data"]),
         steps=steps,
         splitter=splitter,
@@ -326,6 +327,22 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
         label_column=str(resolved["pipeline"].get("label_column") or "label"),
         resolved=resolved,
     )
+    _check_values(rc, registry)
+    return rc
+
+
+def _check_values(rc: RunConfig, registry: Registry) -> None:
+    """Construct every selected component once: constructors check parameter values
+    (ranges, allowed words) and must be cheap, so a bad value fails before any work."""
+    sections = [("data", rc.collector), ("pipeline.split", rc.splitter), ("model", rc.model), ("method", rc.method),
+                ("peft", rc.peft), ("eval", rc.evaluator)]
+    sections += [(f"pipeline.{stage}", s) for stage, steps in rc.steps.items() for s in steps]
+    sections += [("tracker", s) for s in rc.trackers]
+    for where, selected in sections:
+        try:
+            selected.instantiate(registry)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: {selected.kind} '{selected.step}': {exc}") from None
 
 
 def default_cache_dir() -> Path:

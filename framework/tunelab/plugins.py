@@ -18,6 +18,7 @@ import pluggy
 
 from tunelab import hookspecs
 from tunelab.api import API_VERSION, KINDS, Component
+from tunelab.errors import TunelabError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ _REGISTRATION_HOOKS = {
 assert set(_REGISTRATION_HOOKS) == set(KINDS)
 
 
-class PluginError(Exception):
+class PluginError(TunelabError):
     """A plugin is unusable in a way that must stop tunelab (conflict, bad hook name)."""
 
 

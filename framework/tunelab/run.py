@@ -33,10 +33,9 @@ def _hydra_context() -> tuple[Path, str, str, list[str]]:
     run_dir = Path(hc.runtime.output_dir)
     overrides = list(hc.overrides.task)
     name = ",".join(o for o in overrides if not o.startswith(("hydra.", "cache_dir="))) or "default"
-    if hc.mode == RunMode.MULTIRUN:
-        group = Path(hc.sweep.dir).name
-    else:
-        group = run_dir.name
+    # the sweep (or single run) directory, e.g. "2026-11-21_09-30-00", groups W&B runs
+    group_dir = Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else run_dir
+    group = "_".join(group_dir.parts[-2:])
     return run_dir, name, group, overrides
 
 

@@ -90,10 +90,11 @@ class Sft(Method):
             activation_checkpointing=s.gradient_checkpointing,
             **_precision_flags(s.precision),
         )
+        train_rows = rendered(job.splits["train"], tokenizer)
         trainer = SFTTrainer(
             model=job.model.model,
             args=args,
-            train_dataset=rendered(job.splits["train"], tokenizer),
+            train_dataset=train_rows,
             processing_class=tokenizer,
             peft_config=job.peft_config,
             callbacks=job.callbacks,
@@ -107,6 +108,9 @@ class Sft(Method):
             "train_loss_first": float(losses[0]) if losses else float("nan"),
             "train_loss_last": float(losses[-1]) if losses else float("nan"),
             "train_steps": trainer.state.global_step,
+            "train_rows": len(trainer.train_dataset),
+            # TRL drops rows whose completion is cut off entirely by train.max_length
+            "train_rows_truncated_away": len(train_rows) - len(trainer.train_dataset),
             "train_samples_per_second": float(result.metrics.get("train_samples_per_second", float("nan"))),
             "train_tokens": int(tokens),
             "train_tokens_per_second": float(tokens / runtime) if tokens and runtime else float("nan"),

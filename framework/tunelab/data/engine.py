@@ -25,6 +25,7 @@ from tunelab import __version__
 from tunelab.api import LABEL, PARENT_ID, ROW_ID, StageContext
 from tunelab.config import PIPELINE_STAGES, RunConfig
 from tunelab.data.ledger import Ledger, LedgerError, StepStats
+from tunelab.errors import TunelabError
 from tunelab.plugins import Plugins
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ SPLITS_DIR = "splits"
 COMPLETE_MARKER = "COMPLETE.json"
 
 
-class DataError(RuntimeError):
+class DataError(TunelabError):
     """The data cannot be prepared; the message names the source or step and the fix."""
 
 
@@ -52,12 +53,14 @@ def cache_key(rc: RunConfig, plugins: Plugins) -> str:
     """Key of the prepared data: the data and pipeline config, the seed, the versions of
     the components used, and the size and mtime of every input file."""
     collector = rc.collector.instantiate(plugins.registry)
+    with _step_errors("collect", rc.collector.name):
+        files = collector.input_files()
     used = [rc.collector, rc.splitter, *(s for stage in rc.steps.values() for s in stage)]
     versions = sorted(
         {f"{s.kind}/{s.name}={plugins.registry.get(s.kind, s.name).supplier.version}" for s in used}
     )
     inputs = []
-    for path in collector.input_files():
+    for path in files:
         try:
             st = path.stat()
             inputs.append([str(path.resolve()), st.st_size, st.st_mtime_ns])
@@ -118,6 +121,17 @@ def prepare(rc: RunConfig, plugins: Plugins) -> Prepared:
     return _load(target, key, cache_hit=False)
 
 
+@contextmanager
+def _step_errors(stage: str, step: str) -> Iterator[None]:
+    """Turn an operator's exception into a DataError that names the step."""
+    try:
+        yield
+    except TunelabError:
+        raise
+    except (ValueError, TypeError, KeyError, OSError) as exc:
+        raise DataError(f"{stage} step '{step}' failed: {exc}") from exc
+
+
 def _load(directory: Path, key: str, cache_hit: bool) -> Prepared:
     from datasets import load_from_disk
 
@@ -154,7 +168,8 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
     collector = rc.collector.instantiate(registry)
     ctx = context()
     started = time.perf_counter()
-    data = collector.collect(ctx)
+    with _step_errors("collect", rc.collector.name):
+        data = collector.collect(ctx)
     if ROW_ID not in data.column_names:
         raise DataError(f"collector '{rc.collector.name}' returned rows without an '{ROW_ID}' column")
     if PARENT_ID not in data.column_names:
@@ -187,68 +202,56 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
         )
     labels_before = _label_counts(data, rc.label_column)
 
+    def checked_step(stage: str, step: str, component: str, data: Any, run: Any) -> Any:
+        """Run ``run(data, ctx)`` as one step, time it, and check its ids against the ledger."""
+        ctx = context()
+        ids_in, _ = _ids(data)
+        started = time.perf_counter()
+        with _step_errors(stage, step):
+            result = run(data, ctx)
+        seconds = time.perf_counter() - started
+        parts = list(result.values()) if isinstance(result, dict) else [result]
+        ids_out: list[str] = []
+        parents_out: list[str | None] = []
+        for part in parts:
+            if ROW_ID not in part.column_names or PARENT_ID not in part.column_names:
+                raise LedgerError(f"step '{step}' ({stage}) removed the '{ROW_ID}' or '{PARENT_ID}' column")
+            part_ids, part_parents = _ids(part)
+            ids_out += part_ids
+            parents_out += part_parents
+        added, dropped = ledger.check_step(stage, step, ids_in, ids_out, parents_out, ctx)
+        steps.append(
+            StepStats(
+                stage,
+                step,
+                component,
+                rows_in=len(ids_in),
+                rows_out=len(ids_out),
+                added=added,
+                dropped=dropped,
+                seconds=seconds,
+                counters=dict(ctx.counters),
+                examples=ctx.examples,
+            )
+        )
+        log.info("%s/%s: %d -> %d rows (%.2fs)", stage, step, len(ids_in), len(ids_out), seconds)
+        if not ids_out:
+            raise DataError(
+                f"no rows left after step '{step}' ({stage}); see the drop reasons in "
+                f"{out_dir / 'ledger.jsonl'}. Loosen that step's parameters or remove it from pipeline.{stage}."
+            )
+        return result
+
     # clean, annotate, augment, balance
     for stage in PIPELINE_STAGES:
         for selected in rc.steps[stage]:
             operator = selected.instantiate(registry)
-            ctx = context()
-            ids_in, _ = _ids(data)
-            started = time.perf_counter()
-            data = operator.apply(data, ctx)
-            seconds = time.perf_counter() - started
-            if ROW_ID not in data.column_names or PARENT_ID not in data.column_names:
-                raise LedgerError(f"step '{selected.step}' ({stage}) removed the '{ROW_ID}' or '{PARENT_ID}' column")
-            ids_out, parents_out = _ids(data)
-            added, dropped = ledger.check_step(stage, selected.step, ids_in, ids_out, parents_out, ctx)
-            steps.append(
-                StepStats(
-                    stage,
-                    selected.step,
-                    f"{selected.kind}/{selected.name}",
-                    rows_in=len(ids_in),
-                    rows_out=len(ids_out),
-                    added=added,
-                    dropped=dropped,
-                    seconds=seconds,
-                    counters=dict(ctx.counters),
-                    examples=ctx.examples,
-                )
-            )
-            log.info("%s/%s: %d -> %d rows (%.2fs)", stage, selected.step, len(ids_in), len(ids_out), seconds)
-            if len(data) == 0:
-                raise DataError(
-                    f"no rows left after step '{selected.step}' ({stage}); see the drop reasons in "
-                    f"{out_dir / 'ledger.jsonl'}. Loosen that step's parameters or remove it from pipeline.{stage}."
-                )
+            data = checked_step(stage, selected.step, f"{selected.kind}/{selected.name}", data, operator.apply)
     labels_after = _label_counts(data, rc.label_column)
 
     # split
     splitter = rc.splitter.instantiate(registry)
-    ctx = context()
-    ids_in, _ = _ids(data)
-    started = time.perf_counter()
-    splits = splitter.split(data, ctx)
-    seconds = time.perf_counter() - started
-    ids_out: list[str] = []
-    parents_out: list[str | None] = []
-    for name, part in splits.items():
-        part_ids, part_parents = _ids(part)
-        ids_out += part_ids
-        parents_out += part_parents
-    added, dropped = ledger.check_step("split", rc.splitter.name, ids_in, ids_out, parents_out, ctx)
-    steps.append(
-        StepStats(
-            "split",
-            rc.splitter.name,
-            f"splitter/{rc.splitter.name}",
-            rows_in=len(ids_in),
-            rows_out=len(ids_out),
-            added=added,
-            dropped=dropped,
-            seconds=seconds,
-            counters=dict(ctx.counters),
-        )
-    )
+    splits = checked_step("split", rc.splitter.name, f"splitter/{rc.splitter.name}", data, splitter.split)
 
     # the whole-run invariant: every input record is in a split, dropped or quarantined
     total_added = sum(s.added for s in steps)

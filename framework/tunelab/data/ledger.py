@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tunelab.api import StageContext
+from tunelab.errors import TunelabError
 
 
-class LedgerError(RuntimeError):
+class LedgerError(TunelabError):
     """A step lost, duplicated or invented rows without saying so."""
 
 
