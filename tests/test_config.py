@@ -110,3 +110,8 @@ def test_cli_reports_data_errors_without_a_traceback(capsys, tmp_path):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "missing.jsonl' does not exist" in err and "Traceback" not in err
+
+
+def test_required_value_left_unset_names_the_key():
+    with pytest.raises(ConfigError, match=r"cannot resolve 'model.path'.*model.path=\.\.\."):
+        validate(["model=hf"])

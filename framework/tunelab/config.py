@@ -287,9 +287,10 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
             if isinstance(value, (DictConfig, ListConfig)):
                 value = OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
         except OmegaConfBaseException as exc:
+            full_key = getattr(exc, "full_key", None) or key
             raise ConfigError(
-                f"cannot resolve '{getattr(exc, 'full_key', key)}': {getattr(exc, 'msg', exc)}. "
-                "Set it on the command line, e.g. model.path=/path/to/model"
+                f"cannot resolve '{full_key}': {str(getattr(exc, 'msg', exc)).splitlines()[0]}. "
+                f"Set it on the command line: {full_key}=..."
             ) from None
         resolved[str(key)] = value
     unknown = sorted(set(resolved) - TOP_LEVEL_KEYS)
