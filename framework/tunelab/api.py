@@ -15,7 +15,7 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable
 
 import pluggy
 
@@ -55,7 +55,12 @@ TEXT = "text"
 PROMPT = "prompt"
 COMPLETION = "completion"
 LABEL = "label"
-CANONICAL_TEXT_COLUMNS = (TEXT, PROMPT, COMPLETION)
+#: preference pairs: the preferred and the dispreferred completion of ``prompt``
+CHOSEN = "chosen"
+REJECTED = "rejected"
+#: chat transcripts: a list of {"role": "system"|"user"|"assistant", "content": str}
+MESSAGES = "messages"
+CANONICAL_TEXT_COLUMNS = (TEXT, PROMPT, COMPLETION, CHOSEN, REJECTED)
 
 
 @dataclass(frozen=True)
@@ -104,15 +109,36 @@ class StageContext:
     ``parent_id`` naming an input row. Calls are per step (bulk), never per row.
     """
 
-    def __init__(self, *, seed: int, num_proc: int, work_dir: Path, label_column: str = LABEL):
+    def __init__(
+        self,
+        *,
+        seed: int,
+        num_proc: int,
+        work_dir: Path,
+        label_column: str = LABEL,
+        factory: Callable[[str, str, dict[str, Any]], Any] | None = None,
+    ):
         self.seed = seed
         self.num_proc = num_proc
+        #: where the step may write files for the user (review queues, plots); they are
+        #: kept with the prepared data and copied into every run directory
         self.work_dir = work_dir
         self.label_column = label_column
         self.drops: list[Drop] = []
         self.quarantined: list[dict[str, Any]] = []
         self.counters: Counter[str] = Counter()
         self.examples: list[dict[str, Any]] = []
+        #: structured results for the report and for later stages (e.g. agreement
+        #: metrics, class weights); must be JSON-serializable
+        self.metadata: dict[str, Any] = {}
+        self._factory = factory
+
+    def make(self, kind: str, name: str, params: dict[str, Any] | None = None) -> Any:
+        """Build another registered component (validated like config), e.g. a balancer
+        that augments minority classes through any registered augmenter."""
+        if self._factory is None:
+            raise RuntimeError("this StageContext cannot build components")
+        return self._factory(kind, name, dict(params or {}))
 
     def drop(self, ids: Iterable[str], reason: str, detail: list[dict[str, Any]] | None = None) -> None:
         ids = list(ids)

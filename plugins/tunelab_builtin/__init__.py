@@ -1,81 +1,85 @@
 """tunelab's built-in components.
 
 Registered through the ``tunelab`` entry-point group exactly like a third-party plugin
-(see ``[project.entry-points.tunelab]`` in pyproject.toml). Importing this module is
-cheap: the component modules import torch/transformers/trl only inside methods.
+(see ``[project.entry-points.tunelab]`` in pyproject.toml). Every module of this package
+that defines ``COMPONENTS`` — a list of ``(kind, Component)`` pairs — contributes them;
+a new module needs no edit here. Importing the modules is cheap: they import
+torch/transformers/trl only inside methods.
 """
 
-from tunelab.api import API_VERSION, Component, NoConfig, hookimpl
+from __future__ import annotations
 
-from tunelab_builtin import augment_balance_split as abs_
-from tunelab_builtin import cleaners, collectors, models, trackers, training
+import importlib
+import pkgutil
+from functools import lru_cache
+
+from tunelab.api import API_VERSION, Component, hookimpl
 
 TUNELAB_API_VERSION = API_VERSION
 
 
+@lru_cache(maxsize=1)
+def _components() -> tuple[tuple[str, Component], ...]:
+    found: list[tuple[str, Component]] = []
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        found += getattr(importlib.import_module(f"{__name__}.{module}"), "COMPONENTS", [])
+    return tuple(found)
+
+
+def _of(kind: str) -> list[Component]:
+    return [component for k, component in _components() if k == kind]
+
+
 @hookimpl
 def tunelab_register_collectors():
-    return [
-        Component("jsonl", collectors.JsonlCollector, collectors.FileSourceConfig),
-        Component("csv", collectors.CsvCollector, collectors.CsvSourceConfig),
-        Component("parquet", collectors.ParquetCollector, collectors.FileSourceConfig),
-    ]
+    return _of("collector")
 
 
 @hookimpl
 def tunelab_register_cleaners():
-    return [
-        Component("normalize", cleaners.Normalize, cleaners.NormalizeConfig),
-        Component("drop_missing", cleaners.DropMissing, cleaners.DropMissingConfig),
-        Component("exact_dedup", cleaners.ExactDedup, cleaners.ExactDedupConfig),
-    ]
+    return _of("cleaner")
+
+
+@hookimpl
+def tunelab_register_annotators():
+    return _of("annotator")
 
 
 @hookimpl
 def tunelab_register_augmenters():
-    return [Component("eda", abs_.Eda, abs_.EdaConfig)]
+    return _of("augmenter")
 
 
 @hookimpl
 def tunelab_register_balancers():
-    return [Component("oversample", abs_.Oversample, abs_.OversampleConfig)]
+    return _of("balancer")
 
 
 @hookimpl
 def tunelab_register_splitters():
-    return [Component("stratified", abs_.StratifiedSplit, abs_.StratifiedSplitConfig)]
+    return _of("splitter")
 
 
 @hookimpl
 def tunelab_register_models():
-    return [
-        Component("tiny", models.TinyModel, models.TinyModelConfig),
-        Component("smollm2", models.SmolLM2, models.SmolLM2Config),
-        Component("hf", models.HfModel, models.HfModelConfig),
-    ]
+    return _of("model")
 
 
 @hookimpl
 def tunelab_register_methods():
-    return [Component("sft", training.Sft, training.SftConfig)]
+    return _of("method")
 
 
 @hookimpl
 def tunelab_register_pefts():
-    return [
-        Component("none", training.FullFineTuning, NoConfig),
-        Component("lora", training.Lora, training.LoraSettings),
-    ]
+    return _of("peft")
 
 
 @hookimpl
 def tunelab_register_evaluators():
-    return [Component("lm", training.LmEvaluator, training.LmEvalConfig)]
+    return _of("evaluator")
 
 
 @hookimpl
 def tunelab_register_trackers():
-    return [
-        Component("csv", trackers.CsvTracker, trackers.CsvTrackerConfig),
-        Component("wandb", trackers.WandbTracker, trackers.WandbTrackerConfig),
-    ]
+    return _of("tracker")

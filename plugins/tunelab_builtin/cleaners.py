@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, StageContext
+from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, Component, StageContext
 
 _CHANGED = "__tunelab_changed"
 # zero-width and other invisible format characters; soft hyphen; BOM
@@ -200,3 +200,10 @@ class ExactDedup(Cleaner):
 def _procs(ctx: StageContext, data: Any) -> int | None:
     # worker processes only pay off on larger data
     return ctx.num_proc if ctx.num_proc > 1 and len(data) >= 10_000 else None
+
+
+COMPONENTS = [
+    ("cleaner", Component("normalize", Normalize, NormalizeConfig)),
+    ("cleaner", Component("drop_missing", DropMissing, DropMissingConfig)),
+    ("cleaner", Component("exact_dedup", ExactDedup, ExactDedupConfig)),
+]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from tunelab.api import CANONICAL_TEXT_COLUMNS, PARENT_ID, ROW_ID, Collector, StageContext
+from tunelab.api import CANONICAL_TEXT_COLUMNS, PARENT_ID, ROW_ID, Collector, Component, StageContext
 
 SOURCE = "source"
 
@@ -215,3 +215,10 @@ class ParquetCollector(FileCollector):
             raise SourceError(f"{file} is not a readable Parquet file: {exc}") from exc
         for number, record in enumerate(table.to_pylist(), start=1):
             yield number, record
+
+
+COMPONENTS = [
+    ("collector", Component("jsonl", JsonlCollector, FileSourceConfig)),
+    ("collector", Component("csv", CsvCollector, CsvSourceConfig)),
+    ("collector", Component("parquet", ParquetCollector, FileSourceConfig)),
+]

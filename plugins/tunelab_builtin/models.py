@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from tunelab.api import LoadedModel, ModelLoader
+from tunelab.api import Component, LoadedModel, ModelLoader
 
 log = logging.getLogger(__name__)
 
@@ -176,3 +176,10 @@ class HfModel(ModelLoader):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         return LoadedModel(model, tokenizer, name=Path(c.path).name, source=c.path)
+
+
+COMPONENTS = [
+    ("model", Component("tiny", TinyModel, TinyModelConfig)),
+    ("model", Component("smollm2", SmolLM2, SmolLM2Config)),
+    ("model", Component("hf", HfModel, HfModelConfig)),
+]

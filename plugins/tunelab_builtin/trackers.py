@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from tunelab.api import RunInfo, Tracker, hookimpl
+from tunelab.api import Component, RunInfo, Tracker, hookimpl
 
 log = logging.getLogger(__name__)
 
@@ -151,3 +151,9 @@ class WandbTracker(Tracker):
             self.run.summary["error"] = error
         self.run.finish(exit_code=0 if status == "ok" else 1)
         self.run = None
+
+
+COMPONENTS = [
+    ("tracker", Component("csv", CsvTracker, CsvTrackerConfig)),
+    ("tracker", Component("wandb", WandbTracker, WandbTrackerConfig)),
+]

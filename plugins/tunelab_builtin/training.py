@@ -12,6 +12,7 @@ from typing import Any
 from tunelab.api import (
     COMPLETION,
     PROMPT,
+    Component,
     Evaluator,
     LoadedModel,
     Method,
@@ -274,4 +275,9 @@ class LmEvaluator(Evaluator):
         }
 
 
-__all__ = ["Sft", "SftConfig", "FullFineTuning", "Lora", "LoraSettings", "LmEvaluator", "LmEvalConfig", "NoConfig"]
+COMPONENTS = [
+    ("method", Component("sft", Sft, SftConfig)),
+    ("peft", Component("none", FullFineTuning, NoConfig)),
+    ("peft", Component("lora", Lora, LoraSettings)),
+    ("evaluator", Component("lm", LmEvaluator, LmEvalConfig)),
+]

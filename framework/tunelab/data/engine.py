@@ -155,14 +155,27 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
     """Run every stage, write splits, ledger, quarantine and report into ``out_dir``."""
     from datasets import DatasetDict, Value
 
-    from tunelab.data.report import write_data_report
+    from tunelab.data.report import length_profile, write_data_report
 
     registry = plugins.registry
     ledger = Ledger()
     steps: list[StepStats] = []
+    metadata: dict[str, Any] = {}
+
+    def factory(kind: str, name: str, params: dict[str, Any]) -> Any:
+        from tunelab.config import ConfigError, Origin, typed_config
+
+        try:
+            component = registry.get(kind, name)
+        except KeyError as exc:
+            raise ConfigError(str(exc)) from None
+        config = typed_config(component.config_schema, params, kind=kind, name=name, origin=Origin(), group=kind, key_prefix="")
+        return component.cls(config)
 
     def context() -> StageContext:
-        return StageContext(seed=rc.seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column)
+        return StageContext(
+            seed=rc.seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column, factory=factory
+        )
 
     # collect
     collector = rc.collector.instantiate(registry)
@@ -201,6 +214,7 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
             f"{out_dir / 'quarantine.jsonl'}). Check data.path and the file format."
         )
     labels_before = _label_counts(data, rc.label_column)
+    lengths_before = length_profile(data)
 
     def checked_step(stage: str, step: str, component: str, data: Any, run: Any) -> Any:
         """Run ``run(data, ctx)`` as one step, time it, and check its ids against the ledger."""
@@ -234,6 +248,8 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
                 examples=ctx.examples,
             )
         )
+        if ctx.metadata:
+            metadata[step] = ctx.metadata
         log.info("%s/%s: %d -> %d rows (%.2fs)", stage, step, len(ids_in), len(ids_out), seconds)
         if not ids_out:
             raise DataError(
@@ -248,6 +264,7 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
             operator = selected.instantiate(registry)
             data = checked_step(stage, selected.step, f"{selected.kind}/{selected.name}", data, operator.apply)
     labels_after = _label_counts(data, rc.label_column)
+    lengths_after = length_profile(data)
 
     # split
     splitter = rc.splitter.instantiate(registry)
@@ -275,6 +292,9 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
         "labels_before": labels_before,
         "labels_after": labels_after,
         "split_labels": {name: _label_counts(part, rc.label_column) for name, part in splits.items()},
+        "lengths_before": lengths_before,
+        "lengths_after": lengths_after,
+        "metadata": metadata,
         "steps": [s.to_dict() for s in steps],
         "label_column": rc.label_column or LABEL,
     }
@@ -289,8 +309,8 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def copy_artifacts(prepared: Prepared, run_dir: Path) -> None:
-    """Put the data report, ledger and quarantine of the prepared data in a run dir."""
-    for name in ("data_report.md", "ledger.jsonl", "quarantine.jsonl"):
-        source = prepared.directory / name
-        if source.exists():
-            shutil.copyfile(source, run_dir / name)
+    """Put the data report, ledger, quarantine and every file a step wrote (review
+    queues, plots) into a run dir."""
+    for source in prepared.directory.iterdir():
+        if source.is_file() and source.name != COMPLETE_MARKER:
+            shutil.copyfile(source, run_dir / source.name)

@@ -6,6 +6,35 @@ from pathlib import Path
 from typing import Any
 
 
+#: columns whose lengths (in characters) the report profiles, when present
+LENGTH_COLUMNS = ("prompt", "completion", "text", "chosen", "rejected")
+LENGTH_BINS = (0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+def length_profile(data: Any) -> dict[str, dict[str, Any]]:
+    """Character-length statistics and a histogram per text column."""
+    import numpy as np
+
+    profile: dict[str, dict[str, Any]] = {}
+    for column in LENGTH_COLUMNS:
+        if column not in data.column_names:
+            continue
+        lengths = np.array([len(v) if isinstance(v, str) else 0 for v in data[column]])
+        if lengths.size == 0:
+            continue
+        counts, _ = np.histogram(lengths, bins=[*LENGTH_BINS, max(LENGTH_BINS[-1] + 1, int(lengths.max()) + 1)])
+        profile[column] = {
+            "rows": int(lengths.size),
+            "mean": round(float(lengths.mean()), 1),
+            "p50": int(np.percentile(lengths, 50)),
+            "p95": int(np.percentile(lengths, 95)),
+            "max": int(lengths.max()),
+            "bins": list(LENGTH_BINS),
+            "histogram": [int(c) for c in counts],
+        }
+    return profile
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
