@@ -49,7 +49,7 @@ def test_dedup_ledger_names_the_surviving_row():
     for split in prepared.splits.values():
         for row in split:
             by_id[row["id"]] = row
-    dupes = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r["reason"] == "exact duplicate"]
+    dupes = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r.get("reason") == "exact duplicate"]
     assert dupes
     raw = {f"support_tickets.jsonl:{n}": json.loads(line) for n, line in enumerate(SAMPLE.read_text().splitlines(), 1) if line.strip()}
     for record in dupes:
@@ -84,7 +84,7 @@ def test_stratified_split_keeps_every_class_in_train_and_proportions_close():
 
 
 def test_oversampling_raises_minority_classes():
-    prepared = _prepare(["pipeline.augment=[]", "pipeline.params.oversample.target_ratio=1.0", "+pipeline.params.stratified.eval_derived=keep"])
+    prepared = _prepare(["pipeline.augment=[]", "pipeline.params.oversample.target_ratio=1.0", "+pipeline.params.stratified.eval_derived=keep", "+pipeline.params.stratified.leakage=report"])
     counts = Counter(label for split in prepared.splits.values() for label in split["label"])
     assert max(counts.values()) - min(counts.values()) <= 1
 
@@ -221,7 +221,7 @@ def test_step_order_and_params_come_from_the_command_line():
 def test_normalize_repairs_text_and_reports_examples():
     prepared = _prepare(["pipeline.clean=[normalize]", "pipeline.augment=[]", "pipeline.balance=[]"])
     step = next(s for s in prepared.summary["steps"] if s["step"] == "normalize")
-    assert step["counters"]["rows_modified"] > 10
+    assert step["counters"]["modified: text normalized"] > 10
     assert step["examples"]
     text = " ".join(t for split in prepared.splits.values() for t in split["prompt"] if t)
     assert "\u200b" not in text and "\u00a0" not in text and "\t" not in text
@@ -256,3 +256,13 @@ def test_bad_parameter_value_fails_at_validation():
 
     with pytest.raises(ConfigError, match=r"pipeline.augment: augmenter 'eda': eda.operations must be"):
         validate(["+pipeline.params.eda.operations=[swap,teleport]"])
+
+
+def test_an_empty_evaluation_split_is_kept_as_an_empty_split(tmp_path):
+    rows = [{"question": f"Question number {i} about tents?", "answer": f"Answer {i}.", "category": "product"} for i in range(6)]
+    path = tmp_path / "few.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    overrides = ["pipeline=minimal", f"data.path={path}", "+pipeline.params.stratified.validation=0.0"]
+    for prepared in (_prepare(overrides), _prepare(overrides)):  # built, then from the cache
+        assert len(prepared.splits["validation"]) == 0
+        assert len(prepared.splits["train"]) + len(prepared.splits["test"]) == 6

@@ -117,7 +117,10 @@ class StageContext:
         work_dir: Path,
         label_column: str = LABEL,
         factory: Callable[[str, str, dict[str, Any]], Any] | None = None,
+        step: str = "",
     ):
+        #: the step id (``name`` or ``name@alias``), e.g. to name files the step writes
+        self.step = step
         self.seed = seed
         self.num_proc = num_proc
         #: where the step may write files for the user (review queues, plots); they are
@@ -128,6 +131,7 @@ class StageContext:
         self.quarantined: list[dict[str, Any]] = []
         self.counters: Counter[str] = Counter()
         self.examples: list[dict[str, Any]] = []
+        self.modifications: list[tuple[list[str], str]] = []
         #: structured results for the report and for later stages (e.g. agreement
         #: metrics, class weights); must be JSON-serializable
         self.metadata: dict[str, Any] = {}
@@ -154,6 +158,14 @@ class StageContext:
     def count(self, name: str, n: int = 1) -> None:
         """Add to a named counter shown in the data report (e.g. ``rows_modified``)."""
         self.counters[name] += n
+
+    def modified(self, ids: Iterable[str], what: str) -> None:
+        """Record that rows were edited (e.g. ``"whitespace normalized"``). Goes into the
+        ledger, so `tunelab explain ROW_ID` can say what happened to a row; also counted."""
+        ids = list(ids)
+        if ids:
+            self.modifications.append((ids, what))
+            self.counters[f"modified: {what}"] += len(ids)
 
     def example(self, row_id: str, before: str, after: str, limit: int = 5) -> None:
         """Keep an example of an edit for the report (at most ``limit`` per step)."""
@@ -184,6 +196,11 @@ class Operator:
 
     def __init__(self, config: Any):
         self.config = config
+
+    def input_files(self) -> list[Path]:
+        """Files the step reads besides the data (annotation files, local models); their
+        sizes and mtimes are part of the data cache key, so editing them re-prepares."""
+        return []
 
     def apply(self, data: "Dataset", ctx: StageContext) -> "Dataset":  # pragma: no cover
         raise NotImplementedError

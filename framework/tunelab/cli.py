@@ -5,6 +5,7 @@
     tunelab prepare [OVERRIDES...]    prepare the data only
     tunelab plugins [--kind KIND]     list registered components
     tunelab compare DIR               comparison table of the runs under DIR
+    tunelab explain ROW_ID [--run D]  what happened to one row, and why
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-SUBCOMMANDS = ("prepare", "plugins", "compare")
+SUBCOMMANDS = ("prepare", "plugins", "compare", "explain")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_plugins(argv[1:])
     if argv and argv[0] == "compare":
         return cmd_compare(argv[1:])
+    if argv and argv[0] == "explain":
+        return cmd_explain(argv[1:])
     stage = "train"
     if argv and argv[0] == "prepare":
         stage, argv = "prepare", argv[1:]
@@ -111,6 +114,28 @@ def cmd_compare(argv: list[str]) -> int:
         return 1
     print(render_terminal(rows))
     print(f"\nwritten: {md} and {md.with_suffix('.csv')}", file=sys.stderr)
+    return 0
+
+
+def cmd_explain(argv: list[str]) -> int:
+    from tunelab.explain import explain, latest_ledger
+
+    parser = argparse.ArgumentParser(prog="tunelab explain", description="What happened to one row, and why.")
+    parser.add_argument("row_id", help="a row id, e.g. support_tickets.jsonl:17")
+    parser.add_argument("--run", type=Path, help="a run directory (default: the latest under ./outputs and ./multirun)")
+    args = parser.parse_args(argv)
+    if args.run is not None:
+        ledger = args.run / "ledger.jsonl"
+    else:
+        ledger = latest_ledger([Path("outputs"), Path("multirun")])
+    if ledger is None or not ledger.is_file():
+        print("tunelab explain: no ledger.jsonl found; pass --run RUN_DIR", file=sys.stderr)
+        return 2
+    try:
+        print("\n".join(explain(args.row_id, ledger)))
+    except KeyError as exc:
+        print(f"tunelab explain: {exc.args[0]}", file=sys.stderr)
+        return 1
     return 0
 
 

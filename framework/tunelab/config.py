@@ -43,7 +43,7 @@ PIPELINE_STAGES = ("clean", "annotate", "augment", "balance")
 _STAGE_KIND = {"clean": "cleaner", "annotate": "annotator", "augment": "augmenter", "balance": "balancer"}
 PIPELINE_KEYS = set(PIPELINE_STAGES) | {"split", "params", "label_column"}
 #: Keys whose values are secrets: removed from every saved or tracked config.
-SECRET_KEY_PARTS = ("password", "secret", "token", "api_key", "apikey")
+SECRET_KEY_PARTS = ("password", "secret", "token", "api_key", "apikey", "salt")
 
 
 class ConfigError(TunelabError):

@@ -1,7 +1,9 @@
-"""Cleaners: text normalization, missing values, exact deduplication.
+"""Cleaners: text normalization, markup stripping, format standardization, missing
+values, exact deduplication.
 
 All of them work on whole batches through ``Dataset.map``/``Dataset.filter``-style
-passes; the drops they make are recorded in the ledger with a reason.
+passes; the drops they make are recorded in the ledger with a reason. The quality
+filters (heuristics, language, word lists) live in :mod:`tunelab_builtin.quality`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from html.parser import HTMLParser
+from typing import Any, Callable
 
-from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, Component, StageContext
+from tunelab.api import CANONICAL_TEXT_COLUMNS, COMPLETION, PROMPT, ROW_ID, Cleaner, Component, StageContext
 
 _CHANGED = "__tunelab_changed"
 # zero-width and other invisible format characters; soft hyphen; BOM
@@ -59,6 +63,87 @@ def require_columns(data: Any, columns: list[str], step: str) -> None:
         )
 
 
+def columns_as_lists(data: Any, *columns: str) -> list[list[Any]]:
+    """Whole columns as Python lists, in one Arrow conversion. (Iterating or indexing a
+    datasets ``Column`` formats one row at a time: ~20x slower on large data.)"""
+    table = data.select_columns(list(dict.fromkeys(columns))).to_dict()
+    return [table[c] for c in columns]
+
+
+_TEXT_DTYPES = ("string", "large_string", "null")  # "null": every value is None
+
+
+def text_fields(data: Any, fields: list[str], step: str) -> list[str]:
+    """The text columns a step works on: ``fields``, or (when empty) every canonical
+    text column the data has. Each must exist and hold strings (or only None)."""
+    chosen = list(fields) or [c for c in CANONICAL_TEXT_COLUMNS if c in data.column_names]
+    if not chosen:
+        raise ValueError(
+            f"{step}: the data has none of the text columns {list(CANONICAL_TEXT_COLUMNS)} "
+            f"(columns: {data.column_names}); set pipeline.params.{step}.fields to the columns to check"
+        )
+    require_columns(data, chosen, step)
+    for column in chosen:
+        feature = data.features[column]
+        if getattr(feature, "dtype", None) not in _TEXT_DTYPES:
+            raise ValueError(
+                f"{step}: column '{column}' holds {feature} values, not text; "
+                f"set pipeline.params.{step}.fields to text columns only, or convert '{column}' to strings "
+                "in the collector"
+            )
+    return chosen
+
+
+def edit_text_columns(
+    data: Any,
+    ctx: StageContext,
+    fields: list[str],
+    edit: Callable[[str], tuple[str, dict[str, int]]],
+    *,
+    step: str,
+    what: str,
+    kinds: tuple[str, ...] = (),
+) -> Any:
+    """Apply ``edit`` (text -> (new text, counts per kind)) to every string in ``fields``
+    in one batched pass; None values are left alone. Edited rows go to the ledger as
+    ``what``, per-kind counts to the step's counters, the first edits to its examples."""
+    count_columns = {kind: f"__tunelab_count_{kind}" for kind in kinds}
+
+    def batch_edit(batch: dict[str, list]) -> dict[str, list]:
+        n = len(batch[ROW_ID])
+        changed = [False] * n
+        counts = {kind: [0] * n for kind in kinds}
+        for column in fields:
+            out = []
+            for i, value in enumerate(batch[column]):
+                if isinstance(value, str):
+                    fixed, found = edit(value)
+                    if fixed != value:
+                        changed[i] = True
+                        for kind, k in found.items():
+                            counts[kind][i] += k
+                    out.append(fixed)
+                else:
+                    out.append(value)
+            batch[column] = out
+        batch[_CHANGED] = changed
+        for kind, column in count_columns.items():
+            batch[column] = counts[kind]
+        return batch
+
+    out = data.map(batch_edit, batched=True, num_proc=_procs(ctx, data), desc=step)
+    ids, flags, *counts = columns_as_lists(out, ROW_ID, _CHANGED, *count_columns.values())
+    changed = [i for i, flag in enumerate(flags) if flag]
+    ctx.modified([ids[i] for i in changed], what)
+    for kind, values in zip(count_columns, counts):
+        ctx.count(kind, sum(values))
+    for i in changed[:5]:
+        before, after = data[i], out[i]
+        column = next(c for c in fields if before[c] != after[c])
+        ctx.example(before[ROW_ID], repr(before[column]), repr(after[column]))
+    return out.remove_columns([_CHANGED, *count_columns.values()])
+
+
 @dataclass
 class NormalizeConfig:
     #: columns to normalize (missing columns are an error, None values are left alone)
@@ -71,7 +156,14 @@ class NormalizeConfig:
     remove_invisible: bool = True
     #: turn runs of spaces/tabs into one space and 3+ newlines into a blank line
     collapse_whitespace: bool = True
+    #: strip spaces at the start and end of the text (and of each line, with collapse_whitespace)
     strip: bool = True
+    #: lower-case the text (for classifiers that should ignore case; off for generation data)
+    lowercase: bool = False
+    #: keep (leave punctuation alone), ascii (curly quotes, dashes, ellipsis and primes become
+    #: ' " - ... ; nothing else changes), or strip (remove punctuation; apostrophes vanish,
+    #: marks between two digits stay (3.5, 10:30), other marks between letters/digits become a space)
+    punctuation: str = "keep"
 
 
 class Normalize(Cleaner):
@@ -81,6 +173,8 @@ class Normalize(Cleaner):
         super().__init__(config)
         if config.unicode_form not in ("NFC", "NFKC", "NFD", "NFKD", "none"):
             raise ValueError(f"normalize.unicode_form must be NFC, NFKC, NFD, NFKD or none, got {config.unicode_form!r}")
+        if config.punctuation not in ("keep", "ascii", "strip"):
+            raise ValueError(f"normalize.punctuation must be keep, ascii or strip, got {config.punctuation!r}")
 
     def _fix(self, text: str) -> str:
         c = self.config
@@ -90,6 +184,12 @@ class Normalize(Cleaner):
             text = unicodedata.normalize(c.unicode_form, text)
         if c.remove_invisible:
             text = _CONTROL.sub("", _INVISIBLE.sub("", text))
+        if c.punctuation == "ascii":
+            text = ascii_punctuation(text)
+        elif c.punctuation == "strip":
+            text = strip_punctuation(text)
+        if c.lowercase:
+            text = text.lower()
         if c.collapse_whitespace:
             text = _BLANK_LINES.sub("\n\n", _SPACES.sub(" ", text.replace("\r\n", "\n")))
         if c.strip:
@@ -117,14 +217,51 @@ class Normalize(Cleaner):
     def apply(self, data, ctx: StageContext):
         require_columns(data, self.config.fields, "normalize")
         out = data.map(self._batch, batched=True, num_proc=_procs(ctx, data), desc="normalize")
-        changed = [i for i, flag in enumerate(out[_CHANGED]) if flag]
-        ctx.count("rows_modified", len(changed))
+        ids, flags = columns_as_lists(out, ROW_ID, _CHANGED)
+        changed = [i for i, flag in enumerate(flags) if flag]
+        ctx.modified([ids[i] for i in changed], "text normalized")
         first = self.config.fields[0]
         for i in changed[:5]:
             before, after = data[i], out[i]
             column = next((c for c in self.config.fields if before[c] != after[c]), first)
             ctx.example(before[ROW_ID], repr(before[column]), repr(after[column]))
         return out.remove_columns(_CHANGED)
+
+
+# typographic marks and their plain-ASCII spelling
+_ASCII_PUNCTUATION = str.maketrans(
+    {
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u02bc", "'"),
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+        "\u2026": "...",
+    }
+)
+_APOSTROPHES = "'\u2019\u02bc"
+
+
+def ascii_punctuation(text: str) -> str:
+    """Curly quotes, primes, dashes and the ellipsis in their ASCII spelling."""
+    return text.translate(_ASCII_PUNCTUATION)
+
+
+def strip_punctuation(text: str) -> str:
+    """Remove punctuation (Unicode category P*). Apostrophes vanish ("don't" -> "dont");
+    a mark between two digits stays, because it is part of a number (3.5, 10:30); any
+    other mark between two letters or digits becomes a space ("8am-6pm" -> "8am 6pm") so
+    words do not fuse."""
+    out: list[str] = []
+    for i, char in enumerate(text):
+        if not unicodedata.category(char).startswith("P"):
+            out.append(char)
+            continue
+        before = text[i - 1] if i > 0 else " "
+        after = text[i + 1] if i + 1 < len(text) else " "
+        if before.isdigit() and after.isdigit():
+            out.append(char)
+        elif char not in _APOSTROPHES and before.isalnum() and after.isalnum():
+            out.append(" ")
+    return "".join(out)
 
 
 @dataclass
@@ -138,8 +275,8 @@ class DropMissing(Cleaner):
 
     def apply(self, data, ctx: StageContext):
         require_columns(data, self.config.fields, "drop_missing")
-        columns = {c: data[c] for c in self.config.fields}
-        ids = data[ROW_ID]
+        ids, *values = columns_as_lists(data, ROW_ID, *self.config.fields)
+        columns = dict(zip(self.config.fields, values))
         keep: list[int] = []
         dropped: dict[str, list[str]] = {}
         for i, row_id in enumerate(ids):
@@ -179,8 +316,7 @@ class ExactDedup(Cleaner):
 
     def apply(self, data, ctx: StageContext):
         require_columns(data, self.config.fields, "exact_dedup")
-        columns = [data[c] for c in self.config.fields]
-        ids = data[ROW_ID]
+        ids, *columns = columns_as_lists(data, ROW_ID, *self.config.fields)
         first_seen: dict[str, str] = {}
         keep: list[int] = []
         dropped: list[str] = []
@@ -197,6 +333,526 @@ class ExactDedup(Cleaner):
         return data.select(keep) if dropped else data
 
 
+# --- markup ---------------------------------------------------------------------
+
+# something that looks like a tag, comment, declaration, CDATA block or entity; text
+# without any is returned untouched (so "a < b" or "5 > 3" never reaches the parser)
+_MARKUP = re.compile(
+    r"<(?:[a-zA-Z][\w:.-]*(?:\s[^<>]*)?/?|/[a-zA-Z][\w:.-]*\s*|!--.*?--|!\[CDATA\[.*?\]\]|![a-zA-Z][^<>]*|\?[^<>]*)>"
+    r"|&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});",
+    re.DOTALL,
+)
+# elements whose content is never text for a reader
+_HIDDEN_ELEMENTS = frozenset({"script", "style", "head", "noscript", "template", "svg", "iframe", "object"})
+# elements that end a paragraph (blank line) or a line
+_PARAGRAPH_ELEMENTS = frozenset(
+    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "ul", "ol", "dl", "hr", "figure"}
+)
+_LINE_ELEMENTS = frozenset(
+    {"br", "div", "li", "tr", "dt", "dd", "section", "article", "header", "footer", "nav", "aside", "main",
+     "form", "fieldset", "address", "caption", "details", "summary", "figcaption"}
+)
+# inline HTML elements: their text runs on; any other (unknown, XML) element separates words
+_INLINE_ELEMENTS = frozenset(
+    {"a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em", "font", "i", "img",
+     "ins", "kbd", "label", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup",
+     "time", "tt", "u", "var", "wbr", "html", "body"}
+)
+_HSPACE = re.compile(r"[ \t\u00a0]+")
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+# markdown-ish syntax, each with the group that holds the visible text
+_MD_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
+_MD_LINK = re.compile(r"\[([^\]\n]+)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)")
+_MD_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_MD_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
+_MD_CODE = re.compile(r"`([^`\n]+)`")
+_MD_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)[^\n]*\n?", re.MULTILINE)
+_MD_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)[ \t#]*$", re.MULTILINE)
+_MD_QUOTE = re.compile(r"^[ \t]{0,3}>[ \t]?", re.MULTILINE)
+_MD_RULE = re.compile(r"^[ \t]{0,3}([-*_])([ \t]*\1){2,}[ \t]*$", re.MULTILINE)
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the text a browser would show: tags removed, entities decoded, hidden
+    elements dropped, block elements turned into line breaks."""
+
+    def __init__(self, link_urls: bool):
+        super().__init__(convert_charrefs=True)
+        self.link_urls = link_urls
+        self.parts: list[str] = []
+        self._hidden = 0
+        self._links: list[tuple[str | None, int]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN_ELEMENTS:
+            self._hidden += 1
+        elif tag in _PARAGRAPH_ELEMENTS:
+            self.parts.append("\n\n")
+        elif tag in _LINE_ELEMENTS:
+            self.parts.append("\n")
+        elif tag == "a":
+            self._links.append((dict(attrs).get("href"), len(self.parts)))
+        elif tag not in _INLINE_ELEMENTS:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN_ELEMENTS:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in _PARAGRAPH_ELEMENTS:
+            self.parts.append("\n\n")
+        elif tag in _LINE_ELEMENTS and tag != "br":
+            self.parts.append("\n")
+        elif tag == "a" and self._links:
+            href, start = self._links.pop()
+            shown = "".join(self.parts[start:]).strip()
+            if self.link_urls and href and not href.startswith(("#", "javascript:")) and href != shown:
+                self.parts.append(f" ({href})" if shown else href)
+        elif tag not in _INLINE_ELEMENTS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+    def unknown_decl(self, data: str) -> None:
+        # XML CDATA sections hold literal text
+        if data.startswith("CDATA[") and not self._hidden:
+            self.parts.append(data[len("CDATA["):])
+
+    def text(self) -> str:
+        self.close()
+        return "".join(self.parts)
+
+
+def strip_markdown(text: str, link_urls: bool = False) -> str:
+    """Markdown emphasis, code, headings, quotes, rules, links and images, as plain text."""
+    text = _MD_IMAGE.sub(r"\1", text)
+    text = _MD_LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})" if link_urls else m.group(1), text)
+    text = _MD_FENCE.sub("", text)
+    text = _MD_CODE.sub(r"\1", text)
+    text = _MD_STRONG.sub(r"\2", text)
+    text = _MD_EMPHASIS.sub(lambda m: m.group(1) or m.group(2), text)
+    text = _MD_HEADING.sub(r"\1", text)
+    text = _MD_RULE.sub("", text)
+    return _MD_QUOTE.sub("", text)
+
+
+def strip_html(text: str, link_urls: bool = False) -> str:
+    """Visible text of HTML/XML: tags removed, entities decoded (``&nbsp;`` becomes a
+    plain space), script/style content dropped, <br>/<p>/<div>... as line breaks."""
+    if not _MARKUP.search(text):
+        return text
+    parser = _TextExtractor(link_urls)
+    parser.feed(text)
+    visible = parser.text()
+    lines = (_HSPACE.sub(" ", line).strip() for line in visible.replace("\r\n", "\n").split("\n"))
+    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+@dataclass
+class StripMarkupConfig:
+    #: text columns to clean; empty = every canonical text column present (prompt, completion, text, ...)
+    fields: list[str] = field(default_factory=list)
+    #: remove HTML/XML tags, comments and <script>/<style> content; decode entities
+    html: bool = True
+    #: also strip markdown-ish syntax (**bold**, _em_, `code`, # headings, > quotes, [text](url)); off
+    #: by default because * and _ also occur in plain text
+    markdown: bool = False
+    #: keep a link's target after its text, "text (url)"; off keeps the link text only
+    link_urls: bool = False
+
+
+class StripMarkup(Cleaner):
+    """Strips HTML/XML (and optionally markdown) markup, keeping the visible text with line breaks."""
+
+    def __init__(self, config: StripMarkupConfig):
+        super().__init__(config)
+        if not (config.html or config.markdown):
+            raise ValueError("strip_markup: set strip_markup.html or strip_markup.markdown to true (both are false)")
+
+    def clean(self, text: str) -> str:
+        if self.config.html:
+            text = strip_html(text, self.config.link_urls)
+        if self.config.markdown:
+            text = strip_markdown(text, self.config.link_urls)
+        return text
+
+    def apply(self, data, ctx: StageContext):
+        fields = text_fields(data, self.config.fields, "strip_markup")
+        return edit_text_columns(
+            data, ctx, fields, lambda text: (self.clean(text), {}), step="strip_markup", what="markup stripped"
+        )
+
+
+# --- numbers, dates, currency -----------------------------------------------------
+
+_DIGIT = re.compile(r"\d")
+_LOCALE_SEPARATORS = {"en": (",", "."), "eu": (".", ",")}  # (thousands, decimal)
+# a number with optional thousands groups and decimals; the lookarounds keep it away
+# from identifiers, versions, IPs, times, phone and order numbers (NW-123456, 192.0.2.1)
+_NUMBER_BODY = r"\d{1,3}(?:[.,]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
+_NUMBER = re.compile(rf"(?<![\w.,:/@#+\-$€£¥₹])(?:{_NUMBER_BODY})(?![\w%]|[.,:/\-]\d)")
+
+
+def parse_number(raw: str, locale_hint: str, money: bool = False) -> str | None:
+    """A written number in plain form (digits, "." as the decimal mark, no grouping; the
+    digits themselves are kept as written), or None when its separators are ambiguous.
+
+    Both separators present: the last one is the decimal mark ("1,234.5", "1.234,5").
+    One separator used more than once: thousands ("1,234,567"). One separator used once:
+    before exactly 3 digits it is a thousands separator if the locale uses it so, and
+    ambiguous otherwise ("1,234" is 1234 in en; in eu it would be 1.234, so it is left
+    alone); before other digit counts it is a decimal mark unless the locale uses it for
+    thousands ("12,5" is left alone in en). With ``money``, a mark before 1-2 digits is
+    always a decimal mark ("€5,00", "$9.99"), since prices are never grouped that way.
+    """
+    thousands, decimal_mark = _LOCALE_SEPARATORS.get(locale_hint, (None, None))
+    marks = [c for c in raw if c in ".,"]
+    if not marks:
+        return raw
+    frac = ""
+    if len(set(marks)) == 2:
+        decimal_mark = marks[-1]
+        if marks.count(decimal_mark) != 1:
+            return None
+        whole, frac = raw.split(decimal_mark)
+        groups = whole.split("," if decimal_mark == "." else ".")
+    elif len(marks) > 1:
+        groups = raw.split(marks[0])
+    else:
+        head, tail = raw.split(marks[0])
+        if len(tail) == 3:
+            if marks[0] != thousands:
+                return None
+            groups = [head, tail]
+        elif money and len(tail) <= 2 or marks[0] != thousands:
+            return f"{head}.{tail}"
+        else:
+            return None
+    if not 1 <= len(groups[0]) <= 3 or any(len(g) != 3 for g in groups[1:]):
+        return None
+    if len(groups) > 1 and groups[0].startswith("0"):
+        return None  # "01,234" is not a grouped number
+    return "".join(groups) + (f".{frac}" if frac else "")
+
+
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
+         ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
+         ("november", "nov"), ("december", "dec")],
+        start=1,
+    )
+    for name in names
+}
+_MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_ORDINAL = r"(?:st|nd|rd|th)?"
+_DATE_EDGE_BEFORE = r"(?<![\w.,/\-:])"
+_DATE_EDGE_AFTER = r"(?![\w]|[.,/\-:]\d)"
+_DATE_PATTERNS = [
+    # 2024-03-05, 2024/3/5, 2024.03.05 (year first is never ambiguous)
+    re.compile(rf"{_DATE_EDGE_BEFORE}(?P<year>\d{{4}})(?P<sep>[-/.])(?P<a>\d{{1,2}})(?P=sep)(?P<b>\d{{1,2}}){_DATE_EDGE_AFTER}"),
+    # 05/03/2024, 5.3.2024, 05-03-2024: day and month order decided by dayfirst
+    re.compile(rf"{_DATE_EDGE_BEFORE}(?P<a>\d{{1,2}})(?P<sep>[-/.])(?P<b>\d{{1,2}})(?P=sep)(?P<year>\d{{4}}){_DATE_EDGE_AFTER}"),
+    # March 5, 2024 / Mar. 5th 2024
+    re.compile(rf"(?<!\w){_MONTH}\s+(?P<day>\d{{1,2}}){_ORDINAL},?\s+(?P<year>\d{{4}}){_DATE_EDGE_AFTER}", re.IGNORECASE),
+    # 5 March 2024 / 5th of March, 2024 / 05-Mar-2024
+    re.compile(
+        rf"{_DATE_EDGE_BEFORE}(?P<day>\d{{1,2}}){_ORDINAL}(?:\s+of\s+|\s+|-){_MONTH}(?:,?\s+|-)(?P<year>\d{{4}}){_DATE_EDGE_AFTER}",
+        re.IGNORECASE,
+    ),
+]
+
+
+def _iso_date(year: int, month: int, day: int) -> str | None:
+    import datetime
+
+    if not 1000 <= year <= 2999:
+        return None
+    try:
+        return datetime.date(year, month, day).isoformat()
+    except ValueError:
+        return None
+
+
+# currency: symbol/code -> ISO code ("$" is resolved by the dollar_code option)
+_CURRENCY_SYMBOLS = {"US$": "USD", "CA$": "CAD", "C$": "CAD", "AU$": "AUD", "A$": "AUD", "NZ$": "NZD",
+                     "$": None, "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
+_CURRENCY_CODES = ("USD", "EUR", "GBP", "JPY", "CAD", "AUD", "NZD", "CHF", "CNY", "INR", "SEK", "NOK", "DKK", "PLN", "CZK", "MXN", "BRL")
+_CURRENCY_WORDS = {"dollar": None, "dollars": None, "bucks": None, "euro": "EUR", "euros": "EUR",
+                   "yen": "JPY", "pounds sterling": "GBP"}
+_MINOR_UNITS = {"JPY": 0}
+_SYMBOL = "|".join(re.escape(s) for s in sorted(_CURRENCY_SYMBOLS, key=len, reverse=True))
+_CODE = "|".join(_CURRENCY_CODES)
+_WORD = "|".join(sorted(_CURRENCY_WORDS, key=len, reverse=True))
+_AMOUNT = rf"(?P<amount>{_NUMBER_BODY})"
+# not a range ("$5-10"), a magnitude ("$5 million", "$5k") or part of a longer number
+_AMOUNT_END = r"(?![\w%]|[.,]\d|\s?[-–]\s?[$€£¥]?\d|\s+(?:k|m|bn|thousand|million|billion|trillion)\b)"
+_CURRENCY_PATTERNS = [
+    # $5, US$ 5.99, €5,00, EUR 5, USD5 (and "$5 USD": the code wins)
+    re.compile(
+        rf"(?<![\w$€£¥₹.,])(?:(?P<symbol>{_SYMBOL})|(?P<code>{_CODE})\s?)\s?{_AMOUNT}{_AMOUNT_END}(?:\s(?P<code_after>{_CODE})\b)?"
+    ),
+    # 5 USD, 5€, 6,95 $, 5 euros, 10 dollars
+    re.compile(
+        rf"(?<![\w$€£¥₹.,\-]){_AMOUNT}\s?(?:(?P<code>{_CODE})\b|(?P<symbol>€|\$|£|¥|₹)|(?P<word>{_WORD})\b)(?![\w$])",
+        re.IGNORECASE,
+    ),
+]
+
+
+@dataclass
+class StandardizeFormatsConfig:
+    #: text columns to rewrite; empty = every canonical text column present (prompt, completion, text, ...)
+    fields: list[str] = field(default_factory=list)
+    #: drop thousands separators and use "." as the decimal mark ("1,234.5" -> "1234.5")
+    numbers: bool = True
+    #: rewrite dates with a 4-digit year as ISO 8601 ("March 5, 2024", "05/03/2024" -> "2024-03-05")
+    dates: bool = True
+    #: rewrite amounts of money as "<amount with minor units> <ISO code>" ("$5", "5 euros" -> "5.00 USD", "5.00 EUR")
+    currency: bool = True
+    #: how numbers are written: en ("1,234.5"), eu ("1.234,5"), or auto (only unmistakable forms)
+    locale_hint: str = "en"
+    #: order of numeric dates: true = day/month/year, false = month/day/year, null = convert
+    #: only dates whose order is unmistakable (a part above 12, or day == month)
+    dayfirst: bool | None = None
+    #: ISO code for a bare "$" or "dollars" (the text rarely says which dollar)
+    dollar_code: str = "USD"
+
+
+class StandardizeFormats(Cleaner):
+    """Writes numbers, dates (ISO 8601) and amounts of money in one canonical form; unparseable text stays."""
+
+    KINDS = ("currency_standardized", "dates_standardized", "numbers_standardized")
+
+    def __init__(self, config: StandardizeFormatsConfig):
+        super().__init__(config)
+        if config.locale_hint not in ("en", "eu", "auto"):
+            raise ValueError(f"standardize_formats.locale_hint must be en, eu or auto, got {config.locale_hint!r}")
+        if not re.fullmatch(r"[A-Z]{3}", config.dollar_code or ""):
+            raise ValueError(
+                f"standardize_formats.dollar_code must be a 3-letter ISO 4217 code such as USD or CAD, got {config.dollar_code!r}"
+            )
+        if not (config.numbers or config.dates or config.currency):
+            raise ValueError("standardize_formats: numbers, dates and currency are all false; enable at least one")
+
+    # each rewriter returns the new text and how many values it rewrote
+    def _currency(self, text: str) -> tuple[str, int]:
+        rewritten = 0
+
+        def replace(match: re.Match) -> str:
+            nonlocal rewritten
+            parts = match.groupdict()
+            code = parts.get("code_after") or parts.get("code")
+            if code:
+                code = code.upper()
+            elif parts.get("symbol"):
+                code = _CURRENCY_SYMBOLS[parts["symbol"]] or self.config.dollar_code
+            else:
+                code = _CURRENCY_WORDS[parts["word"].lower()] or self.config.dollar_code
+            plain = parse_number(parts["amount"], self.config.locale_hint, money=True)
+            minor = _MINOR_UNITS.get(code, 2)
+            if plain is None or len(plain.partition(".")[2]) > minor:
+                return match.group(0)  # ambiguous, or more decimals than the currency has
+            value = Decimal(plain)
+            canonical = f"{value:.{minor}f} {code}"
+            if canonical != match.group(0):
+                rewritten += 1
+            return canonical
+
+        for pattern in _CURRENCY_PATTERNS:
+            text = pattern.sub(replace, text)
+        return text, rewritten
+
+    def _dates(self, text: str) -> tuple[str, int]:
+        rewritten = 0
+
+        def replace(match: re.Match) -> str:
+            nonlocal rewritten
+            parts = match.groupdict()
+            year = int(parts["year"])
+            if parts.get("month"):
+                iso = _iso_date(year, _MONTHS[parts["month"].lower()], int(parts["day"]))
+            elif match.re is _DATE_PATTERNS[0]:
+                iso = _iso_date(year, int(parts["a"]), int(parts["b"]))
+            else:
+                a, b = int(parts["a"]), int(parts["b"])
+                dayfirst = self.config.dayfirst
+                if dayfirst is None:
+                    if a > 12 >= b:
+                        dayfirst = True
+                    elif b > 12 >= a:
+                        dayfirst = False
+                    elif a == b:
+                        dayfirst = True
+                    else:
+                        return match.group(0)  # 05/03/2024: March 5 or May 3?
+                day, month = (a, b) if dayfirst else (b, a)
+                iso = _iso_date(year, month, day)
+            if iso is None:
+                return match.group(0)  # February 30th, year 0999, ...
+            if iso != match.group(0):
+                rewritten += 1
+            return iso
+
+        for pattern in _DATE_PATTERNS:
+            text = pattern.sub(replace, text)
+        return text, rewritten
+
+    def _numbers(self, text: str) -> tuple[str, int]:
+        rewritten = 0
+
+        def replace(match: re.Match) -> str:
+            nonlocal rewritten
+            raw = match.group(0)
+            plain = parse_number(raw, self.config.locale_hint)
+            if plain is None:
+                return raw
+            if plain != raw:
+                rewritten += 1
+            return plain
+
+        return _NUMBER.sub(replace, text), rewritten
+
+    def standardize(self, text: str) -> tuple[str, dict[str, int]]:
+        counts: dict[str, int] = {}
+        if not _DIGIT.search(text):
+            return text, counts  # every format rewritten here has a digit in it
+        # currency first (its amounts must not be rewritten as bare numbers), then
+        # dates (so "05.03.2024" is never read as numbers)
+        for enabled, kind, rewrite in (
+            (self.config.currency, "currency_standardized", self._currency),
+            (self.config.dates, "dates_standardized", self._dates),
+            (self.config.numbers, "numbers_standardized", self._numbers),
+        ):
+            if enabled:
+                text, n = rewrite(text)
+                counts[kind] = n
+        return text, counts
+
+    def apply(self, data, ctx: StageContext):
+        fields = text_fields(data, self.config.fields, "standardize_formats")
+        return edit_text_columns(
+            data, ctx, fields, self.standardize, step="standardize_formats", what="formats standardized", kinds=self.KINDS
+        )
+
+
+# --- missing values ---------------------------------------------------------------
+
+_MISSING_POLICIES = ("drop", "impute", "flag")
+
+
+@dataclass
+class MissingValuesConfig:
+    #: column -> what to do when its value is missing: drop (remove the row; ledger reason
+    #: "missing <column>"), impute (fill in values[column]), flag (keep the row and add a
+    #: boolean column <column>_missing). Columns not listed are left alone.
+    policies: dict[str, str] = field(default_factory=lambda: {PROMPT: "drop", COMPLETION: "drop"})
+    #: column -> the value put in place of a missing one (needed for every impute column)
+    values: dict[str, Any] = field(default_factory=dict)
+    #: count strings that are empty or only whitespace as missing, not just None
+    blank_is_missing: bool = True
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+class MissingValues(Cleaner):
+    """Per-column policy for missing values: drop the row, impute a default, or flag it in a new column."""
+
+    def __init__(self, config: MissingValuesConfig):
+        super().__init__(config)
+        if not config.policies:
+            raise ValueError("missing_values.policies is empty; map at least one column to drop, impute or flag")
+        for column, policy in config.policies.items():
+            if policy not in _MISSING_POLICIES:
+                raise ValueError(
+                    f"missing_values.policies.{column} must be drop, impute or flag, got {policy!r}"
+                )
+            if policy == "impute" and (column not in config.values or config.values[column] is None):
+                raise ValueError(
+                    f"missing_values.policies.{column} is impute but missing_values.values.{column} is not set; "
+                    f"give the value to fill in, e.g. +pipeline.params.missing_values.values.{column}=unknown"
+                )
+        unused = sorted(set(config.values) - {c for c, p in config.policies.items() if p == "impute"})
+        if unused:
+            raise ValueError(f"missing_values.values names {unused}, whose policy is not impute; remove them or set their policy to impute")
+
+    def _is_missing(self, value: Any) -> bool:
+        if value is None:
+            return True
+        return self.config.blank_is_missing and isinstance(value, str) and not value.strip()
+
+    def _fill_value(self, data: Any, column: str) -> Any:
+        """The configured value, converted to the column's type (a clear error when it cannot be)."""
+        value = self.config.values[column]
+        dtype = getattr(data.features[column], "dtype", None)
+        converters: dict[str, Callable[[Any], Any]] = {"string": str, "large_string": str, "bool": _as_bool}
+        convert = converters.get(dtype or "") or (
+            int if dtype and dtype.startswith(("int", "uint")) else float if dtype and dtype.startswith("float") else None
+        )
+        if convert is None:
+            if dtype == "null" or isinstance(value, (str, int, float, bool)):
+                return value
+            raise ValueError(f"missing_values: cannot impute into column '{column}' of type {data.features[column]}")
+        try:
+            return convert(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"missing_values.values.{column}={value!r} does not fit column '{column}' of type {dtype}; "
+                "give a value of that type"
+            ) from None
+
+    def apply(self, data, ctx: StageContext):
+        policies = self.config.policies
+        require_columns(data, list(policies), "missing_values")
+        flagged = [f"{c}_missing" for c, p in policies.items() if p == "flag"]
+        clash = [c for c in flagged if c in data.column_names]
+        if clash:
+            raise ValueError(f"missing_values: the flag column(s) {clash} already exist; rename them or use another policy")
+
+        ids, *values = columns_as_lists(data, ROW_ID, *policies)
+        missing = {c: [self._is_missing(v) for v in column] for c, column in zip(policies, values)}
+        keep: list[int] = []
+        dropped: dict[str, list[str]] = {}
+        for i, row_id in enumerate(ids):
+            first = next((c for c, p in policies.items() if p == "drop" and missing[c][i]), None)
+            if first is None:
+                keep.append(i)
+            else:
+                dropped.setdefault(first, []).append(row_id)
+        for column, row_ids in dropped.items():
+            ctx.drop(row_ids, f"missing {column}")
+
+        fills = {c: self._fill_value(data, c) for c, p in policies.items() if p == "impute"}
+        flags = [c for c, p in policies.items() if p == "flag"]
+        if keep and (fills or flags):
+            for column in fills:
+                rows = [ids[i] for i in keep if missing[column][i]]
+                ctx.modified(rows, f"imputed {column}")
+            for column in flags:
+                ctx.count(f"flagged {column}_missing", sum(missing[column][i] for i in keep))
+
+            def fill(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+                for column, value in fills.items():
+                    batch[column] = [value if missing[column][i] else v for v, i in zip(batch[column], indices)]
+                for column in flags:
+                    batch[f"{column}_missing"] = [missing[column][i] for i in indices]
+                return batch
+
+            data = data.map(fill, batched=True, with_indices=True, desc="missing_values")
+        return data.select(keep) if len(keep) != len(data) else data
+
+
 def _procs(ctx: StageContext, data: Any) -> int | None:
     # worker processes only pay off on larger data
     return ctx.num_proc if ctx.num_proc > 1 and len(data) >= 10_000 else None
@@ -206,4 +862,7 @@ COMPONENTS = [
     ("cleaner", Component("normalize", Normalize, NormalizeConfig)),
     ("cleaner", Component("drop_missing", DropMissing, DropMissingConfig)),
     ("cleaner", Component("exact_dedup", ExactDedup, ExactDedupConfig)),
+    ("cleaner", Component("strip_markup", StripMarkup, StripMarkupConfig)),
+    ("cleaner", Component("standardize_formats", StandardizeFormats, StandardizeFormatsConfig)),
+    ("cleaner", Component("missing_values", MissingValues, MissingValuesConfig)),
 ]

@@ -1,119 +1,190 @@
-"""File collectors: JSON Lines, CSV/TSV and Parquet, from a file, a folder or a glob.
+"""File collectors: JSON, JSON Lines, CSV, TSV, Parquet and plain text, from a file, a
+folder (recursively) or a glob, optionally gzipped.
 
-Each row's id is ``<file>:<line>`` (``<file>:<row>`` for Parquet), so an id says where
-the row came from and stays the same across runs. Records that cannot be parsed go
-to the quarantine with file, line and reason; they are never dropped silently.
+Each row's id is ``<file>:<line>`` — the file relative to the given folder (or to the
+glob's fixed leading folders), and the line the record starts on (the record number
+for Parquet and JSON arrays) — so an id says where the row came from and stays the
+same across runs. Records that cannot be parsed, or do not fit the selected
+``format``, go to the quarantine with file, line and reason; nothing is dropped
+silently.
+
+The shared machinery for every collector (``columns`` renaming, ``format`` adapters,
+the text-column check, building the Dataset) lives in :class:`RecordCollector`; the
+web, PDF, SQL and Hugging Face collectors build on it too.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import gzip
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
-from tunelab.api import CANONICAL_TEXT_COLUMNS, PARENT_ID, ROW_ID, Collector, Component, StageContext
+from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, TEXT, Collector, Component, StageContext
+
+from tunelab_builtin.formats import ADAPTERS, FormatMismatch, check_format_name, detect_format
 
 SOURCE = "source"
+#: the source's own ``id`` field is kept under this name; ``id`` is tunelab's row id
+SOURCE_ID = "source_id"
+_GLOB_CHARS = "*?["
+# CSV fields longer than this are quarantined (the csv module's default is 128 KiB)
+CSV_FIELD_LIMIT = 32 * 1024 * 1024
 
 
 class SourceError(ValueError):
     """A source cannot be read at all (missing, unreadable, wrong format)."""
 
 
+class RawRecord(NamedTuple):
+    """One record as a collector read it, before renaming and format adaptation."""
+
+    #: where it came from, as shown in the ``source`` column and the quarantine
+    source: str
+    #: line or record number in the source (None when the source has no numbering)
+    line: int | None
+    row_id: str
+    record: dict[str, Any]
+
+
+def require_module(module: str, collector: str, package: str) -> None:
+    """Fail with an install hint when an optional dependency is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise SourceError(
+            f"the '{collector}' collector needs the '{package}' package: pip install 'tunelab[data]' (or pip install {package})"
+        )
+
+
+# --- configs ------------------------------------------------------------------------
+
+
 @dataclass
-class FileSourceConfig:
+class RecordOptions:
+    #: rename source columns onto the row schema, e.g. {question: prompt, answer: completion} (null: no renaming)
+    columns: Optional[dict[str, str]] = None
+    #: record layout: auto (detected from the keys of the first record that fits one), none (columns
+    #: kept as they are), alpaca, sharegpt, messages, prompt_completion, preference, hh_rlhf, text_label
+    format: str = "auto"
+
+
+@dataclass
+class PathConfig(RecordOptions):
     #: a file, a folder (every file with a matching suffix inside, recursively) or a glob
     path: str = "???"
-    #: rename source columns onto the row schema, e.g. {question: prompt, answer: completion}
-    columns: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FileSourceConfig(PathConfig):
+    #: text encoding of the files (any Python codec name, e.g. utf-8, latin-1, cp1252)
     encoding: str = "utf-8"
 
 
 @dataclass
+class JsonSourceConfig(FileSourceConfig):
+    #: for a file holding one object, the key whose value is the list of records
+    #: (e.g. "data" for {"version": 2, "data": [...]}); empty: the object is one record
+    records_key: str = ""
+
+
+@dataclass
 class CsvSourceConfig(FileSourceConfig):
-    #: field delimiter; "auto" uses a tab for .tsv files and a comma otherwise
+    #: field delimiter: one character, "tab", or "auto" (a tab for .tsv/.tab files, a comma otherwise)
     delimiter: str = "auto"
 
 
-class FileCollector(Collector):
-    suffixes: tuple[str, ...] = ()
+@dataclass
+class TextSourceConfig(FileSourceConfig):
+    #: one row per file, per paragraph (blank-line separated) or per non-blank line
+    unit: str = "file"
 
-    def input_files(self) -> list[Path]:
-        spec = str(self.config.path)
-        path = Path(spec).expanduser()
-        if any(ch in spec for ch in "*?["):
-            files = [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
-        elif path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*") if p.is_file() and any(p.name.endswith(s) for s in self.suffixes)
-            )
-        elif path.is_file():
-            files = [path]
-        else:
-            raise SourceError(f"data.path '{spec}' does not exist (working directory: {Path.cwd()})")
-        if not files:
-            raise SourceError(f"data.path '{spec}' matches no {'/'.join(self.suffixes)} files")
-        return files
 
-    def _label(self, file: Path) -> str:
-        root = Path(str(self.config.path)).expanduser()
-        if root.is_dir():
-            return str(file.relative_to(root))
-        return file.name
+# --- the shared collector -------------------------------------------------------------
 
-    def _open_text(self, file: Path) -> io.TextIOBase:
-        raw = gzip.open(file, "rb") if file.name.endswith(".gz") else file.open("rb")
-        return io.TextIOWrapper(raw, encoding=self.config.encoding, errors="strict", newline="")
 
-    def records(self, file: Path, label: str, ctx: StageContext) -> Iterator[tuple[int, dict[str, Any]]]:
-        raise NotImplementedError  # pragma: no cover
+class RecordCollector(Collector):
+    """Base of every built-in collector: subclasses yield :class:`RawRecord` items from
+    :meth:`raw_records`; renaming, format adaptation and checks happen here."""
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        check_format_name(config.format, "data.format")
+        targets: dict[str, str] = {}
+        for source, target in (config.columns or {}).items():
+            if not isinstance(target, str) or not target:
+                raise ValueError(f"data.columns.{source} must name a column, got {target!r}")
+            if target in targets:
+                raise ValueError(f"data.columns maps both '{targets[target]}' and '{source}' onto '{target}'; keep one")
+            targets[target] = source
+
+    def raw_records(self, ctx: StageContext) -> Iterable[RawRecord]:  # pragma: no cover - contract
+        raise NotImplementedError
 
     def collect(self, ctx: StageContext):
-        rows: list[dict[str, Any]] = []
-        for file in self.input_files():
-            label = self._label(file)
-            try:
-                for line, record in self.records(file, label, ctx):
-                    row = self._map(record, label, line, ctx)
-                    if row is not None:
-                        rows.append(row)
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                raise SourceError(f"cannot read {file}: {exc}") from exc
-        return rows_to_dataset(rows, ctx)
+        return self.build(self.raw_records(ctx), ctx)
 
-    def _map(self, record: dict[str, Any], label: str, line: int, ctx: StageContext) -> dict[str, Any] | None:
-        mapping = self.config.columns
+    def _rename(self, record: dict[str, Any]) -> dict[str, Any]:
+        mapping = self.config.columns or {}
         row: dict[str, Any] = {}
         for key, value in record.items():
             key = str(key)
             if key == ROW_ID and ROW_ID not in mapping:
-                key = "source_id"  # the source's own id is kept, ours is the row id
+                key = SOURCE_ID  # the source's own id is kept, ours is the row id
             row[mapping.get(key, key)] = value
-        for column in CANONICAL_TEXT_COLUMNS:
-            value = row.get(column)
-            if value is not None and not isinstance(value, str):
-                ctx.quarantine(label, line, f"column '{column}' holds {type(value).__name__}, expected text", _short(record))
-                return None
-        row[ROW_ID] = f"{label}:{line}"
-        row[SOURCE] = label
         row.pop(PARENT_ID, None)
         return row
 
+    def build(self, raws: Iterable[RawRecord], ctx: StageContext):
+        """Rename, adapt to the format, check text columns; quarantine what does not fit."""
+        renamed = [raw._replace(record=self._rename(raw.record)) for raw in raws]
+        fmt = self.config.format
+        detected = fmt == "auto"
+        if detected:
+            fmt = next((f for f in map(detect_format, (r.record for r in renamed)) if f), "none")
+        ctx.metadata["format"] = fmt
+        adapter = ADAPTERS.get(fmt)
+        rows: list[dict[str, Any]] = []
+        for raw in renamed:
+            try:
+                row = adapter(raw.record) if adapter else raw.record
+                for column in CANONICAL_TEXT_COLUMNS:
+                    value = row.get(column)
+                    if value is not None and not isinstance(value, str):
+                        raise FormatMismatch(f"column '{column}' holds {type(value).__name__}, expected text")
+            except FormatMismatch as exc:
+                ctx.quarantine(raw.source, raw.line, str(exc), short(raw.record))
+                continue
+            row[ROW_ID] = raw.row_id
+            row[SOURCE] = raw.source
+            rows.append(row)
+        ctx.count(f"records in format {fmt}{' (detected)' if detected else ''}", len(rows))
+        return rows_to_dataset(rows, ctx)
 
-def _short(record: Any, limit: int = 500) -> str:
+
+def short(record: Any, limit: int = 500) -> str:
+    """A record as JSON text, cut to ``limit`` characters (for the quarantine)."""
     text = json.dumps(record, ensure_ascii=False, default=str) if not isinstance(record, str) else record
     return text[:limit]
 
 
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(m, dict) and set(m) == {"role", "content"} and all(isinstance(v, str) for v in m.values()) for m in value
+    )
+
+
 def rows_to_dataset(rows: list[dict[str, Any]], ctx: StageContext):
     """Build a Dataset from row dicts. A non-text column whose values mix types (say,
-    numbers and strings) is turned into text so one odd row cannot fail the source."""
-    from datasets import Dataset
+    numbers and strings), or hold objects or lists, is turned into JSON text so one odd
+    row cannot fail the source; integers mixed with floats become floats. ``messages``
+    lists of {role, content} stay structured."""
+    from datasets import Dataset, List, Value
 
     columns: dict[str, set[type]] = {}
     for row in rows:
@@ -123,60 +194,261 @@ def rows_to_dataset(rows: list[dict[str, Any]], ctx: StageContext):
     for row in rows:
         for key in columns:
             row.setdefault(key, None)
+    structured_messages = MESSAGES in columns and all(row[MESSAGES] is None or _is_messages(row[MESSAGES]) for row in rows)
     for key, types in columns.items():
-        if len(types) > 1 or types & {dict, list}:
+        if key == MESSAGES and structured_messages:
+            continue
+        if types == {int, float}:  # whole and fractional numbers: all floats, not text
             for row in rows:
-                value = row[key]
-                if value is not None and not isinstance(value, str):
-                    row[key] = json.dumps(value, ensure_ascii=False, default=str)
+                if isinstance(row[key], int):
+                    row[key] = float(row[key])
+            continue
+        if len(types) > 1 or types & {dict, list}:
+            _as_text(rows, key)
             ctx.count(f"column '{key}' stored as text (mixed types)")
     if not rows:
         return Dataset.from_dict({ROW_ID: [], SOURCE: []})
-    return Dataset.from_list(rows)
+    try:
+        data = Dataset.from_list(rows)
+    except Exception:  # noqa: BLE001 - pyarrow raises several types; find the column
+        import pyarrow as pa
+
+        for key in columns:
+            try:
+                pa.array([row[key] for row in rows])
+            except Exception:  # noqa: BLE001
+                _as_text(rows, key)
+                ctx.count(f"column '{key}' stored as text (values Arrow cannot hold)")
+        data = Dataset.from_list(rows)
+    if structured_messages:
+        data = data.cast_column(MESSAGES, List({"role": Value("string"), "content": Value("string")}))
+    return data
+
+
+def _as_text(rows: list[dict[str, Any]], key: str) -> None:
+    for row in rows:
+        value = row[key]
+        if value is not None and not isinstance(value, str):
+            row[key] = json.dumps(value, ensure_ascii=False, default=str)
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+class FileCollector(RecordCollector):
+    """Base of the collectors that read files named by ``path`` (file, folder or glob)."""
+
+    suffixes: tuple[str, ...] = ()
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        if hasattr(config, "encoding"):
+            try:
+                codecs.lookup(config.encoding)
+            except LookupError:
+                raise ValueError(f"data.encoding {config.encoding!r} is not a known text encoding (e.g. utf-8, latin-1, cp1252)") from None
+
+    def _spec(self) -> str:
+        return str(self.config.path)
+
+    def _root(self) -> Path | None:
+        """The folder ids are relative to: the given folder, or a glob's fixed leading part."""
+        spec = self._spec()
+        path = Path(spec).expanduser()
+        if any(ch in spec for ch in _GLOB_CHARS):
+            fixed = []
+            for part in path.parts:
+                if any(ch in part for ch in _GLOB_CHARS):
+                    break
+                fixed.append(part)
+            return Path(*fixed) if fixed else Path(".")
+        return path if path.is_dir() else None
+
+    def input_files(self) -> list[Path]:
+        spec = self._spec()
+        path = Path(spec).expanduser()
+        if any(ch in spec for ch in _GLOB_CHARS):
+            files = [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
+        elif path.is_dir():
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and any(p.name.lower().endswith(s) for s in self.suffixes)
+                # hidden files and folders (.git, .ipynb_checkpoints) are never data
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            files = [path]
+        else:
+            raise SourceError(f"data.path '{spec}' does not exist (working directory: {Path.cwd()})")
+        if not files:
+            raise SourceError(f"data.path '{spec}' matches no {'/'.join(self.suffixes)} files")
+        return files
+
+    def label(self, file: Path) -> str:
+        root = self._root()
+        if root is not None:
+            try:
+                return file.relative_to(root).as_posix()
+            except ValueError:
+                pass
+        return file.name
+
+    def open_binary(self, file: Path):
+        return gzip.open(file, "rb") if file.name.lower().endswith(".gz") else file.open("rb")
+
+    def read_bytes(self, file: Path) -> bytes:
+        with self.open_binary(file) as fh:
+            return fh.read()
+
+    def _open_text(self, file: Path) -> io.TextIOBase:
+        return io.TextIOWrapper(self.open_binary(file), encoding=self.config.encoding, errors="strict", newline="")
+
+    def read(self, file: Path, label: str, ctx: StageContext) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Yield ``(line or record number, record)`` for one file."""
+        raise NotImplementedError  # pragma: no cover
+
+    def raw_records(self, ctx: StageContext) -> Iterator[RawRecord]:
+        for file in self.input_files():
+            label = self.label(file)
+            try:
+                for line, record in self.read(file, label, ctx):
+                    yield RawRecord(label, line, f"{label}:{line}", record)
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                raise SourceError(f"cannot read {file}: {exc}") from exc
+
+
+def _decode_line(raw: bytes, number: int, label: str, encoding: str, ctx: StageContext) -> str | None:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        ctx.quarantine(
+            label, number, f"not valid {encoding}: {exc.reason} at byte {exc.start}; set data.encoding", raw[:500].decode("utf-8", "replace")
+        )
+        return None
+
+
+def _json_lines(lines: Iterable[bytes], label: str, encoding: str, ctx: StageContext) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        text = _decode_line(raw, number, label, encoding, ctx)
+        if text is None:
+            continue
+        if number == 1:
+            text = text.lstrip("\ufeff")
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            ctx.quarantine(label, number, f"invalid JSON: {exc.msg} (column {exc.colno})", text[:500])
+            continue
+        if not isinstance(record, dict):
+            ctx.quarantine(label, number, f"expected a JSON object, found {type(record).__name__}", text[:500])
+            continue
+        yield number, record
+
+
+def _json_document(data: bytes, label: str, encoding: str, records_key: str, ctx: StageContext) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Records of a whole-file JSON document: an array of objects, one object, or an
+    object holding the array under ``records_key``. Numbers are record positions (from 1)."""
+    try:
+        text = data.decode(encoding).lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        ctx.quarantine(label, line, f"not valid {encoding}: {exc.reason} at byte {exc.start}; set data.encoding; the file was not read")
+        return
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
+            # several objects, one per line: a JSON Lines file with a .json name
+            ctx.count("JSON files read as JSON Lines")
+            yield from _json_lines(data.splitlines(), label, encoding, ctx)
+            return
+        ctx.quarantine(label, exc.lineno, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}); the file was not read", text[:500])
+        return
+    if isinstance(document, dict) and records_key:
+        if not isinstance(document.get(records_key), list):
+            found = type(document.get(records_key)).__name__ if records_key in document else "nothing"
+            raise SourceError(
+                f"{label}: data.records_key '{records_key}' holds {found}, expected a list of records "
+                f"(top-level keys: {', '.join(map(str, document))})"
+            )
+        document = document[records_key]
+    if isinstance(document, dict):
+        yield 1, document
+        return
+    if not isinstance(document, list):
+        ctx.quarantine(label, 1, f"expected a JSON array of objects or an object, found {type(document).__name__}", text[:500])
+        return
+    for number, record in enumerate(document, start=1):
+        if isinstance(record, dict):
+            yield number, record
+        else:
+            ctx.quarantine(label, number, f"record {number} is {type(record).__name__}, expected a JSON object", short(record))
+
+
+def _starts_with_array(file_head: bytes) -> bool:
+    return file_head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
 class JsonlCollector(FileCollector):
-    """JSON Lines files (one object per line; .jsonl, .json, optionally gzipped)."""
+    """JSON Lines files: one object per line (.jsonl/.ndjson/.json, gzipped too); a file holding a JSON array is read whole."""
 
-    suffixes = (".jsonl", ".jsonl.gz", ".ndjson", ".json")
+    suffixes = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz")
 
-    def records(self, file, label, ctx):
-        opener = gzip.open if file.name.endswith(".gz") else open
-        with opener(file, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    text = raw.decode(self.config.encoding)
-                except UnicodeDecodeError as exc:
-                    ctx.quarantine(label, number, f"not valid {self.config.encoding}: {exc.reason} at byte {exc.start}", raw[:500].decode("utf-8", "replace"))
-                    continue
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    ctx.quarantine(label, number, f"invalid JSON: {exc.msg} (column {exc.colno})", text[:500])
-                    continue
-                if not isinstance(record, dict):
-                    ctx.quarantine(label, number, f"expected a JSON object, found {type(record).__name__}", text[:500])
-                    continue
-                yield number, record
+    def read(self, file, label, ctx):
+        with self.open_binary(file) as fh:
+            head = fh.read(4096)
+            if _starts_with_array(head):
+                yield from _json_document(head + fh.read(), label, self.config.encoding, "", ctx)
+                return
+        with self.open_binary(file) as fh:
+            yield from _json_lines(fh, label, self.config.encoding, ctx)
+
+
+class JsonCollector(FileCollector):
+    """JSON documents: an array of objects, one object, or records under records_key (.json, gzipped too)."""
+
+    suffixes = (".json", ".json.gz")
+
+    def read(self, file, label, ctx):
+        yield from _json_document(self.read_bytes(file), label, self.config.encoding, self.config.records_key, ctx)
 
 
 class CsvCollector(FileCollector):
     """CSV and TSV files with a header row (optionally gzipped)."""
 
-    suffixes = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+    suffixes = (".csv", ".tsv", ".tab", ".csv.gz", ".tsv.gz", ".tab.gz")
 
-    def records(self, file, label, ctx):
-        delimiter = self.config.delimiter
-        if delimiter == "auto":
-            delimiter = "\t" if ".tsv" in file.name else ","
+    def __init__(self, config: CsvSourceConfig):
+        super().__init__(config)
+        delimiter = self._given_delimiter()
+        if delimiter != "auto" and len(delimiter) != 1:
+            raise ValueError(f"data.delimiter must be 'auto', 'tab' or one character (e.g. ',', ';', '|'), got {config.delimiter!r}")
+
+    def _given_delimiter(self) -> str:
+        # a tab is hard to type on a command line: accept "tab" and a written-out "\t"
+        return {"tab": "\t", "\\t": "\t"}.get(self.config.delimiter, self.config.delimiter)
+
+    def _delimiter(self, file: Path) -> str:
+        if self._given_delimiter() != "auto":
+            return self._given_delimiter()
+        name = file.name.lower()
+        return "\t" if name.endswith((".tsv", ".tsv.gz", ".tab", ".tab.gz")) else ","
+
+    def read(self, file, label, ctx):
+        delimiter = self._delimiter(file)
+        previous_limit = csv.field_size_limit(CSV_FIELD_LIMIT)
         try:
             with self._open_text(file) as fh:
                 reader = csv.reader(fh, delimiter=delimiter)
                 header = next(reader, None)
                 if header is None:
                     return
+                if header:
+                    header[0] = header[0].lstrip("\ufeff")  # byte-order mark of Excel exports
                 if len(set(header)) != len(header):
                     raise SourceError(f"{file}: the header repeats a column name: {header}")
                 while True:
@@ -199,6 +471,17 @@ class CsvCollector(FileCollector):
             raise SourceError(
                 f"{file} is not valid {self.config.encoding} ({exc.reason} at byte {exc.start}); set data.encoding"
             ) from exc
+        finally:
+            csv.field_size_limit(previous_limit)
+
+
+class TsvCollector(CsvCollector):
+    """TSV files (tab-separated, header row; .tsv/.tab, gzipped too)."""
+
+    suffixes = (".tsv", ".tab", ".tsv.gz", ".tab.gz")
+
+    def _delimiter(self, file: Path) -> str:
+        return "\t" if self._given_delimiter() == "auto" else self._given_delimiter()
 
 
 class ParquetCollector(FileCollector):
@@ -206,7 +489,7 @@ class ParquetCollector(FileCollector):
 
     suffixes = (".parquet",)
 
-    def records(self, file, label, ctx):
+    def read(self, file, label, ctx):
         import pyarrow.parquet as pq
 
         try:
@@ -217,8 +500,69 @@ class ParquetCollector(FileCollector):
             yield number, record
 
 
+TEXT_UNITS = ("file", "paragraph", "line")
+
+
+class TextCollector(FileCollector):
+    """Plain-text files into the text column: one row per file, paragraph or line (.txt/.md, gzipped too)."""
+
+    suffixes = (".txt", ".text", ".md", ".txt.gz", ".md.gz")
+
+    def __init__(self, config: TextSourceConfig):
+        super().__init__(config)
+        if config.unit not in TEXT_UNITS:
+            raise ValueError(f"data.unit must be one of {', '.join(TEXT_UNITS)}, got {config.unit!r}")
+
+    def _units(self, lines: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+        """(first line number, lines) of each unit; blank lines never make a unit."""
+        if self.config.unit == "file":
+            if any(line.strip() for line in lines):
+                yield 1, lines
+        elif self.config.unit == "line":
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    yield number, [line]
+        else:
+            start, block = 0, []
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    if not block:
+                        start = number
+                    block.append(line)
+                elif block:
+                    yield start, block
+                    block = []
+            if block:
+                yield start, block
+
+    def read(self, file, label, ctx):
+        data = self.read_bytes(file)
+        if data.startswith(codecs.BOM_UTF8) and codecs.lookup(self.config.encoding).name.startswith("utf-8"):
+            data = data[len(codecs.BOM_UTF8) :]
+        found = False
+        # bytes.splitlines splits on \n, \r\n and \r only (str.splitlines would also
+        # split on form feeds and Unicode separators inside a line)
+        for start, block in self._units(data.splitlines()):
+            found = True
+            raw = b"\n".join(block)
+            try:
+                text = raw.decode(self.config.encoding)
+            except UnicodeDecodeError as exc:
+                line = start + raw[: exc.start].count(b"\n")
+                ctx.quarantine(
+                    label, line, f"not valid {self.config.encoding}: {exc.reason}; set data.encoding", raw[:500].decode("utf-8", "replace")
+                )
+                continue
+            yield start, {TEXT: text.strip()}
+        if not found:
+            ctx.count("files without text")
+
+
 COMPONENTS = [
     ("collector", Component("jsonl", JsonlCollector, FileSourceConfig)),
+    ("collector", Component("json", JsonCollector, JsonSourceConfig)),
     ("collector", Component("csv", CsvCollector, CsvSourceConfig)),
-    ("collector", Component("parquet", ParquetCollector, FileSourceConfig)),
+    ("collector", Component("tsv", TsvCollector, CsvSourceConfig)),
+    ("collector", Component("parquet", ParquetCollector, PathConfig)),
+    ("collector", Component("text", TextCollector, TextSourceConfig)),
 ]

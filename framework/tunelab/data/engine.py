@@ -31,6 +31,14 @@ from tunelab.plugins import Plugins
 log = logging.getLogger(__name__)
 
 SPLITS_DIR = "splits"
+_STAGE_OF_KIND = {
+    "collector": "collect",
+    "cleaner": "clean",
+    "annotator": "annotate",
+    "augmenter": "augment",
+    "balancer": "balance",
+    "splitter": "split",
+}
 COMPLETE_MARKER = "COMPLETE.json"
 
 
@@ -52,10 +60,12 @@ class Prepared:
 def cache_key(rc: RunConfig, plugins: Plugins) -> str:
     """Key of the prepared data: the data and pipeline config, the seed, the versions of
     the components used, and the size and mtime of every input file."""
-    collector = rc.collector.instantiate(plugins.registry)
-    with _step_errors("collect", rc.collector.name):
-        files = collector.input_files()
     used = [rc.collector, rc.splitter, *(s for stage in rc.steps.values() for s in stage)]
+    files = []
+    for selected in used:
+        component = selected.instantiate(plugins.registry)
+        with _step_errors(_STAGE_OF_KIND[selected.kind], selected.step):
+            files += getattr(component, "input_files", lambda: [])()
     versions = sorted(
         {f"{s.kind}/{s.name}={plugins.registry.get(s.kind, s.name).supplier.version}" for s in used}
     )
@@ -135,10 +145,16 @@ def _step_errors(stage: str, step: str) -> Iterator[None]:
 def _load(directory: Path, key: str, cache_hit: bool) -> Prepared:
     from datasets import load_from_disk
 
-    dd = load_from_disk(str(directory / SPLITS_DIR))
+    from datasets import Dataset
+
+    splits = dict(load_from_disk(str(directory / SPLITS_DIR)))
     summary = json.loads((directory / COMPLETE_MARKER).read_text())
     summary["cache_hit"] = cache_hit
-    return Prepared(dict(dd), directory, key, cache_hit, summary)
+    features = splits["train"].features
+    for name, size in summary["splits"].items():
+        if size == 0:
+            splits[name] = Dataset.from_dict({column: [] for column in features}, features=features)
+    return Prepared({name: splits[name] for name in summary["splits"]}, directory, key, cache_hit, summary)
 
 
 def _ids(data: Any) -> tuple[list[str], list[str | None]]:
@@ -172,14 +188,14 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
         config = typed_config(component.config_schema, params, kind=kind, name=name, origin=Origin(), group=kind, key_prefix="")
         return component.cls(config)
 
-    def context() -> StageContext:
+    def context(step: str = "") -> StageContext:
         return StageContext(
-            seed=rc.seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column, factory=factory
+            seed=rc.seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column, factory=factory, step=step
         )
 
     # collect
     collector = rc.collector.instantiate(registry)
-    ctx = context()
+    ctx = context(rc.collector.name)
     started = time.perf_counter()
     with _step_errors("collect", rc.collector.name):
         data = collector.collect(ctx)
@@ -193,6 +209,8 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
         dupes = [i for i, n in Counter(ids).items() if n > 1][:5]
         raise DataError(f"collector '{rc.collector.name}' produced duplicate row ids, e.g. {dupes}")
     ledger.quarantined("collect", rc.collector.name, ctx.quarantined)
+    if ctx.metadata:
+        metadata[rc.collector.name] = ctx.metadata
     _write_jsonl(out_dir / "quarantine.jsonl", ctx.quarantined)
     collected = len(data)
     quarantined = len(ctx.quarantined)
@@ -218,7 +236,7 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
 
     def checked_step(stage: str, step: str, component: str, data: Any, run: Any) -> Any:
         """Run ``run(data, ctx)`` as one step, time it, and check its ids against the ledger."""
-        ctx = context()
+        ctx = context(step)
         ids_in, _ = _ids(data)
         started = time.perf_counter()
         with _step_errors(stage, step):
@@ -234,6 +252,7 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
             ids_out += part_ids
             parents_out += part_parents
         added, dropped = ledger.check_step(stage, step, ids_in, ids_out, parents_out, ctx)
+        ledger.modified(stage, step, ctx.modifications)
         steps.append(
             StepStats(
                 stage,
@@ -280,7 +299,14 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
             f"{final} kept + {total_dropped} dropped"
         )
 
-    DatasetDict(splits).save_to_disk(str(out_dir / SPLITS_DIR))
+    ledger.assigned({name: list(part[ROW_ID]) for name, part in splits.items()})
+    if not len(splits.get("train", [])):
+        raise DataError(
+            f"the splitter '{rc.splitter.name}' left no training rows (splits: "
+            f"{ {name: len(part) for name, part in splits.items()} }); use more data or smaller eval fractions"
+        )
+    # datasets cannot reload an empty split from disk: save the others, rebuild empties on load
+    DatasetDict({name: part for name, part in splits.items() if len(part)}).save_to_disk(str(out_dir / SPLITS_DIR))
     ledger.write(out_dir / "ledger.jsonl")
     summary = {
         "rows_read": collected + quarantined,
@@ -298,7 +324,7 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
         "steps": [s.to_dict() for s in steps],
         "label_column": rc.label_column or LABEL,
     }
-    write_data_report(summary, out_dir / "data_report.md")
+    write_data_report(summary, out_dir)
     return summary
 
 

@@ -63,6 +63,17 @@ class Ledger:
                 {"id": where, "stage": stage, "step": step, "action": "quarantined", "reason": item["reason"]}
             )
 
+    def modified(self, stage: str, step: str, modifications: list[tuple[list[str], str]]) -> None:
+        for ids, what in modifications:
+            self.records.extend(
+                {"id": row_id, "stage": stage, "step": step, "action": "modified", "reason": what} for row_id in ids
+            )
+
+    def assigned(self, splits: dict[str, list[str]]) -> None:
+        """The end of every kept row: the split it went to."""
+        for split, ids in splits.items():
+            self.records.extend({"id": row_id, "stage": "split", "action": "kept", "split": split} for row_id in ids)
+
     def check_step(
         self,
         stage: str,

@@ -1,0 +1,380 @@
+"""Database and dataset-library collectors: SQL queries (SQLAlchemy) and Hugging Face
+datasets (saved folders, local files through a packaged builder, Hub datasets).
+
+SQL: the query runs in a transaction that is rolled back, SQLite files are opened
+read-only, and only read statements are accepted. The password in the URL never
+appears in row ids, the ``source`` column or any message (``user:***@host``).
+
+Hugging Face: the Hub is only contacted when ``path`` names a Hub dataset; offline
+(``HF_HUB_OFFLINE``) or unreachable, the error says how to use a local copy instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from tunelab.api import Component, StageContext
+
+from tunelab_builtin.collectors import RawRecord, RecordCollector, RecordOptions, SourceError, require_module
+
+# --- SQL --------------------------------------------------------------------------------
+
+#: statements that only read; anything else is refused before it reaches the database
+READ_STATEMENTS = ("select", "with", "values", "table", "show", "explain", "describe", "desc")
+_SQL_COMMENTS = re.compile(r"(--[^\n]*(\n|$))|(/\*.*?\*/)", re.S)
+_URL_PASSWORD = re.compile(r"^([a-zA-Z][\w+.-]*://[^:/@\s]*:)([^@\s]*)(@)")
+
+
+def redact_db_url(url: str) -> str:
+    """``postgresql://user:***@host/db`` for ``postgresql://user:secret@host/db``."""
+    return _URL_PASSWORD.sub(r"\1***\3", url)
+
+
+@dataclass
+class SqlSourceConfig(RecordOptions):
+    #: SQLAlchemy database URL, e.g. sqlite:///tickets.db or postgresql://user:password@host/db (the password is never shown)
+    url: str = "???"
+    #: a read-only statement (SELECT or WITH ...); use :name placeholders for the values in params
+    query: str = "???"
+    #: values for the :name placeholders of the query (null: none)
+    params: Optional[dict[str, Any]] = None
+    #: column whose value makes the row id (sql:<value>); empty: the row number (sql:1, sql:2, ...)
+    id_column: str = ""
+
+
+class SqlCollector(RecordCollector):
+    """Rows of a read-only SQL query through SQLAlchemy (any database it supports)."""
+
+    def __init__(self, config: SqlSourceConfig):
+        super().__init__(config)
+        if not config.url.strip():
+            raise ValueError("data.url must be a SQLAlchemy URL, e.g. sqlite:///tickets.db")
+        statement = _SQL_COMMENTS.sub(" ", config.query).strip()
+        first = statement.split(None, 1)[0].lower() if statement else ""
+        if first not in READ_STATEMENTS:
+            raise ValueError(
+                f"data.query must be a read-only statement starting with SELECT or WITH, got {config.query[:80]!r}"
+            )
+
+    # the password itself, to scrub from any message a driver produces
+    def _secret(self) -> str | None:
+        match = _URL_PASSWORD.match(self.config.url)
+        return match.group(2) if match and match.group(2) else None
+
+    def _scrub(self, text: str) -> str:
+        secret = self._secret()
+        text = text.replace(self.config.url, redact_db_url(self.config.url))
+        if secret:
+            from urllib.parse import unquote
+
+            for form in {secret, unquote(secret)}:
+                text = text.replace(form, "***")
+        return text
+
+    def _sqlite_file(self) -> Path | None:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.config.url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.database.startswith("file:"):
+            return None
+        return Path(url.database).expanduser()
+
+    def input_files(self) -> list[Path]:
+        try:
+            database = self._sqlite_file()
+        except Exception:  # noqa: BLE001 - a bad URL is reported by collect(), with advice
+            return []
+        return [database] if database is not None else []
+
+    def _engine(self):
+        import sqlite3
+
+        import sqlalchemy
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        shown = redact_db_url(self.config.url)
+        try:
+            database = self._sqlite_file()
+            if database is not None:
+                if not database.is_file():
+                    raise SourceError(f"data.url {shown}: the SQLite file '{database}' does not exist (working directory: {Path.cwd()})")
+                # read-only, so no statement can change the user's database
+                uri = f"{database.resolve().as_uri()}?mode=ro"
+                return sqlalchemy.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+            return sqlalchemy.create_engine(self.config.url)
+        except NoSuchModuleError:
+            raise SourceError(f"data.url {shown}: unknown database type; see the SQLAlchemy dialects (sqlite, postgresql, mysql, ...)") from None
+        except ArgumentError as exc:
+            raise SourceError(
+                f"data.url {shown} is not a valid SQLAlchemy URL ({self._scrub(str(exc))}); "
+                "e.g. sqlite:///tickets.db or postgresql://user:password@host/dbname"
+            ) from None
+        except ModuleNotFoundError as exc:
+            raise SourceError(f"data.url {shown}: the database driver is not installed (No module named '{exc.name}'); pip install it") from None
+
+    def _reason(self, exc: Exception) -> str:
+        original = getattr(exc, "orig", None)
+        text = str(original) if original is not None else str(exc).split("\n")[0]
+        return self._scrub(text.strip())
+
+    def raw_records(self, ctx: StageContext) -> Iterator[RawRecord]:
+        require_module("sqlalchemy", "sql", "sqlalchemy")
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
+
+        c = self.config
+        shown = redact_db_url(c.url)
+        engine = self._engine()
+        try:
+            try:
+                connection = engine.connect()
+            except SQLAlchemyError as exc:
+                raise SourceError(f"cannot connect to {shown}: {self._reason(exc)}") from None
+            with connection:
+                try:
+                    result = connection.execute(text(c.query), dict(c.params or {}))
+                except (StatementError, DBAPIError) as exc:
+                    cause = self._reason(exc)
+                    if "bind parameter" in cause:
+                        cause += "; give its value in data.params"
+                    raise SourceError(f"data.query failed: {cause}. Query: {c.query.strip()[:300]}") from None
+                if not result.returns_rows:
+                    raise SourceError("data.query returned no result set; it must be a SELECT")
+                columns = list(result.keys())
+                duplicated = sorted({name for name in columns if columns.count(name) > 1})
+                if duplicated:
+                    raise SourceError(f"data.query returns the column(s) {duplicated} more than once; rename them with AS")
+                if c.id_column and c.id_column not in columns:
+                    raise SourceError(f"data.id_column '{c.id_column}' is not a column of the query result (columns: {', '.join(columns)})")
+                fetched = result.fetchall()
+                connection.rollback()  # a collector never changes the database
+        except SQLAlchemyError as exc:
+            raise SourceError(f"reading {shown} failed: {self._reason(exc)}") from None
+        finally:
+            engine.dispose()
+        seen: dict[str, int] = {}
+        for number, values in enumerate(fetched, start=1):
+            record = {name: _plain(value) for name, value in zip(columns, values)}
+            if c.id_column:
+                key = record[c.id_column]
+                if key is None:
+                    ctx.quarantine(shown, number, f"id_column '{c.id_column}' is null", None)
+                    continue
+                key = str(key)
+                if key in seen:
+                    raise SourceError(f"data.id_column '{c.id_column}' is not unique: the value {key!r} is on rows {seen[key]} and {number}")
+                seen[key] = number
+                row_id = f"sql:{key}"
+            else:
+                row_id = f"sql:{number}"
+            yield RawRecord(shown, number, row_id, record)
+
+
+def _plain(value: Any) -> Any:
+    """Database values Arrow cannot store directly, as plain Python values."""
+    import decimal
+    import uuid
+
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    return value
+
+
+# --- Hugging Face datasets --------------------------------------------------------------
+
+#: packaged builders that read local files given in data_files
+LOCAL_BUILDERS = ("json", "csv", "parquet", "text", "arrow")
+# "owner/name" or "name": what a Hub dataset id looks like
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_MEDIA_FEATURES = ("Image", "Audio", "Video", "Pdf")
+
+
+@dataclass
+class HfDatasetConfig(RecordOptions):
+    #: a folder written by save_to_disk, a builder (json, csv, parquet, text, arrow) with data_files,
+    #: a local folder of data files, or a Hub dataset id (owner/name; needs network)
+    path: str = "???"
+    #: files for a builder (paths or globs), e.g. [data/train.jsonl]
+    data_files: list[str] = field(default_factory=list)
+    #: dataset configuration (subset) of a Hub dataset that has several
+    subset: Optional[str] = None
+    #: the split to read (a saved DatasetDict or a loaded dataset)
+    split: str = "train"
+    #: Hub branch, tag or commit; pin it so reruns read the same data
+    revision: Optional[str] = None
+    #: ClassLabel columns hold the class name ("positive") instead of its number (1)
+    label_names: bool = True
+
+
+def _offline() -> str | None:
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(variable, "").strip().lower() in ("1", "true", "yes", "on"):
+            return variable
+    return None
+
+
+class HfDatasetCollector(RecordCollector):
+    """Hugging Face datasets: save_to_disk folders, builders on local files, or Hub datasets."""
+
+    def __init__(self, config: HfDatasetConfig):
+        super().__init__(config)
+        if not config.path.strip():
+            raise ValueError("data.path must name a saved dataset folder, a builder (json, csv, ...) or a Hub dataset id")
+        if config.path in LOCAL_BUILDERS and not config.data_files:
+            raise ValueError(f"data.path={config.path} is a builder: give the files to read in data.data_files=[...]")
+        if not config.split.strip():
+            raise ValueError("data.split must name a split, e.g. train")
+
+    def _mode(self) -> str:
+        """saved (save_to_disk folder), folder (data files), builder, or hub."""
+        path = Path(self.config.path).expanduser()
+        if path.is_dir():
+            if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+                return "saved"
+            return "folder"
+        if self.config.path in LOCAL_BUILDERS:
+            return "builder"
+        if path.is_file():
+            raise SourceError(
+                f"data.path '{self.config.path}' is a file; read it with a file collector (data=jsonl, data=csv, ...), "
+                f"or with data.path=<builder> data.data_files=[{self.config.path}]"
+            )
+        spec = self.config.path
+        if not _HUB_ID.match(spec) or spec.startswith((".", "~")):
+            raise SourceError(f"data.path '{spec}' does not exist (working directory: {Path.cwd()})")
+        return "hub"
+
+    def _data_files(self) -> list[Path]:
+        import glob
+
+        files: list[Path] = []
+        for spec in self.config.data_files:
+            expanded = str(Path(spec).expanduser())
+            if any(ch in spec for ch in "*?["):
+                matched = sorted(glob.glob(expanded, recursive=True))
+                if not matched:
+                    raise SourceError(f"data.data_files entry '{spec}' matches no files")
+                files += [Path(p) for p in matched]
+            elif Path(expanded).is_file():
+                files.append(Path(expanded))
+            else:
+                raise SourceError(f"data.data_files entry '{spec}' does not exist (working directory: {Path.cwd()})")
+        return files
+
+    def input_files(self) -> list[Path]:
+        mode = self._mode()
+        if mode in ("saved", "folder"):
+            root = Path(self.config.path).expanduser()
+            return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if mode == "builder":
+            return self._data_files()
+        return []
+
+    def _name(self, mode: str) -> str:
+        return Path(self.config.path).expanduser().resolve().name if mode in ("saved", "folder") else self.config.path
+
+    def _pick_split(self, loaded: Any) -> Any:
+        from datasets import DatasetDict
+
+        if isinstance(loaded, DatasetDict):
+            if self.config.split not in loaded:
+                raise SourceError(
+                    f"data.split '{self.config.split}' is not in '{self.config.path}'; its splits: {', '.join(loaded)}"
+                )
+            return loaded[self.config.split]
+        return loaded
+
+    def _load(self, mode: str, cache_dir: str) -> Any:
+        import datasets
+
+        c = self.config
+        if mode == "saved":
+            return self._pick_split(datasets.load_from_disk(str(Path(c.path).expanduser())))
+        try:
+            if mode == "builder":
+                files = [str(p) for p in self._data_files()]
+                return datasets.load_dataset(c.path, data_files=files, split=c.split, cache_dir=cache_dir)
+            if mode == "folder":
+                return datasets.load_dataset(str(Path(c.path).expanduser()), split=c.split, cache_dir=cache_dir)
+            return self._load_hub()
+        except SourceError:
+            raise
+        except ValueError as exc:
+            if "split" in str(exc).lower():
+                raise SourceError(f"data.split '{c.split}': {exc}") from None
+            raise SourceError(f"cannot load '{c.path}': {exc}") from None
+
+    def _unreachable(self, why: str) -> SourceError:
+        spec = self.config.path
+        return SourceError(
+            f"data.path '{spec}' names a Hugging Face Hub dataset, but the Hub is unreachable ({why}). "
+            f"Use a local copy: on a machine with network access run "
+            f"`datasets.load_dataset('{spec}').save_to_disk('DIR')`, copy DIR here and set data.path=DIR "
+            f"(or download its files and use data.path=json|csv|parquet with data.data_files=[...])"
+        )
+
+    def _load_hub(self) -> Any:
+        import datasets
+
+        variable = _offline()
+        if variable:
+            raise self._unreachable(f"{variable} is set")
+        c = self.config
+        try:
+            return datasets.load_dataset(c.path, c.subset, split=c.split, revision=c.revision)
+        except (ConnectionError, TimeoutError) as exc:
+            raise self._unreachable(str(exc).split("\n")[0]) from None
+        except FileNotFoundError as exc:  # DatasetNotFoundError is one
+            raise SourceError(f"data.path '{c.path}': no such dataset on the Hugging Face Hub, or it is private ({exc})") from None
+        except OSError as exc:
+            raise self._unreachable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+    def raw_records(self, ctx: StageContext) -> Iterator[RawRecord]:
+        import tempfile
+
+        require_module("datasets", "hf_dataset", "datasets")
+        mode = self._mode()
+        name = self._name(mode)
+        # builders on local files write an Arrow cache; keep it out of the user's HF cache
+        with tempfile.TemporaryDirectory(prefix="tunelab-hf-") as cache_dir:
+            data = self._without_media(self._load(mode, cache_dir), ctx)
+            class_names = self._class_names(data)
+            records = data.to_list()
+        for column, names in class_names.items():
+            for record in records:
+                value = record[column]
+                # -1 (or any number outside the names) marks an unlabelled row
+                record[column] = names[value] if isinstance(value, int) and 0 <= value < len(names) else None
+        source = f"{name}:{self.config.split}"
+        for index, record in enumerate(records):
+            yield RawRecord(source, index, f"{source}:{index}", record)
+
+    @staticmethod
+    def _without_media(data: Any, ctx: StageContext) -> Any:
+        media = [name for name, feature in data.features.items() if type(feature).__name__ in _MEDIA_FEATURES]
+        if media:
+            ctx.count(f"media columns left out: {', '.join(media)}")
+            data = data.remove_columns(media)
+        return data
+
+    def _class_names(self, data: Any) -> dict[str, list[str]]:
+        """Columns whose class numbers become class names (ClassLabel features)."""
+        from datasets import ClassLabel
+
+        if not self.config.label_names:
+            return {}
+        return {column: feature.names for column, feature in data.features.items() if isinstance(feature, ClassLabel)}
+
+
+COMPONENTS = [
+    ("collector", Component("sql", SqlCollector, SqlSourceConfig)),
+    ("collector", Component("hf_dataset", HfDatasetCollector, HfDatasetConfig)),
+]
