@@ -8,13 +8,15 @@ near duplicates (1-3 word edits and punctuation changes), ~2% missing values, an
 HTML markup, invisible characters, no-break spaces, full-width letters and mojibake.
 Then it measures, each in a fresh process:
 
-(a)  the default cleaning chain, exactly as listed in conf/pipeline/default.yaml's
-     ``clean`` (with its params), run through the real tunelab operators called
+(a)  the core cleaning chain normalize, drop_missing, exact_dedup with the parameters
+     of conf/pipeline/default.yaml, run through the real tunelab operators called
      directly with a StageContext (no cache, no ledger file), num_proc 1 and 2;
 (a') a per-row pure-Python version of the same cleaning: NFKC + invisible characters
      + whitespace, drop missing, exact dedup through a dict of normalized keys;
 (b)  the ``near_dedup`` cleaner on the raw rows (prompt + completion), and the
      library function ``near_duplicate_clusters`` on the same texts;
+(c)  the full ``clean`` list of conf/pipeline/default.yaml (markup, normalization,
+     missing values, quality rules, PII, exact and near dedup), no baseline;
 (b') datasketch MinHash + MinHashLSH with the same shingles, num_perm and threshold,
      candidates verified by estimated Jaccard like tunelab does.
 
@@ -204,8 +206,13 @@ def generate(rows: int, seed: int) -> dict[str, list]:
 # --- measured steps -----------------------------------------------------------------
 
 
-def _default_clean_chain():
-    """The ``clean`` steps of conf/pipeline/default.yaml, validated like the CLI does."""
+#: the steps whose work the per-row baseline repeats, so their ratio compares like with like
+CORE_CHAIN = "[normalize,drop_missing,exact_dedup]"
+
+
+def _clean_chain(steps: str | None = None):
+    """The ``clean`` steps of conf/pipeline/default.yaml (or the given list, with the
+    default file's parameters), validated like the CLI does."""
     from hydra import compose, initialize_config_dir
 
     from tunelab.app import conf_dir, register_hydra_plugins
@@ -215,7 +222,7 @@ def _default_clean_chain():
     register_hydra_plugins()
     register_resolvers()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=["pipeline=default"])
+        cfg = compose("config", overrides=["pipeline=default", *([f"pipeline.clean={steps}"] if steps else [])])
     plugins = get_plugins()
     rc = validate(cfg, plugins.registry, Origin())
     return [(s.step, s.instantiate(plugins.registry)) for s in rc.steps["clean"]]
@@ -233,8 +240,8 @@ def _ctx(num_proc: int):
     return StageContext(seed=0, num_proc=num_proc, work_dir=Path(tempfile.mkdtemp(prefix="tunelab-bench-")))
 
 
-def prepare_tunelab_clean(data: dict[str, list], num_proc: int):
-    chain = _default_clean_chain()
+def prepare_tunelab_clean(data: dict[str, list], num_proc: int, steps: str | None = CORE_CHAIN):
+    chain = _clean_chain(steps)
     dataset = _dataset(data)
 
     def run():
@@ -368,6 +375,7 @@ MEASUREMENTS = {
     "clean (tunelab, num_proc=1)": lambda d: prepare_tunelab_clean(d, 1),
     "clean (tunelab, num_proc=2)": lambda d: prepare_tunelab_clean(d, 2),
     "clean (per-row Python baseline)": prepare_baseline_clean,
+    "full default clean chain (tunelab)": lambda d: prepare_tunelab_clean(d, 1, steps=None),
     "near_dedup (tunelab cleaner)": prepare_near_dedup,
     "near_duplicate_clusters (tunelab library)": prepare_near_dedup_library,
     "near dedup (datasketch baseline)": prepare_datasketch,

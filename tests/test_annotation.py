@@ -205,10 +205,10 @@ def test_auto_label_in_the_pipeline_writes_review_file_and_ledger(tmp_path, tiny
         f"data.path={data}",
         "pipeline=minimal",
         "pipeline.annotate=[auto_label]",
-        "+pipeline.params.auto_label.mode=trained",
-        f"+pipeline.params.auto_label.model_path={tiny_encoder}",
-        "+pipeline.params.auto_label.threshold=0.4",
-        "+pipeline.params.auto_label.low_confidence=drop",
+        "++pipeline.params.auto_label.mode=trained",
+        f"++pipeline.params.auto_label.model_path={tiny_encoder}",
+        "++pipeline.params.auto_label.threshold=0.4",
+        "++pipeline.params.auto_label.low_confidence=drop",
     ])
     step = next(s for s in prepared.summary["steps"] if s["step"] == "auto_label")
     meta = prepared.summary["metadata"]["auto_label"]
@@ -227,7 +227,7 @@ def test_auto_label_in_the_pipeline_writes_review_file_and_ledger(tmp_path, tiny
 
 def test_bad_auto_label_parameter_fails_at_validation():
     with pytest.raises(ConfigError, match="auto_label.low_confidence must be 'keep' or 'drop'"):
-        validate(["pipeline.annotate=[auto_label]", "+pipeline.params.auto_label.labels={a: x}", "+pipeline.params.auto_label.low_confidence=maybe"])
+        validate(["pipeline.annotate=[auto_label]", "++pipeline.params.auto_label.labels={a: x}", "++pipeline.params.auto_label.low_confidence=maybe"])
 
 
 # --- agreement metrics against textbook values ----------------------------------------------------
@@ -384,8 +384,8 @@ def test_consensus_from_a_jsonl_list_column_through_the_pipeline(tmp_path):
         "pipeline=minimal",
         "pipeline.clean=[]",
         "pipeline.annotate=[consensus]",
-        "+pipeline.params.consensus.annotations_column=annotations",
-        "+pipeline.params.consensus.tie_policy=drop",
+        "++pipeline.params.consensus.annotations_column=annotations",
+        "++pipeline.params.consensus.tie_policy=drop",
     ])
     meta = prepared.summary["metadata"]["consensus"]["agreement"]
     assert meta["ties"] == 4 and meta["units"] == 40 and meta["annotators"] == ["ann0", "ann1", "ann2"]
@@ -434,9 +434,9 @@ def test_consensus_bad_configuration_and_bad_columns(tmp_path):
     from tunelab_builtin.annotation import Consensus, ConsensusConfig
 
     with pytest.raises(ConfigError, match="consensus: set exactly one of annotations_column"):
-        validate(["pipeline.annotate=[consensus]", "+pipeline.params.consensus.annotations_column=ann", "+pipeline.params.consensus.annotator_columns=[a,b]"])
+        validate(["pipeline.annotate=[consensus]", "++pipeline.params.consensus.annotations_column=ann", "++pipeline.params.consensus.annotator_columns=[a,b]"])
     with pytest.raises(ConfigError, match="consensus.tie_policy must be one of drop, first, review"):
-        validate(["pipeline.annotate=[consensus]", "+pipeline.params.consensus.annotator_columns=[a,b]", "+pipeline.params.consensus.tie_policy=coin"])
+        validate(["pipeline.annotate=[consensus]", "++pipeline.params.consensus.annotator_columns=[a,b]", "++pipeline.params.consensus.tie_policy=coin"])
     with pytest.raises(ValueError, match="annotations_path '.*missing.csv' is not a file"):
         Consensus(ConsensusConfig(annotations_path=str(tmp_path / "missing.csv")))
     with pytest.raises(ValueError, match=r"annotator_columns \['a9'\] not in the data"):

@@ -577,7 +577,7 @@ def test_augment_group_synonym():
 
 
 def test_pipeline_with_char_noise_keeps_the_ledger_balanced():
-    prepared = prepare(validate(["pipeline.augment=[char_noise]", "+pipeline.params.char_noise.fraction=0.3"]), get_plugins())
+    prepared = prepare(validate(["pipeline.augment=[char_noise]", "++pipeline.params.char_noise.fraction=0.3"]), get_plugins())
     summary = prepared.summary
     assert summary["rows_read"] + summary["rows_added"] == summary["rows_final"] + summary["rows_dropped"]
     step = next(s for s in summary["steps"] if s["stage"] == "augment")
@@ -594,11 +594,11 @@ def test_pipeline_with_char_noise_keeps_the_ledger_balanced():
 def test_pipeline_with_template_rows_passes_the_ledger():
     overrides = [
         "pipeline.augment=[template]",
-        "+pipeline.params.template.templates=[{prompt:'Can I return my {item} after {days} days?',"
+        "++pipeline.params.template.templates=[{prompt:'Can I return my {item} after {days} days?',"
         "completion:'Yes, a {item} can be returned within {days} days of delivery.'}]",
-        "+pipeline.params.template.slots={item:[tent,stove,headlamp],days:[14,30]}",
-        "+pipeline.params.template.label=returns",
-        "+pipeline.params.template.count=5",
+        "++pipeline.params.template.slots={item:[tent,stove,headlamp],days:[14,30]}",
+        "++pipeline.params.template.label=returns",
+        "++pipeline.params.template.count=5",
     ]
     prepared = prepare(validate(overrides), get_plugins())
     ledger = read_ledger(prepared.directory / "ledger.jsonl")

@@ -139,9 +139,9 @@ def test_target_distribution_bad_configuration(tmp_path):
     from tunelab_builtin.balancers import TargetDistribution, TargetDistributionConfig
 
     with pytest.raises(ConfigError, match="distribution shares must sum to 1, they sum to 0.9"):
-        validate(["pipeline.balance=[target_distribution]", "+pipeline.params.target_distribution.distribution={billing: 0.5, shipping: 0.4}"])
+        validate(["pipeline.balance=[target_distribution]", "++pipeline.params.target_distribution.distribution={billing: 0.5, shipping: 0.4}"])
     with pytest.raises(ConfigError, match="target_distribution.total must be one of keep, grow, shrink or a positive number"):
-        validate(["pipeline.balance=[target_distribution]", "+pipeline.params.target_distribution.distribution={billing: 1.0}", "+pipeline.params.target_distribution.total=double"])
+        validate(["pipeline.balance=[target_distribution]", "++pipeline.params.target_distribution.distribution={billing: 1.0}", "++pipeline.params.target_distribution.total=double"])
     data = _dataset(_tickets({"billing": 4, "shipping": 3}))
     with pytest.raises(ValueError, match=r"labels \['shipping'\] are in the data but not in distribution"):
         TargetDistribution(TargetDistributionConfig(distribution={"billing": 1.0})).apply(data, _ctx(tmp_path))
@@ -214,7 +214,7 @@ def test_augment_minority_and_class_weights_in_the_pipeline():
     prepared = _prepare([
         "pipeline=minimal",
         "pipeline.balance=[augment_minority,class_weights]",
-        "+pipeline.params.augment_minority.target_ratio=0.5",
+        "++pipeline.params.augment_minority.target_ratio=0.5",
     ])
     after = prepared.summary["labels_after"]
     assert min(after.values()) >= int(0.5 * max(after.values()))
@@ -242,7 +242,7 @@ def test_class_weights_methods(tmp_path):
     assert ctx.metadata["class_weights"]["billing"] == pytest.approx((15 / 27) ** 0.5, abs=1e-6)
     json.dumps(ctx.metadata)  # the report stores it as JSON
     with pytest.raises(ConfigError, match="class_weights.method must be one of balanced, inverse_sqrt"):
-        validate(["pipeline.balance=[class_weights]", "+pipeline.params.class_weights.method=log"])
+        validate(["pipeline.balance=[class_weights]", "++pipeline.params.class_weights.method=log"])
 
 
 def test_oversample_twice_keeps_ids_unique_and_copies_originals_evenly(tmp_path):
@@ -340,7 +340,7 @@ def test_kfold_test_folds_partition_the_originals(tmp_path, name):
 
 
 def test_kfold_from_the_command_line_and_fixed_shuffle_seed(tmp_path):
-    prepared = _prepare(["pipeline=minimal", "pipeline.split=kfold", "+pipeline.params.kfold.fold=3"])
+    prepared = _prepare(["pipeline=minimal", "pipeline.split=kfold", "++pipeline.params.kfold.fold=3"])
     folds = prepared.summary["metadata"]["kfold"]["folds"]
     assert folds["fold"] == 3 and folds["k"] == 5
     assert abs(len(prepared.splits["test"]) - sum(folds["fold_sizes"]) / 5) <= 3  # minus leaking rows
@@ -351,9 +351,9 @@ def test_kfold_from_the_command_line_and_fixed_shuffle_seed(tmp_path):
     free = [_splitter("kfold", fold=3, leakage="off").split(data, _ctx(tmp_path, seed=s)) for s in (0, 5)]
     assert free[0]["test"]["id"] != free[1]["test"]["id"]
     with pytest.raises(ConfigError, match=r"kfold.fold must be in 0 .. k-1 = 0 .. 4, got 5"):
-        validate(["pipeline.split=kfold", "+pipeline.params.kfold.fold=5"])
+        validate(["pipeline.split=kfold", "++pipeline.params.kfold.fold=5"])
     with pytest.raises(ConfigError, match="stratified_kfold.k must be at least 2"):
-        validate(["pipeline.split=stratified_kfold", "+pipeline.params.stratified_kfold.k=1"])
+        validate(["pipeline.split=stratified_kfold", "++pipeline.params.stratified_kfold.k=1"])
 
 
 @pytest.mark.parametrize("name, params", [("stratified", {}), ("random", {}), ("group", {"group_column": "customer"}), ("kfold", {}), ("stratified_kfold", {})])
@@ -448,7 +448,7 @@ def test_leakage_report_only_counts_and_off_does_nothing(tmp_path):
     with pytest.raises(ValueError, match=r"leakage_fields \['answer'\] not in the data"):
         check_leakage(data, _leak_indices(), _ctx(tmp_path), fields=["answer"])
     with pytest.raises(ConfigError, match="stratified.leakage must be one of fix, report, off"):
-        validate(["+pipeline.params.stratified.leakage=maybe"])
+        validate(["++pipeline.params.stratified.leakage=maybe"])
 
 
 def test_leakage_fix_in_the_pipeline_names_the_train_row():

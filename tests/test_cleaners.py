@@ -149,7 +149,7 @@ def test_normalize_punctuation_and_lowercase(tmp_path, options, expected):
 
 def test_normalize_bad_punctuation_option_fails_at_validation():
     with pytest.raises(ConfigError, match="normalize.punctuation must be keep, ascii or strip"):
-        validate(["+pipeline.params.normalize.punctuation=remove"])
+        validate(["++pipeline.params.normalize.punctuation=remove"])
 
 
 # --- standardize_formats -----------------------------------------------------------------
@@ -327,12 +327,12 @@ def test_quality_filter_missing_policies_fields_and_bad_columns(tmp_path):
 
 def test_quality_filter_parameters_are_checked_at_validation():
     with pytest.raises(ConfigError, match=r"quality_filter.max_digit_ratio must be between 0 \(off\) and 1"):
-        validate(["pipeline.clean=[quality_filter]", "+pipeline.params.quality_filter.max_digit_ratio=30"])
+        validate(["pipeline.clean=[quality_filter]", "++pipeline.params.quality_filter.max_digit_ratio=30"])
     with pytest.raises(ConfigError, match=r"quality_filter.min_chars \(500\) is above quality_filter.max_chars \(100\)"):
-        validate(["pipeline.clean=[quality_filter]", "+pipeline.params.quality_filter.min_chars=500",
-                  "+pipeline.params.quality_filter.max_chars=100"])
+        validate(["pipeline.clean=[quality_filter]", "++pipeline.params.quality_filter.min_chars=500",
+                  "++pipeline.params.quality_filter.max_chars=100"])
     with pytest.raises(ConfigError, match="c4_lines must be off, filter or drop"):
-        validate(["pipeline.clean=[quality_filter]", "+pipeline.params.quality_filter.c4_lines=yes"])
+        validate(["pipeline.clean=[quality_filter]", "++pipeline.params.quality_filter.c4_lines=yes"])
 
 
 def test_quality_filter_counts_tokens_with_a_local_tokenizer(tmp_path):
@@ -424,7 +424,7 @@ def test_missing_values_bad_configuration(tmp_path):
     with pytest.raises(ValueError, match=r"flag column\(s\) \['prompt_missing'\] already exist"):
         MissingValues(MissingValuesConfig(policies={"prompt": "flag"})).apply(data.add_column("prompt_missing", [1, 2]), _ctx(tmp_path))
     with pytest.raises(ConfigError, match="missing_values.policies.completion must be drop, impute or flag"):
-        validate(["pipeline.clean=[missing_values]", "+pipeline.params.missing_values.policies={completion:remove}"])
+        validate(["pipeline.clean=[missing_values]", "++pipeline.params.missing_values.policies={completion:remove}"])
 
 
 def test_missing_values_defaults_match_drop_missing():
@@ -489,7 +489,7 @@ def test_word_filter_bad_lists(tmp_path):
     with pytest.raises(ValueError, match="empty.txt has no terms"):
         WordFilter(WordFilterConfig(word_lists=[str(empty)])).apply(_rows("hello there"), _ctx(tmp_path))
     with pytest.raises(ConfigError, match="word_filter.action must be drop or mask"):
-        validate(["pipeline.clean=[word_filter]", "+pipeline.params.word_filter.action=censor"])
+        validate(["pipeline.clean=[word_filter]", "++pipeline.params.word_filter.action=censor"])
 
 
 def test_builtin_word_lists_have_a_header_and_no_bundled_ticket_matches():
@@ -548,5 +548,5 @@ def test_full_cleaning_chain_on_bundled_data_keeps_the_ledger_and_most_rows():
 
 def test_quality_filter_that_drops_everything_fails_with_a_clear_message():
     with pytest.raises(DataError, match="no rows left after step 'quality_filter'"):
-        _prepare(["pipeline.clean=[quality_filter]", "+pipeline.params.quality_filter.min_chars=10000",
-                  "+pipeline.params.quality_filter.max_chars=0", "pipeline.augment=[]", "pipeline.balance=[]"])
+        _prepare(["pipeline.clean=[quality_filter]", "++pipeline.params.quality_filter.min_chars=10000",
+                  "++pipeline.params.quality_filter.max_chars=0", "pipeline.augment=[]", "pipeline.balance=[]"])

@@ -11,7 +11,7 @@ from conftest import run_cli, validate
 def test_default_config_validates_into_typed_components():
     rc = validate([])
     assert rc.collector.name == "jsonl"
-    assert [s.name for s in rc.steps["clean"]] == ["normalize", "drop_missing", "exact_dedup"]
+    assert [s.name for s in rc.steps["clean"]] == ["strip_markup", "normalize", "drop_missing", "quality_filter", "pii", "exact_dedup", "near_dedup"]
     assert rc.peft.name == "lora" and rc.peft.config.r == 8
     assert rc.train.max_steps == 12
     assert [t.name for t in rc.trackers] == ["csv"]
@@ -90,7 +90,7 @@ def test_unknown_top_level_key():
 
 def test_cli_reports_config_errors_without_a_traceback(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(["prepare", "+pipeline.params.exact_dedup.colums=[prompt]", f"hydra.run.dir={tmp_path}"])
+        run_cli(["prepare", "++pipeline.params.exact_dedup.colums=[prompt]", f"hydra.run.dir={tmp_path}"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "config error" in err and "colums" in err and "Valid keys: fields, normalize" in err

@@ -84,7 +84,7 @@ def test_stratified_split_keeps_every_class_in_train_and_proportions_close():
 
 
 def test_oversampling_raises_minority_classes():
-    prepared = _prepare(["pipeline.augment=[]", "pipeline.params.oversample.target_ratio=1.0", "+pipeline.params.stratified.eval_derived=keep", "+pipeline.params.stratified.leakage=report"])
+    prepared = _prepare(["pipeline.augment=[]", "pipeline.params.oversample.target_ratio=1.0", "++pipeline.params.stratified.eval_derived=keep", "++pipeline.params.stratified.leakage=report"])
     counts = Counter(label for split in prepared.splits.values() for label in split["label"])
     assert max(counts.values()) - min(counts.values()) <= 1
 
@@ -255,14 +255,14 @@ def test_bad_parameter_value_fails_at_validation():
     from tunelab.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"pipeline.augment: augmenter 'eda': eda.operations must be"):
-        validate(["+pipeline.params.eda.operations=[swap,teleport]"])
+        validate(["++pipeline.params.eda.operations=[swap,teleport]"])
 
 
 def test_an_empty_evaluation_split_is_kept_as_an_empty_split(tmp_path):
     rows = [{"question": f"Question number {i} about tents?", "answer": f"Answer {i}.", "category": "product"} for i in range(6)]
     path = tmp_path / "few.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    overrides = ["pipeline=minimal", f"data.path={path}", "+pipeline.params.stratified.validation=0.0"]
+    overrides = ["pipeline=minimal", f"data.path={path}", "++pipeline.params.stratified.validation=0.0"]
     for prepared in (_prepare(overrides), _prepare(overrides)):  # built, then from the cache
         assert len(prepared.splits["validation"]) == 0
         assert len(prepared.splits["train"]) + len(prepared.splits["test"]) == 6

@@ -484,7 +484,7 @@ def test_cleaner_rejects_bad_columns_with_a_fix(tmp_path):
 
 def test_config_validation_reports_bad_parameters():
     with pytest.raises(ConfigError, match="near_dedup.num_perm must be an integer from 16 to 1024"):
-        validate(["pipeline.clean=[near_dedup]", "+pipeline.params.near_dedup.num_perm=8"])
+        validate(["pipeline.clean=[near_dedup]", "++pipeline.params.near_dedup.num_perm=8"])
 
 
 def test_pipeline_with_near_dedup_on_the_bundled_sample():

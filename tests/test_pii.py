@@ -263,7 +263,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         with pytest.raises(ValueError, match=message):
             Pii(config)
     with pytest.raises(ConfigError, match="pii.strategy must be one of"):
-        validate(["pipeline.clean=[pii]", "+pipeline.params.pii.strategy=scramble"])
+        validate(["pipeline.clean=[pii]", "++pipeline.params.pii.strategy=scramble"])
 
 
 def test_long_and_odd_text(tmp_path):
@@ -316,7 +316,7 @@ def test_bundled_sample_has_no_raw_pii_after_the_pii_step():
 
 
 def test_bundled_sample_drop_action_ledger():
-    rc = validate(["pipeline=minimal", "pipeline.clean=[pii]", "+pipeline.params.pii.action=drop"])
+    rc = validate(["pipeline=minimal", "pipeline.clean=[pii]", "++pipeline.params.pii.action=drop"])
     prepared = prepare(rc, get_plugins())
     dropped = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r.get("action") == "dropped" and r.get("step") == "pii"]
     reasons = Counter(r["reason"] for r in dropped)
@@ -328,3 +328,18 @@ def test_bundled_sample_drop_action_ledger():
     assert "support_tickets.jsonl:332" in {r["id"] for r in dropped} and "support_tickets.jsonl:332" not in kept
     raw = _raw_pii()
     assert not any(v in json.dumps(dropped) for v in raw)
+
+
+def test_pii_on_more_rows_than_one_batch_where_the_first_batch_has_none(tmp_path):
+    from datasets import Dataset
+
+    from tunelab.api import StageContext
+    from tunelab_builtin.pii import Pii, PiiConfig
+
+    clean = [f"Where is order NW-{100000 + i}?" for i in range(1500)]
+    texts = clean + ["Mail me at jane.doe@example.com please"]
+    data = Dataset.from_dict({"id": [f"r:{i}" for i in range(len(texts))], "parent_id": [None] * len(texts), "prompt": texts, "completion": ["ok"] * len(texts)})
+    ctx = StageContext(seed=0, num_proc=1, work_dir=tmp_path)
+    out = Pii(PiiConfig()).apply(data, ctx)
+    assert out["prompt"][-1] == "Mail me at <EMAIL> please"
+    assert out["prompt"][:1500] == clean

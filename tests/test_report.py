@@ -29,7 +29,7 @@ def test_explain_tells_a_rows_story(tmp_path, capsys):
     assert run_cli(["prepare", f"hydra.run.dir={run_dir}"]) == 0
     records = [json.loads(line) for line in (run_dir / "ledger.jsonl").read_text().splitlines()]
     duplicate = next(r for r in records if r.get("reason") == "exact duplicate")
-    edited = next(r for r in records if r["action"] == "modified")
+    edited = next(r for r in records if r["action"] == "modified" and r["step"] == "normalize")
     capsys.readouterr()
 
     assert run_cli(["explain", duplicate["id"], "--run", str(run_dir)]) == 0

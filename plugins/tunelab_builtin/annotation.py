@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from tunelab.api import MESSAGES, PROMPT, ROW_ID, TEXT, Annotator, Component, StageContext
 
+from tunelab_builtin.derive import take_rows
+
 if TYPE_CHECKING:  # pragma: no cover - type hints only
     import numpy as np
 
@@ -366,7 +368,7 @@ class AutoLabel(Annotator):
                 ],
             )
             gone = set(low)
-            data = data.select([i for i in range(len(data)) if i not in gone])
+            data = take_rows(data, [i for i in range(len(data)) if i not in gone])
         return data
 
 
@@ -723,7 +725,7 @@ class Consensus(Annotator):
             ctx.drop(row_ids, reason, details)
             gone.update(row_ids)
         if gone:
-            data = data.select([i for i, row_id in enumerate(ids) if row_id not in gone])
+            data = take_rows(data, [i for i, row_id in enumerate(ids) if row_id not in gone])
         return data
 
 

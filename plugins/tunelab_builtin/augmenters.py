@@ -35,7 +35,7 @@ from tunelab.api import (
     StageContext,
 )
 
-from tunelab_builtin.derive import append_rows, row_rng
+from tunelab_builtin.derive import append_rows, row_rng, take_rows
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class RowAugmenter(Augmenter):
         children: list[dict[str, Any]] = []
         identical = duplicates = 0
         by_label: Counter[str] = Counter()
-        rows = data.select([index for index, _ in plan]).to_list() if plan else []
+        rows = take_rows(data, [index for index, _ in plan]).to_list() if plan else []
         for (index, copies), row in zip(plan, rows):
             siblings: set[tuple[Any, ...]] = set()
             for copy in copies:
@@ -1000,7 +1000,7 @@ class Template(Augmenter):
                 continue
             existing.add(signature)
             picks.append((pool[rng.randrange(len(pool))], filled))
-        rows = data.select([index for index, _ in picks]).to_list() if picks else []
+        rows = take_rows(data, [index for index, _ in picks]).to_list() if picks else []
         children = []
         for (index, filled), row in zip(picks, rows):
             number = 1

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, Balancer, Component, StageContext
 
-from tunelab_builtin.derive import append_rows, row_rng
+from tunelab_builtin.derive import append_rows, row_rng, take_rows
 
 _SUFFIX = re.compile(r"^(.*?)(\d*)$")
 
@@ -77,7 +77,7 @@ def copies(data: Any, sources: list[int], count: int, taken: set[str]) -> list[d
     if count <= 0:
         return []
     picks = [sources[k % len(sources)] for k in range(count)]
-    rows = data.select(picks).to_list()
+    rows = take_rows(data, picks).to_list()
     for row in rows:
         parent = row[ROW_ID]
         row[ROW_ID] = free_child_id(parent, "dup", taken)
@@ -101,7 +101,7 @@ def _drop_undersampled(data: Any, column: str, dropped: set[int], ctx: StageCont
     ctx.count("rows_undersampled", len(order))
     if not order:
         return data
-    return data.select([i for i in range(len(data)) if i not in dropped])
+    return take_rows(data, [i for i in range(len(data)) if i not in dropped])
 
 
 def _excess(data: Any, by_label: dict[str, list[int]], targets: dict[str, int], seed: int, prefer_originals: bool) -> set[int]:
@@ -362,7 +362,7 @@ class AugmentMinority(Balancer):
             sub = StageContext(
                 seed=round_seed, num_proc=ctx.num_proc, work_dir=ctx.work_dir, label_column=column, factory=ctx.make
             )
-            subset = data.select(sources)
+            subset = take_rows(data, sources)
             produced = augmenter.apply(subset, sub)
             source_ids = set(subset[ROW_ID])
             candidates: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -18,11 +18,14 @@ from typing import Any, Callable
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, COMPLETION, PROMPT, ROW_ID, Cleaner, Component, StageContext
 
+from tunelab_builtin.derive import take_rows
+
 _CHANGED = "__tunelab_changed"
 # zero-width and other invisible format characters; soft hyphen; BOM
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+# a run of two or more spaces, or any other horizontal space: what collapsing changes
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\t\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
 # UTF-8 bytes decoded as Windows-1252/Latin-1 leave these lead characters behind
 _MOJIBAKE = re.compile("[\u00c2\u00c3\u00c5\u00e2][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]")
@@ -178,22 +181,33 @@ class Normalize(Cleaner):
 
     def _fix(self, text: str) -> str:
         c = self.config
-        if c.fix_mojibake:
+        # ASCII text has no mojibake, no invisible format characters and is in every
+        # normal form: skip those passes (most rows of most corpora)
+        plain = text.isascii()
+        # printable ASCII also has no control characters, tabs or line breaks
+        simple = plain and text.isprintable()
+        if c.fix_mojibake and not plain:
             text = fix_mojibake(text)
-        if c.unicode_form != "none":
+        if c.unicode_form != "none" and not plain:
             text = unicodedata.normalize(c.unicode_form, text)
-        if c.remove_invisible:
-            text = _CONTROL.sub("", _INVISIBLE.sub("", text))
+        if c.remove_invisible and not simple:
+            if not plain:
+                text = _INVISIBLE.sub("", text)
+            text = _CONTROL.sub("", text)
         if c.punctuation == "ascii":
             text = ascii_punctuation(text)
         elif c.punctuation == "strip":
             text = strip_punctuation(text)
         if c.lowercase:
             text = text.lower()
-        if c.collapse_whitespace:
-            text = _BLANK_LINES.sub("\n\n", _SPACES.sub(" ", text.replace("\r\n", "\n")))
+        if c.collapse_whitespace and (not simple or c.punctuation != "keep" or "  " in text):
+            text = _SPACES.sub(" ", text.replace("\r\n", "\n"))
+            if "\n" in text:
+                text = _BLANK_LINES.sub("\n\n", text)
         if c.strip:
-            text = "\n".join(line.strip() for line in text.split("\n")).strip() if c.collapse_whitespace else text.strip()
+            if c.collapse_whitespace and "\n" in text:
+                text = "\n".join(line.strip() for line in text.split("\n"))
+            text = text.strip()
         return text
 
     def _batch(self, batch: dict[str, list]) -> dict[str, list]:
@@ -287,7 +301,7 @@ class DropMissing(Cleaner):
                 dropped.setdefault(empty, []).append(row_id)
         for column, row_ids in dropped.items():
             ctx.drop(row_ids, f"missing {column}")
-        return data.select(keep) if len(keep) != len(data) else data
+        return take_rows(data, keep) if len(keep) != len(data) else data
 
 
 def _present(value: Any) -> bool:
@@ -330,7 +344,7 @@ class ExactDedup(Cleaner):
                 dropped.append(row_id)
                 survivors.append({"kept": kept})
         ctx.drop(dropped, "exact duplicate", survivors)
-        return data.select(keep) if dropped else data
+        return take_rows(data, keep) if dropped else data
 
 
 # --- markup ---------------------------------------------------------------------
@@ -850,7 +864,7 @@ class MissingValues(Cleaner):
                 return batch
 
             data = data.map(fill, batched=True, with_indices=True, desc="missing_values")
-        return data.select(keep) if len(keep) != len(data) else data
+        return take_rows(data, keep) if len(keep) != len(data) else data
 
 
 def _procs(ctx: StageContext, data: Any) -> int | None:

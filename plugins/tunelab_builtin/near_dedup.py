@@ -57,6 +57,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, Component, StageContext
 
+from tunelab_builtin.derive import take_rows
+
 from tunelab_builtin.cleaners import require_columns
 
 if TYPE_CHECKING:  # pragma: no cover - type hints only
@@ -545,7 +547,7 @@ class NearDedup(Cleaner):
             ctx.example(ids[i], _preview(texts[k]), _preview(texts[i]))
         keep = np.ones(len(texts), dtype=bool)
         keep[dropped] = False
-        return data.select(np.flatnonzero(keep))
+        return take_rows(data, np.flatnonzero(keep))
 
 
 def _preview(text: str, limit: int = 200) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, Component, StageContext
 
 from tunelab_builtin.cleaners import require_columns
-from tunelab_builtin.derive import row_rng
+from tunelab_builtin.derive import row_rng, take_rows
 
 EMAIL = "email"
 PHONE = "phone"
@@ -506,7 +506,13 @@ class Pii(Cleaner):
 
         require_columns(data, self.config.fields, "pii")
         procs = ctx.num_proc if ctx.num_proc > 1 and len(data) >= 10_000 else None
-        scanned = data.map(self._batch, batched=True, num_proc=procs, fn_kwargs={"seed": ctx.seed}, desc="pii")
+        from datasets import Features, List, Value
+
+        # typed helper columns: a first batch without PII would otherwise fix them as null
+        features = Features({**data.features, _FOUND: List(Value("string")), _BEFORE: Value("string"), _AFTER: Value("string")})
+        scanned = data.map(
+            self._batch, batched=True, num_proc=procs, fn_kwargs={"seed": ctx.seed}, features=features, desc="pii"
+        )
         found = scanned[_FOUND][:]
         counts = {entity: 0 for entity in self.entities}
         rows_with: list[int] = []
@@ -535,7 +541,7 @@ class Pii(Cleaner):
                 ctx.example(row_id, before, "(row dropped)")
             keep = np.ones(len(data), dtype=bool)
             keep[rows_with] = False
-            return data.select(np.flatnonzero(keep)) if rows_with else data
+            return take_rows(data, np.flatnonzero(keep)) if rows_with else data
         out = scanned.remove_columns([_FOUND, _BEFORE, _AFTER])
         modified = getattr(ctx, "modified", None)  # ledger entries for edits, where the engine has them
         if callable(modified) and rows_with:

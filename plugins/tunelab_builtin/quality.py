@@ -17,6 +17,8 @@ from typing import Any
 
 from tunelab.api import ROW_ID, Cleaner, Component, StageContext
 
+from tunelab_builtin.derive import take_rows
+
 from tunelab_builtin.cleaners import _procs, columns_as_lists, text_fields
 
 _VERDICT = "__tunelab_verdict"
@@ -368,7 +370,7 @@ class QualityFilter(Cleaner):
             }
         )
         out = judged.remove_columns([_VERDICT, _CHANGED])
-        return out.select(keep) if len(keep) != len(out) else out
+        return take_rows(out, keep) if len(keep) != len(out) else out
 
 
 # --- language identification -------------------------------------------------------
@@ -469,7 +471,7 @@ class LanguageFilter(Cleaner):
             return {c.language_column: [detected[i] for i in indices]}
 
         out = data.map(label, batched=True, with_indices=True, desc="language_filter")
-        return out.select(keep) if len(keep) != len(out) else out
+        return take_rows(out, keep) if len(keep) != len(out) else out
 
 
 # --- word lists ------------------------------------------------------------------
@@ -623,7 +625,7 @@ class WordFilter(Cleaner):
             for reason, (row_ids, details) in sorted(dropped.items()):
                 ctx.drop(row_ids, reason, details)
             ctx.metadata.update({"hits_per_list": dict(hits_per_list), "rows_dropped": len(ids) - len(keep)})
-            return data.select(keep) if len(keep) != len(data) else data
+            return take_rows(data, keep) if len(keep) != len(data) else data
 
         def mask_batch(batch: dict[str, list]) -> dict[str, list]:
             n = len(batch[ROW_ID])

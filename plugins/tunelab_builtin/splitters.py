@@ -32,7 +32,7 @@ from tunelab.api import (
     StageContext,
 )
 
-from tunelab_builtin.derive import row_rng
+from tunelab_builtin.derive import row_rng, take_rows
 
 SPLITS = ("train", "validation", "test")
 EVAL_SPLITS = ("validation", "test")
@@ -179,7 +179,7 @@ def assemble(data: Any, ctx: StageContext, assignment: dict[str, str], config: S
         fields=config.leakage_fields,
         near_threshold=config.near_duplicate_threshold,
     )
-    return {name: data.select(idx) for name, idx in indices.items()}
+    return {name: take_rows(data, idx) for name, idx in indices.items()}
 
 
 # --- leakage --------------------------------------------------------------------------

@@ -52,6 +52,9 @@ def _escape(text: str, limit: int = 160) -> str:
 def _metadata_section(step: str, key: str, value: Any) -> list[str]:
     """A table for a flat mapping (agreement metrics, PII counts, class weights), JSON otherwise."""
     title = key.replace("_", " ")
+    if not isinstance(value, (dict, list)) or (isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value)):
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        return ["", f"- {step}: {title}: {shown}"]
     out = ["", f"### {title} ({step})", ""]
     if isinstance(value, dict) and value and all(not isinstance(v, (dict, list)) for v in value.values()):
         out += _table(["", "value"], [[k, f"{v:.4g}" if isinstance(v, float) else v] for k, v in value.items()])
