@@ -245,6 +245,21 @@ class Splitter:
 # --- training contracts ----------------------------------------------------------
 
 
+#: model tasks a loader may be asked for
+TASKS = ("causal_lm", "sequence_classification", "encoder")
+
+
+@dataclass
+class ModelRequest:
+    """What the objective needs from the model loader."""
+
+    #: causal_lm (generation), sequence_classification (a head over ``labels``), or
+    #: encoder (the bare backbone, for embeddings / feature-based training)
+    task: str = "causal_lm"
+    #: class names, in the order of the classification head's outputs
+    labels: list[str] = field(default_factory=list)
+
+
 @dataclass
 class LoadedModel:
     """A model and its tokenizer, as a model loader returns them."""
@@ -289,6 +304,12 @@ class TrainJob:
     seed: int
     #: transformers ``TrainerCallback`` objects the objective must pass to its trainer
     callbacks: list[Any] = field(default_factory=list)
+    #: what the model was loaded for (task, class names)
+    request: ModelRequest = field(default_factory=ModelRequest)
+    #: the label column of the prepared data
+    label_column: str = LABEL
+    #: step results of the data preparation, e.g. ``{"class_weights": {"class_weights": {...}}}``
+    data_metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -310,7 +331,9 @@ class ModelLoader:
     def __init__(self, config: Any):
         self.config = config
 
-    def load(self, data: dict[str, "Dataset"], cache_dir: Path) -> LoadedModel:  # pragma: no cover
+    def load(self, data: dict[str, "Dataset"], cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:  # pragma: no cover
+        """Load for ``request`` (None: a causal LM). A loader that cannot serve the
+        requested task raises ValueError saying which tasks it supports."""
         raise NotImplementedError
 
 
@@ -332,6 +355,8 @@ class Method:
     kind: ClassVar[str] = "method"
     #: columns the prepared data must have for this objective
     required_columns: ClassVar[tuple[str, ...]] = ()
+    #: the model task this objective trains (see :class:`ModelRequest`)
+    task: ClassVar[str] = "causal_lm"
 
     def __init__(self, config: Any):
         self.config = config

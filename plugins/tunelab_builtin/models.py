@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from tunelab.api import Component, LoadedModel, ModelLoader
+from tunelab.api import Component, LoadedModel, ModelLoader, ModelRequest
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,39 @@ class TinyModelConfig:
     max_position_embeddings: int = 1024
 
 
+def auto_model_class(request: ModelRequest | None) -> Any:
+    """The transformers Auto class for a request's task."""
+    import transformers
+
+    task = request.task if request else "causal_lm"
+    classes = {
+        "causal_lm": transformers.AutoModelForCausalLM,
+        "sequence_classification": transformers.AutoModelForSequenceClassification,
+        "encoder": transformers.AutoModel,
+    }
+    if task not in classes:
+        raise ValueError(f"unknown model task {task!r}; known: {', '.join(classes)}")
+    return classes[task]
+
+
+def label_kwargs(request: ModelRequest | None) -> dict[str, Any]:
+    """from_pretrained/config arguments that size a classification head for the labels."""
+    if not request or request.task != "sequence_classification":
+        return {}
+    if len(request.labels) < 2:
+        raise ValueError(f"a classifier needs at least two labels, the training data has {request.labels}")
+    return {
+        "num_labels": len(request.labels),
+        "id2label": dict(enumerate(request.labels)),
+        "label2id": {label: i for i, label in enumerate(request.labels)},
+    }
+
+
 class TinyModel(ModelLoader):
     """A small Llama-style causal LM with random weights and a byte-level tokenizer (for tests)."""
 
-    def load(self, data, cache_dir: Path) -> LoadedModel:
-        from transformers import LlamaConfig, LlamaForCausalLM
+    def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
+        from transformers import LlamaConfig
 
         c = self.config
         tokenizer = byte_level_tokenizer()
@@ -70,8 +98,9 @@ class TinyModel(ModelLoader):
             eos_token_id=tokenizer.eos_token_id,
             bos_token_id=None,
             tie_word_embeddings=True,
+            **label_kwargs(request),
         )
-        model = LlamaForCausalLM(config)
+        model = auto_model_class(request).from_config(config)
         return LoadedModel(model, tokenizer, name="tiny", source=f"built in-process ({model.num_parameters():,} params)")
 
 
@@ -138,14 +167,18 @@ class SmolLM2(ModelLoader):
             os.replace(staging, target)
             return target
 
-    def load(self, data, cache_dir: Path) -> LoadedModel:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
+        from transformers import AutoTokenizer
 
         directory = self.converted_dir(cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=_dtype(self.config.dtype))
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        model = auto_model_class(request).from_pretrained(
+            directory, dtype=_dtype(self.config.dtype), **label_kwargs(request)
+        )
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
         return LoadedModel(model, tokenizer, name="smollm2_135m", source=str(locate_smollm2_gguf()))
 
 
@@ -164,17 +197,19 @@ class HfModelConfig:
 class HfModel(ModelLoader):
     """Any transformers causal LM by local path or hub id."""
 
-    def load(self, data, cache_dir: Path) -> LoadedModel:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
+        from transformers import AutoTokenizer
 
         c = self.config
         kwargs = {"revision": c.revision, "trust_remote_code": c.trust_remote_code}
         if c.gguf_file:
             kwargs["gguf_file"] = c.gguf_file
         tokenizer = AutoTokenizer.from_pretrained(c.path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(c.path, dtype=_dtype(c.dtype), **kwargs)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        model = auto_model_class(request).from_pretrained(c.path, dtype=_dtype(c.dtype), **label_kwargs(request), **kwargs)
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
         return LoadedModel(model, tokenizer, name=Path(c.path).name, source=c.path)
 
 

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from tunelab.api import TrainJob
+from tunelab.api import ModelRequest, TrainJob
 from tunelab.config import ConfigError, RunConfig
 from tunelab.data.engine import Prepared
 from tunelab.plugins import Plugins
@@ -54,7 +54,20 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
     check_columns(rc, method.required_columns, prepared)
     set_seed(rc.seed)
 
-    loaded = rc.model.instantiate(registry).load(prepared.splits, rc.cache_dir)
+    labels: list[str] = []
+    if method.task == "sequence_classification":
+        train = prepared.splits["train"]
+        if rc.label_column not in train.column_names:
+            raise ConfigError(
+                f"method '{rc.method.name}' trains a classifier but the prepared data has no '{rc.label_column}' "
+                f"column (it has {train.column_names}); set pipeline.label_column or map a column to label"
+            )
+        labels = sorted({str(v) for v in train[rc.label_column] if v is not None})
+    request = ModelRequest(task=method.task, labels=labels)
+    try:
+        loaded = rc.model.instantiate(registry).load(prepared.splits, rc.cache_dir, request)
+    except ValueError as exc:
+        raise ConfigError(f"model '{rc.model.name}' for method '{rc.method.name}': {exc}") from None
     peft_config = rc.peft.instantiate(registry).peft_config(loaded)
     job = TrainJob(
         model=loaded,
@@ -64,6 +77,9 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
         output_dir=run_dir,
         seed=rc.seed,
         callbacks=[_log_forwarder(sink)],
+        request=request,
+        label_column=rc.label_column,
+        data_metadata=prepared.summary.get("metadata") or {},
     )
     with ResourceMeter() as meter:
         outcome = method.train(job)
