@@ -269,6 +269,8 @@ class LoadedModel:
     name: str
     #: the model's own id or path, for the run record (never secret)
     source: str = ""
+    #: the task it was loaded for (see :class:`ModelRequest`)
+    task: str = "causal_lm"
 
 
 @dataclass

