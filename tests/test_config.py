@@ -99,9 +99,25 @@ def test_cli_reports_config_errors_without_a_traceback(capsys, tmp_path):
 
 def test_secrets_are_redacted():
     cleaned = redact_secrets(
-        {"db": {"url": "postgresql://bob:hunter2@db.example.com/x", "password": "pw"}, "wandb_api_key": "k", "r": 8}
+        {
+            "db": {"url": "postgresql://bob:hunter2@db.example.com/x", "password": "pw"},
+            "wandb_api_key": "k",
+            "hf_token": "hf_x",
+            "pii": {"salt": "pepper"},
+            "r": 8,
+            "max_new_tokens": 64,
+            "min_tokens": 2,
+        }
     )
-    assert cleaned == {"db": {"url": "postgresql://bob:***@db.example.com/x", "password": "***"}, "wandb_api_key": "***", "r": 8}
+    assert cleaned == {
+        "db": {"url": "postgresql://bob:***@db.example.com/x", "password": "***"},
+        "wandb_api_key": "***",
+        "hf_token": "***",
+        "pii": {"salt": "***"},
+        "r": 8,
+        "max_new_tokens": 64,
+        "min_tokens": 2,
+    }
 
 
 def test_cli_reports_data_errors_without_a_traceback(capsys, tmp_path):

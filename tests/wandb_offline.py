@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,26 @@ def _payloads(path: Path):
             pending = b""
 
 
+def _settled(path: Path, timeout: float = 30.0) -> None:
+    """Wait until wandb's service has finished writing the file: ``run.finish()`` returns
+    before the background writer has flushed every record to disk."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        size = path.stat().st_size
+        if size == last:
+            return
+        last = size
+        time.sleep(0.5)
+
+
 def read_offline_run(run_dir: Path) -> dict[str, Any]:
     """run/config/history/summary of the single offline run under ``run_dir``."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     files = sorted(Path(run_dir).rglob("offline-run-*/run-*.wandb"))
     assert files, f"no offline W&B run under {run_dir}"
+    _settled(files[-1])
     out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "run": None, "exit": None}
     for payload in _payloads(files[-1]):
         record = pb.Record()

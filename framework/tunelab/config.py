@@ -43,7 +43,13 @@ PIPELINE_STAGES = ("clean", "annotate", "augment", "balance")
 _STAGE_KIND = {"clean": "cleaner", "annotate": "annotator", "augment": "augmenter", "balance": "balancer"}
 PIPELINE_KEYS = set(PIPELINE_STAGES) | {"split", "params", "label_column"}
 #: Keys whose values are secrets: removed from every saved or tracked config.
-SECRET_KEY_PARTS = ("password", "secret", "token", "api_key", "apikey", "salt")
+SECRET_WORDS = {"password", "passwd", "secret", "token", "apikey", "salt", "credentials"}
+
+
+def is_secret_key(key: Any) -> bool:
+    """``db_password``, ``hf_token``, ``wandb_api_key``, ``salt``: yes. ``max_new_tokens``: no."""
+    words = str(key).lower().replace("-", "_").split("_")
+    return bool(SECRET_WORDS & set(words)) or "api_key" in str(key).lower()
 
 
 class ConfigError(TunelabError):
@@ -358,7 +364,7 @@ def redact_secrets(value: Any) -> Any:
     if isinstance(value, (dict, DictConfig)):
         out = {}
         for key, item in value.items():
-            if any(part in str(key).lower() for part in SECRET_KEY_PARTS) and item not in (None, ""):
+            if is_secret_key(key) and item not in (None, ""):
                 out[key] = "***"
             else:
                 out[key] = redact_secrets(item)

@@ -129,7 +129,8 @@ class WandbTracker(Tracker):
 
     @hookimpl
     def tunelab_stage_end(self, run: RunInfo, stage: str, stats: dict[str, Any]) -> None:
-        if self.run is not None:
+        # the train stage's results also arrive as final metrics; log only data statistics here
+        if self.run is not None and stage == "prepare":
             numbers = _numbers({k: v for k, v in stats.items() if k != "steps"}, prefix=f"{stage}/")
             self.run.summary.update(numbers)
 
