@@ -258,6 +258,9 @@ class ModelRequest:
     task: str = "causal_lm"
     #: class names, in the order of the classification head's outputs
     labels: list[str] = field(default_factory=list)
+    #: ``transformers.BitsAndBytesConfig`` arguments when the adaptation trains on a
+    #: quantized base (QLoRA); compute dtype given by name. None: load unquantized.
+    quantization: dict[str, Any] | None = None
 
 
 @dataclass

@@ -80,10 +80,29 @@ def label_kwargs(request: ModelRequest | None) -> dict[str, Any]:
     }
 
 
+def quantization_kwargs(request: ModelRequest | None) -> dict[str, Any]:
+    """from_pretrained arguments that load the base quantized (QLoRA), if requested."""
+    if not request or not request.quantization:
+        return {}
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    settings = dict(request.quantization)
+    if isinstance(settings.get("bnb_4bit_compute_dtype"), str):
+        settings["bnb_4bit_compute_dtype"] = getattr(torch, settings["bnb_4bit_compute_dtype"])
+    return {"quantization_config": BitsAndBytesConfig(**settings), "device_map": {"": torch.cuda.current_device()}}
+
+
+def refuse_quantization(request: ModelRequest | None, name: str) -> None:
+    if request and request.quantization:
+        raise ValueError(f"model={name} cannot be loaded quantized; QLoRA needs model=smollm2_135m or model=hf (or use peft=lora)")
+
+
 class TinyModel(ModelLoader):
     """A small Llama-style causal LM with random weights and a byte-level tokenizer (for tests)."""
 
     def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
+        refuse_quantization(request, "tiny")
         from transformers import LlamaConfig
 
         c = self.config
@@ -183,7 +202,7 @@ class SmolLM2(ModelLoader):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         model = auto_model_class(request).from_pretrained(
-            directory, dtype=_dtype(self.config.dtype), **label_kwargs(request)
+            directory, dtype=_dtype(self.config.dtype), **label_kwargs(request), **quantization_kwargs(request)
         )
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
@@ -217,7 +236,9 @@ class HfModel(ModelLoader):
         tokenizer = AutoTokenizer.from_pretrained(c.path, **kwargs)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = auto_model_class(request).from_pretrained(c.path, dtype=_dtype(c.dtype), **label_kwargs(request), **kwargs)
+        model = auto_model_class(request).from_pretrained(
+            c.path, dtype=_dtype(c.dtype), **label_kwargs(request), **quantization_kwargs(request), **kwargs
+        )
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
         return LoadedModel(model, tokenizer, name=Path(c.path).name, source=c.path, task=request.task if request else "causal_lm")
@@ -337,6 +358,7 @@ class TinyEncoder(ModelLoader):
         return auto_model_class(request).from_config(config)
 
     def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
+        refuse_quantization(request, "tiny_encoder")
         task = _encoder_task(request, "tiny_encoder")
         tokenizer = self.tokenizer(data)
         model = self.build(tokenizer, request)
@@ -377,6 +399,7 @@ class MiniLM(ModelLoader):
         from transformers import AutoTokenizer
 
         _encoder_task(request, "minilm")
+        refuse_quantization(request, "minilm")  # 22M parameters: nothing to gain from 4-bit
         directory = locate_minilm()
         tokenizer = AutoTokenizer.from_pretrained(directory)
         # for sequence_classification the head is new (randomly initialised) on the pretrained encoder

@@ -63,12 +63,19 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
                 f"column (it has {train.column_names}); set pipeline.label_column or map a column to label"
             )
         labels = sorted({str(v) for v in train[rc.label_column] if v is not None})
-    request = ModelRequest(task=method.task, labels=labels)
+    adaptation = rc.peft.instantiate(registry)
+    quantization = None
+    if getattr(adaptation, "load_in_4bit", False):  # QLoRA: the base is loaded quantized
+        reason = adaptation.unavailable_reason()
+        if reason:
+            raise ConfigError(f"peft={rc.peft.name}: {reason}")
+        quantization = adaptation.quantization_kwargs()
+    request = ModelRequest(task=method.task, labels=labels, quantization=quantization)
     try:
         loaded = rc.model.instantiate(registry).load(prepared.splits, rc.cache_dir, request)
     except ValueError as exc:
         raise ConfigError(f"model '{rc.model.name}' for method '{rc.method.name}': {exc}") from None
-    peft_config = rc.peft.instantiate(registry).peft_config(loaded)
+    peft_config = adaptation.peft_config(loaded)
     job = TrainJob(
         model=loaded,
         splits=prepared.splits,
