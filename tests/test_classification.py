@@ -170,7 +170,7 @@ def test_encoders_refuse_causal_lm_and_feature_refuses_peft(tmp_path):
     from tunelab_builtin.classification import Feature, FeatureConfig
     from tunelab_builtin.models import MiniLM, MiniLMConfig, TinyEncoder, TinyEncoderConfig
 
-    with pytest.raises(ValueError, match="tiny_encoder is an encoder; use model=tiny for causal LM objectives"):
+    with pytest.raises(ValueError, match="tiny_encoder is an encoder; causal LM objectives need model=smollm2_135m, model=tiny or model=hf"):
         TinyEncoder(TinyEncoderConfig()).load({}, tmp_path, ModelRequest(task="causal_lm"))
     with pytest.raises(ValueError, match="minilm is an encoder"):
         MiniLM(MiniLMConfig()).load({}, tmp_path, None)

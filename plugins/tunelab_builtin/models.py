@@ -254,7 +254,7 @@ def _encoder_task(request: ModelRequest | None, name: str) -> str:
     task = request.task if request else "causal_lm"
     if task == "causal_lm":
         raise ValueError(
-            f"{name} is an encoder; use model=tiny for causal LM objectives "
+            f"{name} is an encoder; causal LM objectives need model=smollm2_135m, model=tiny or model=hf "
             f"(it supports the tasks {', '.join(ENCODER_TASKS)})"
         )
     if task not in ENCODER_TASKS:
