@@ -191,7 +191,6 @@ def test_feature_sklearn_on_real_minilm_beats_chance(tmp_path):
 
     from datasets import Dataset
 
-    from tunelab.api import TrainOutcome
     from tunelab.train.meters import count_parameters
     from tunelab_builtin.classification import ClassificationEvalConfig, ClassificationEvaluator, Feature, FeatureConfig
     from tunelab_builtin.models import MiniLM, MiniLMConfig

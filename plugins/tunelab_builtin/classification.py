@@ -28,7 +28,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List
 
 from tunelab.api import PROMPT, TEXT, Component, Evaluator, Method, TrainJob, TrainOutcome
 
@@ -224,10 +224,9 @@ class Classify(Method):
         _check_choice("classify.class_weights", config.class_weights, CLASS_WEIGHT_MODES)
 
     def train(self, job: TrainJob) -> TrainOutcome:
-        import torch
         from transformers import DataCollatorWithPadding, TrainingArguments
 
-        from tunelab_builtin.training import _precision_flags
+        from tunelab.train.arguments import common_training_arguments
 
         s = job.settings
         labels = list(job.request.labels)
@@ -253,27 +252,7 @@ class Classify(Method):
             from peft import get_peft_model
 
             model = get_peft_model(model, job.peft_config)
-        args = TrainingArguments(
-            output_dir=str(job.output_dir / "trainer"),
-            max_steps=s.max_steps,
-            num_train_epochs=s.num_epochs,
-            learning_rate=s.learning_rate,
-            per_device_train_batch_size=s.batch_size,
-            gradient_accumulation_steps=s.grad_accum,
-            warmup_steps=s.warmup_steps,
-            weight_decay=s.weight_decay,
-            logging_steps=s.logging_steps,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            seed=job.seed,
-            data_seed=job.seed,
-            use_cpu=not torch.cuda.is_available(),
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            activation_checkpointing=s.gradient_checkpointing,
-            **_precision_flags(s.precision),
-        )
+        args = TrainingArguments(**common_training_arguments(job))
         trainer = _weighted_trainer_class()(
             model=model,
             args=args,
