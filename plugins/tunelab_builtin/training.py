@@ -127,7 +127,7 @@ class Sft(Method):
 @dataclass
 class LmEvalConfig:
     batch_size: int = 8
-    #: test rows to generate answers for (exact match, token F1); 0 turns generation off
+    #: test rows to generate answers for (exact match, token F1, ROUGE-L); 0 turns generation off
     max_generate: int = 16
     max_new_tokens: int = 64
     #: which split to score
@@ -152,8 +152,34 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def _lcs_length(a: list[str], b: list[str]) -> int:
+    """Length of the longest common subsequence of two token lists (O(len(a)·len(b)) time, O(len(b)) memory)."""
+    if len(b) > len(a):
+        a, b = b, a
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b, 1):
+            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
+        previous = current
+    return previous[-1]
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F-measure (Lin, 2004; beta = 1): F1 of the longest common subsequence of
+    lowercased word tokens (punctuation removed), as a fraction in [0, 1]."""
+    pred, ref = _words(prediction), _words(reference)
+    if not pred or not ref:
+        return float(pred == ref)
+    lcs = _lcs_length(pred, ref)
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(pred), lcs / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
 class LmEvaluator(Evaluator):
-    """Completion loss, perplexity and token accuracy; exact match and token F1 of generations."""
+    """Completion loss, perplexity and token accuracy; exact match, token F1 and ROUGE-L of generations."""
 
     def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:
         import torch
@@ -227,9 +253,11 @@ class LmEvaluator(Evaluator):
             tokenizer.padding_side = side
         exact = [float(_words(p) == _words(r)) for p, r in zip(predictions, references)]
         f1 = [token_f1(p, r) for p, r in zip(predictions, references)]
+        rouge = [rouge_l(p, r) for p, r in zip(predictions, references)]
         return {
             "test_exact_match": sum(exact) / len(exact),
             "test_token_f1": sum(f1) / len(f1),
+            "test_rouge_l": sum(rouge) / len(rouge),
             "test_generated": len(predictions),
         }
 

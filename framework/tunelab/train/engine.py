@@ -62,7 +62,8 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
                 f"method '{rc.method.name}' trains a classifier but the prepared data has no '{rc.label_column}' "
                 f"column (it has {train.column_names}); set pipeline.label_column or map a column to label"
             )
-        labels = sorted({str(v) for v in train[rc.label_column] if v is not None})
+        # rows without a label (None or blank) are unlabelled, not a class of their own
+        labels = sorted({str(v) for v in train[rc.label_column] if v is not None and str(v).strip()})
     adaptation = rc.peft.instantiate(registry)
     quantization = None
     if getattr(adaptation, "load_in_4bit", False):  # QLoRA: the base is loaded quantized
@@ -100,6 +101,12 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
     }
     if meter.peak_gpu_mb is not None:
         metrics["peak_gpu_mb"] = round(meter.peak_gpu_mb, 1)
+    # estimated energy / CO2e of the training block (see tunelab.train.meters)
+    assert meter.energy is not None
+    metrics["train_cpu_percent"] = round(meter.cpu_percent, 1)
+    metrics["energy_kwh"] = meter.energy.kwh
+    metrics["co2_g"] = meter.energy.co2_g
+    metrics["energy_source"] = meter.energy.source
     metrics.update(outcome.metrics)
 
     evaluator = rc.evaluator.instantiate(registry)
@@ -107,6 +114,8 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
         scores = evaluator.evaluate(job, outcome)
     metrics.update(scores)
     metrics["eval_seconds"] = round(eval_meter.seconds, 3)
+    if eval_meter.energy is not None:
+        metrics["eval_energy_kwh"] = eval_meter.energy.kwh
     bad = [k for k, v in metrics.items() if isinstance(v, float) and math.isnan(v)]
     if bad:
         log.warning("metrics are NaN: %s", ", ".join(bad))

@@ -1,0 +1,114 @@
+"""cpt, semi_supervised and multitask objectives; ROUGE-L of the lm evaluator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import read_metrics, run_cli, validate
+from tunelab.api import ModelRequest, TrainJob, TrainSettings
+from tunelab_builtin.training import rouge_l
+
+
+def test_rouge_l_against_hand_computed_values():
+    # LCS("the cat sat on the mat", "the cat is on the mat") = the cat on the mat = 5
+    assert rouge_l("The cat sat on the mat", "the cat is on the mat.") == pytest.approx(5 / 6)
+    # pred 3 words, ref 5 words, LCS 2 ("police killed"): P=2/3, R=2/5 → F=0.5
+    assert rouge_l("police killed gunman", "the gunman police killed yesterday") == pytest.approx(0.5)
+    assert rouge_l("a b c d", "d c b a") == pytest.approx(0.25)  # LCS is one word
+    assert rouge_l("Hello, World!", "hello world") == 1.0
+    assert rouge_l("xyz", "abc") == 0.0
+    assert rouge_l("", "") == 1.0 and rouge_l("", "a") == 0.0
+
+
+def test_cpt_loss_goes_down_and_model_is_saved_with_energy_metrics(smoke_args, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNELAB_COUNTRY", "france")
+    args = [*smoke_args, "method=cpt", "peft=none", "train.max_steps=8", "train.learning_rate=3e-3", "eval.max_generate=1"]
+    assert run_cli(args) == 0
+    run_dir = tmp_path / "run"
+    m = read_metrics(run_dir)
+    assert m["status"] == "ok" and m["train_steps"] == 8
+    assert m["train_loss_last"] < m["train_loss_first"]
+    assert m["train_tokens"] > m["train_rows"] > 0
+    assert (run_dir / "model" / "config.json").is_file()
+    assert 0 <= m["test_rouge_l"] <= 1
+    # cost metrics of every run
+    assert m["energy_kwh"] > 0 and m["energy_source"] in ("rapl", "estimate")
+    assert m["co2_g"] == pytest.approx(m["energy_kwh"] * 56)
+    assert m["train_cpu_percent"] > 0
+
+
+def test_cpt_uses_text_column_or_joined_fields():
+    from datasets import Dataset
+
+    from tunelab_builtin.objectives import Cpt, CptConfig
+
+    cpt = Cpt(CptConfig(separator=" | "))
+    assert cpt.documents(Dataset.from_dict({"prompt": ["q"], "completion": ["a"]})) == ["q | a"]
+    assert cpt.documents(Dataset.from_dict({"text": ["doc"], "prompt": ["q"]})) == ["doc"]
+    with pytest.raises(ValueError, match="text_fields"):
+        Cpt(CptConfig(text_fields=[]))
+
+
+def _toy_classification(n_per_class: int, blank_every: int):
+    from datasets import Dataset
+
+    rows = {"text": [], "label": []}
+    for i in range(n_per_class):
+        for label, word in (("pos", "great good lovely"), ("neg", "awful bad horrid")):
+            rows["text"].append(f"{word} {i}")
+            rows["label"].append(None if i % blank_every else label)
+    return Dataset.from_dict(rows)
+
+
+def test_semi_supervised_pseudo_labels_confident_rows(tmp_path):
+    from tunelab_builtin.models import TinyModel, TinyModelConfig
+    from tunelab_builtin.objectives import SemiSupervised, SemiSupervisedConfig
+
+    train = _toy_classification(24, blank_every=3)  # 8 labelled + 16 unlabelled per class
+    request = ModelRequest(task="sequence_classification", labels=["neg", "pos"])
+    loaded = TinyModel(TinyModelConfig()).load({}, tmp_path, request)
+    job = TrainJob(
+        loaded, {"train": train}, None, TrainSettings(max_steps=15, batch_size=8, learning_rate=3e-3, max_length=32, logging_steps=5),
+        tmp_path, 0, request=request,
+    )
+    method = SemiSupervised(SemiSupervisedConfig(rounds=2, threshold=0.6))
+    outcome = method.train(job)
+    m = outcome.metrics
+    assert m["semi_labelled"] == 16 and m["semi_unlabelled"] == 32
+    assert 0 < m["semi_round_1_accepted"] <= 32 and 0 <= m["semi_round_2_accepted"] <= 32
+    # the last round trained on the labelled rows plus the accepted pseudo-labels
+    assert m["train_rows"] == 16 + m["semi_round_2_accepted"]
+    assert m["semi_total_steps"] == 45
+    assert json.loads((tmp_path / "model" / "labels.json").read_text())["labels"] == ["neg", "pos"]
+    with pytest.raises(ValueError, match="threshold"):
+        SemiSupervised(SemiSupervisedConfig(threshold=0))
+
+
+def test_multitask_mixes_sources_by_weight(tmp_path):
+    from datasets import Dataset
+
+    from tunelab_builtin.objectives import Multitask, MultitaskConfig
+
+    extra = tmp_path / "billing.jsonl"
+    extra.write_text("\n".join(json.dumps({"prompt": f"bill {i}", "completion": "paid"}) for i in range(50)))
+    main = Dataset.from_dict({"prompt": [f"q{i}" for i in range(50)], "completion": ["a"] * 50, "label": ["x"] * 50})
+    method = Multitask(MultitaskConfig(datasets=[{"path": str(extra), "weight": 3.0, "task_prefix": "[billing] "}],
+                                       stopping_strategy="first_exhausted"))
+    mixed, counts = method.mixture(main, seed=0)
+    assert mixed.column_names == ["prompt", "completion"]
+    assert counts["multitask_rows_task1"] > 2 * counts["multitask_rows_main"]  # weight 3 : 1
+    assert all(p.startswith("[billing] ") for p in mixed["prompt"] if "bill" in p)
+    with pytest.raises(ValueError, match="unknown keys"):
+        Multitask(MultitaskConfig(datasets=[{"path": "x", "wieght": 1}]))
+
+
+def test_multitask_run_through_the_cli(smoke_args, tmp_path):
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text("\n".join(json.dumps({"prompt": f"bill {i}", "completion": "paid"}) for i in range(20)))
+    args = [*smoke_args, "method=multitask", f"method.datasets=[{{path: '{extra}', weight: 1.0, task_prefix: '[b] '}}]", "eval.max_generate=0"]
+    validate(args[:1] + args[2:])
+    assert run_cli(args) == 0
+    m = read_metrics(tmp_path / "run")
+    assert m["status"] == "ok" and m["multitask_rows_task1"] > 0 and m["multitask_rows_main"] > 0

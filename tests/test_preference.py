@@ -1,0 +1,132 @@
+"""Preference objectives (dpo, kto, orpo, reward, rlhf) and the preference evaluator, tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import read_metrics, run_cli
+
+FAST = ["train.max_steps=2", "train.max_length=64", "eval.max_rows=6"]
+
+
+def pairs(n: int = 8):
+    from datasets import Dataset
+
+    return Dataset.from_dict(
+        {
+            "prompt": [f"Question {i}: when do you ship?" for i in range(n)],
+            "chosen": ["We ship Monday to Friday; standard takes 3-5 business days."] * n,
+            "rejected": ["Please check our website."] * n,
+        }
+    )
+
+
+def job_for(tmp_path, data, peft_config=None, steps=2):
+    from tunelab.api import LoadedModel, TrainJob, TrainSettings
+    from tunelab_builtin.models import TinyModel, TinyModelConfig
+
+    loaded = TinyModel(TinyModelConfig()).load({}, tmp_path)
+    settings = TrainSettings(max_steps=steps, batch_size=4, max_length=64, logging_steps=1, save_model=False)
+    return TrainJob(LoadedModel(loaded.model, loaded.tokenizer, "tiny"), {"train": data, "test": data}, peft_config, settings, tmp_path, 0)
+
+
+def test_dpo_with_lora_trains_the_adapter_and_reports_preference_accuracy(tmp_path):
+    assert run_cli(["experiment=dpo_smoke", f"hydra.run.dir={tmp_path / 'run'}", "peft.r=4", *FAST]) == 0
+    metrics = read_metrics(tmp_path / "run")
+    assert metrics["status"] == "ok" and metrics["train_steps"] == 2
+    assert metrics["train_loss_first"] == pytest.approx(0.6931, abs=1e-3)  # log 2: policy == reference at step 1
+    assert 0 < metrics["trainable_params"] < metrics["total_params"] * 0.5
+    assert 0 <= metrics["test_preference_accuracy"] <= 1 and metrics["test_rows"] == 6
+    adapter = json.loads((tmp_path / "run" / "model" / "adapter_config.json").read_text())
+    assert adapter["peft_type"] == "LORA" and adapter["r"] == 4
+
+
+def test_dpo_full_fine_tuning_keeps_a_reference_copy(tmp_path):
+    assert run_cli(["experiment=dpo_smoke", f"hydra.run.dir={tmp_path / 'run'}", "peft=none", "method.beta=0.5", *FAST]) == 0
+    metrics = read_metrics(tmp_path / "run")
+    assert metrics["status"] == "ok" and metrics["trainable_params"] == metrics["total_params"]
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_reward_model_run_scores_pairs_with_its_scalar_head(tmp_path):
+    args = ["experiment=dpo_smoke", f"hydra.run.dir={tmp_path / 'run'}", "method=reward", "peft=lora", *FAST, "train.max_length=128"]
+    assert run_cli(args) == 0
+    metrics = read_metrics(tmp_path / "run")
+    assert metrics["status"] == "ok" and metrics["train_steps"] == 2
+    assert 0 <= metrics["test_preference_accuracy"] <= 1
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert len(config["id2label"]) == 1 and config["architectures"] == ["LlamaForSequenceClassification"]
+    assert not (tmp_path / "run" / "model" / "adapter_config.json").exists()  # merged: usable as reward_model=<dir>
+
+
+def test_sft_only_data_with_dpo_fails_before_training_naming_the_columns(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["experiment=dpo_smoke", f"hydra.run.dir={tmp_path / 'run'}", "data=support_tickets", "pipeline=minimal"])
+    assert exit_info.value.code == 2  # a config error, raised before any model is loaded
+    err = capsys.readouterr().err
+    assert "method 'dpo' needs columns ['prompt', 'chosen', 'rejected']" in err and "'chosen'" in err
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_kto_and_orpo_train_on_pairs(tmp_path):
+    from tunelab.plugins import get_plugins
+    from tunelab_builtin.preference import Kto, KtoConfig, Orpo, OrpoConfig, unpaired
+
+    rows = unpaired(pairs(3))
+    assert rows["label"] == [True] * 3 + [False] * 3 and rows["completion"][3] == "Please check our website."
+    outcome = Kto(KtoConfig()).train(job_for(tmp_path / "kto", pairs()))
+    assert outcome.metrics["train_steps"] == 2 and outcome.metrics["train_rows"] == 16
+    if "orpo" in get_plugins().registry.names("method"):  # registered only when TRL ships it
+        outcome = Orpo(OrpoConfig()).train(job_for(tmp_path / "orpo", pairs()))
+        assert outcome.metrics["train_steps"] == 2 and outcome.metrics["train_loss_first"] > 0
+
+
+def test_rlhf_with_reward_functions_runs_two_steps(tmp_path):
+    from tunelab_builtin.preference import Rlhf, RlhfConfig, keyword_overlap, length_penalty
+
+    assert keyword_overlap(["q"], ["we ship friday"], chosen=["We ship on Friday."]) == [1.0]
+    assert length_penalty(["q"], ["word " * 40], target_words=40) == [1.0]
+    assert length_penalty(["q"], [""], target_words=40) == [0.0]
+    config = RlhfConfig(reward_functions=["keyword_overlap", "length_penalty"], max_completion_length=8)
+    outcome = Rlhf(config).train(job_for(tmp_path, pairs()))
+    assert outcome.metrics["train_steps"] == 2
+    assert 0 <= outcome.metrics["train_reward_last"] <= 2
+
+
+def test_rlhf_config_rejects_unknown_reward_function():
+    from tunelab_builtin.preference import RlhfConfig
+
+    with pytest.raises(ValueError, match="reward_functions.*length_penalty"):
+        RlhfConfig(reward_functions=["nope"])
+
+
+def test_evaluator_prefers_the_answer_the_model_was_taught(tmp_path):
+    import torch
+
+    from tunelab.api import TrainOutcome
+    from tunelab.train.formatting import render_pair, tokenize_pair
+    from tunelab_builtin.preference import PreferenceEvalConfig, PreferenceEvaluator
+
+    data = pairs(2)
+    job = job_for(tmp_path, data)
+    model, tokenizer = job.model.model, job.model.tokenizer
+    # teach the tiny model the chosen answer (plain next-token training)
+    ids, _ = tokenize_pair(tokenizer, *render_pair(tokenizer, data[0]["prompt"], data[0]["chosen"]), 64)
+    batch = torch.tensor([ids])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    # the taught answer is longer than the curt one, so it only wins if it is really more likely
+    for score in ("sum", "mean"):
+        metrics = PreferenceEvaluator(PreferenceEvalConfig(score=score)).evaluate(job, TrainOutcome(model, tokenizer))
+        assert metrics["test_preference_accuracy"] == 1.0 and metrics["test_reward_margin"] > 0
+        assert metrics["test_rows"] == 2
+    swapped = data.rename_columns({"chosen": "rejected", "rejected": "chosen"})
+    job.splits["test"] = swapped
+    metrics = PreferenceEvaluator(PreferenceEvalConfig()).evaluate(job, TrainOutcome(model, tokenizer))
+    assert metrics["test_preference_accuracy"] == 0.0 and metrics["test_reward_margin"] < 0
