@@ -9,17 +9,24 @@ from typing import Any
 
 #: Columns shown first, when present; any other numeric metric follows.
 PREFERRED = [
+    "test_accuracy",
+    "test_macro_f1",
+    "test_preference_accuracy",
+    "test_reward_margin",
     "test_loss",
     "test_perplexity",
     "test_token_accuracy",
     "test_exact_match",
     "test_token_f1",
+    "test_rouge_l",
     "trainable_params",
     "trainable_pct",
     "train_seconds",
     "train_tokens_per_second",
     "peak_rss_mb",
     "peak_gpu_mb",
+    "energy_kwh",
+    "co2_g",
 ]
 
 
