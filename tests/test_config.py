@@ -131,3 +131,8 @@ def test_cli_reports_data_errors_without_a_traceback(capsys, tmp_path):
 def test_required_value_left_unset_names_the_key():
     with pytest.raises(ConfigError, match=r"cannot resolve 'model.path'.*model.path=\.\.\."):
         validate(["model=hf"])
+
+
+def test_unknown_grid_country_fails_at_validation():
+    with pytest.raises(ConfigError, match=r"train: country: unknown grid 'atlantis'; choose one of: .*world"):
+        validate(["train.country=atlantis"])

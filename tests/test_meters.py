@@ -78,10 +78,7 @@ def test_country_lookup_and_unknown_country_lists_valid_ones(monkeypatch):
         EnergySettings(country="atlantis")
     with pytest.raises(ValueError, match="cpu_watts_per_core"):
         EnergySettings(cpu_watts_per_core=-1)
-    monkeypatch.setenv("TUNELAB_COUNTRY", "norway")
-    monkeypatch.setenv("TUNELAB_CPU_WATTS_PER_CORE", "4.5")
-    settings = EnergySettings.from_env()
+    from tunelab.api import TrainSettings
+
+    settings = EnergySettings.from_train_settings(TrainSettings(country="norway", cpu_watts_per_core=4.5))
     assert settings.intensity == 30 and settings.cpu_watts_per_core == 4.5
-    monkeypatch.setenv("TUNELAB_CPU_WATTS_PER_CORE", "lots")
-    with pytest.raises(ValueError, match="TUNELAB_CPU_WATTS_PER_CORE"):
-        EnergySettings.from_env()

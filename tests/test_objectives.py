@@ -23,8 +23,7 @@ def test_rouge_l_against_hand_computed_values():
 
 
 def test_cpt_loss_goes_down_and_model_is_saved_with_energy_metrics(smoke_args, tmp_path, monkeypatch):
-    monkeypatch.setenv("TUNELAB_COUNTRY", "france")
-    args = [*smoke_args, "method=cpt", "peft=none", "train.max_steps=8", "train.learning_rate=3e-3", "eval.max_generate=1"]
+    args = [*smoke_args, "method=cpt", "peft=none", "train.country=france", "train.max_steps=8", "train.learning_rate=3e-3", "eval.max_generate=1"]
     assert run_cli(args) == 0
     run_dir = tmp_path / "run"
     m = read_metrics(run_dir)

@@ -295,6 +295,12 @@ class TrainSettings:
     #: trade compute for memory; worth it for large models on small GPUs, a slowdown otherwise
     gradient_checkpointing: bool = False
     save_model: bool = True
+    #: electricity grid for the CO2e estimate (a key of the intensity table in tunelab.train.meters)
+    country: str = "world"
+    #: W per busy CPU core, used when RAPL energy counters cannot be read
+    cpu_watts_per_core: float = 10.0
+    #: W of a GPU at full load, used when the GPU reports no power draw
+    gpu_watts: float = 300.0
 
 
 @dataclass

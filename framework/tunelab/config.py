@@ -311,6 +311,12 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
     steps, splitter = _pipeline(registry, origin, resolved["pipeline"])
     train_values = dict(resolved.get("train") or {})
     train = typed_config(TrainSettings, train_values, kind="settings", name="train", origin=origin, group="train", key_prefix="train.")
+    from tunelab.train.meters import EnergySettings
+
+    try:
+        EnergySettings.from_train_settings(train)
+    except ValueError as exc:
+        raise ConfigError(f"train: {exc}") from None
     seed = resolved.get("seed", 0)
     if not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}")

@@ -14,7 +14,7 @@ from tunelab.api import ModelRequest, TrainJob
 from tunelab.config import ConfigError, RunConfig
 from tunelab.data.engine import Prepared
 from tunelab.plugins import Plugins
-from tunelab.train.meters import ResourceMeter, count_parameters
+from tunelab.train.meters import EnergySettings, ResourceMeter, count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
         label_column=rc.label_column,
         data_metadata=prepared.summary.get("metadata") or {},
     )
-    with ResourceMeter() as meter:
+    energy = EnergySettings.from_train_settings(rc.train)
+    with ResourceMeter(energy=energy) as meter:
         outcome = method.train(job)
     trainable, total = count_parameters(outcome.model)
     metrics: dict[str, float] = {
@@ -110,7 +111,7 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
     metrics.update(outcome.metrics)
 
     evaluator = rc.evaluator.instantiate(registry)
-    with ResourceMeter() as eval_meter:
+    with ResourceMeter(energy=energy) as eval_meter:
         scores = evaluator.evaluate(job, outcome)
     metrics.update(scores)
     metrics["eval_seconds"] = round(eval_meter.seconds, 3)

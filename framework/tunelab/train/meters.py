@@ -33,7 +33,7 @@ class ResourceMeter:
 
     def __init__(self, interval: float = 0.1, energy: "EnergySettings | None" = None):
         self.interval = interval
-        self.settings = energy if energy is not None else EnergySettings.from_env()
+        self.settings = energy if energy is not None else EnergySettings()
         self.seconds = 0.0
         self.peak_rss_mb = 0.0
         self.mean_rss_mb = 0.0
@@ -158,9 +158,9 @@ MEMORY_WATTS_PER_GB = 0.375
 #: W per busy CPU core when RAPL cannot be read. Green Algorithms' per-core TDP figures for
 #: server CPUs are mostly 10-15 W (e.g. Xeon Gold 6148: 150 W / 20 cores = 7.5 W; EPYC 7702:
 #: 200 W / 64 = 3.1 W; Core i7-10700: 65 W / 8 = 8.1 W, desktop parts up to ~16 W); 10 W is a
-#: round middle value. Override with TUNELAB_CPU_WATTS_PER_CORE.
+#: round middle value. Override with train.cpu_watts_per_core.
 DEFAULT_CPU_WATTS_PER_CORE = 10.0
-#: W of a GPU at full load when NVML power readings are unavailable (override TUNELAB_GPU_WATTS)
+#: W of a GPU at full load when NVML power readings are unavailable (override train.gpu_watts)
 DEFAULT_GPU_WATTS = 300.0
 
 #: Carbon intensity of electricity generation, g CO2e per kWh, year 2023, rounded.
@@ -227,18 +227,9 @@ class EnergySettings:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
     @classmethod
-    def from_env(cls) -> "EnergySettings":
-        """Defaults, overridden by TUNELAB_COUNTRY, TUNELAB_CPU_WATTS_PER_CORE, TUNELAB_GPU_WATTS."""
-        kwargs: dict[str, Any] = {}
-        if os.environ.get("TUNELAB_COUNTRY"):
-            kwargs["country"] = os.environ["TUNELAB_COUNTRY"]
-        for env, name in (("TUNELAB_CPU_WATTS_PER_CORE", "cpu_watts_per_core"), ("TUNELAB_GPU_WATTS", "gpu_watts")):
-            if os.environ.get(env):
-                try:
-                    kwargs[name] = float(os.environ[env])
-                except ValueError:
-                    raise ValueError(f"{env} ({name}) must be a number, got {os.environ[env]!r}") from None
-        return cls(**kwargs)
+    def from_train_settings(cls, settings: Any) -> "EnergySettings":
+        """From the run's ``train`` section (country, cpu_watts_per_core, gpu_watts)."""
+        return cls(country=settings.country, cpu_watts_per_core=settings.cpu_watts_per_core, gpu_watts=settings.gpu_watts)
 
 
 RAPL_ROOT = Path("/sys/class/powercap")
