@@ -135,3 +135,14 @@ def test_failed_run_is_recorded_and_reported(smoke_args, tmp_path):
     metrics = read_metrics(tmp_path / "run")
     assert metrics["status"] == "failed" and "holdout" in metrics["error"]
     assert (tmp_path / "run" / "error.txt").is_file()
+
+
+def test_compare_of_a_data_only_sweep_shows_split_sizes(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for i, train in enumerate((357, 434)):
+        (sweep / str(i)).mkdir(parents=True)
+        payload = {"run": f"augment=a{i}", "metrics": {"status": "ok", "data_train": train, "data_test": 38, "data_cache_hit": False}}
+        (sweep / str(i) / "metrics.json").write_text(json.dumps(payload))
+    assert run_cli(["compare", str(sweep)]) == 0
+    header = (sweep / "comparison.csv").read_text().splitlines()[0].split(",")
+    assert header == ["run", "status", "data_test", "data_train"]

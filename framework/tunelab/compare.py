@@ -48,7 +48,8 @@ def collect_runs(root: Path) -> list[dict[str, Any]]:
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
     numeric = {k for row in rows for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    numeric -= {k for k in numeric if k.startswith("data_")}
+    if any(not k.startswith("data_") for k in numeric):  # a data-only sweep shows its split sizes
+        numeric -= {k for k in numeric if k.startswith("data_")}
     ordered = [c for c in PREFERRED if c in numeric]
     return ["run", "status", *ordered, *sorted(numeric - set(ordered))]
 
