@@ -11,18 +11,8 @@ from typing import Any, Dict, List
 
 from tunelab.api import COMPLETION, PROMPT, TEXT, Component, LoadedModel, Method, TrainJob, TrainOutcome
 from tunelab_builtin.classification import Classify, ClassifyConfig, class_logits, text_column
-from tunelab_builtin.training import Sft, SftConfig, _precision_flags
-
-
-def _loss_metrics(trainer: Any, result: Any) -> dict[str, float]:
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    return {
-        "train_loss": float(result.training_loss),
-        "train_loss_first": float(losses[0]) if losses else float("nan"),
-        "train_loss_last": float(losses[-1]) if losses else float("nan"),
-        "train_steps": trainer.state.global_step,
-        "train_samples_per_second": float(result.metrics.get("train_samples_per_second", float("nan"))),
-    }
+from tunelab.train.arguments import common_training_arguments, loss_metrics, save_trained
+from tunelab_builtin.training import Sft, SftConfig
 
 
 # --- cpt: continued pretraining ------------------------------------------------------------
@@ -59,7 +49,6 @@ class Cpt(Method):
         return [self.config.separator.join(v or "" for v in values) for values in zip(*columns)]
 
     def train(self, job: TrainJob) -> TrainOutcome:
-        import torch
         from datasets import Dataset
         from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
@@ -78,27 +67,7 @@ class Cpt(Method):
             from peft import get_peft_model
 
             model = get_peft_model(model, job.peft_config)
-        args = TrainingArguments(
-            output_dir=str(job.output_dir / "trainer"),
-            max_steps=s.max_steps,
-            num_train_epochs=s.num_epochs,
-            learning_rate=s.learning_rate,
-            per_device_train_batch_size=s.batch_size,
-            gradient_accumulation_steps=s.grad_accum,
-            warmup_steps=s.warmup_steps,
-            weight_decay=s.weight_decay,
-            logging_steps=s.logging_steps,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            seed=job.seed,
-            data_seed=job.seed,
-            use_cpu=not torch.cuda.is_available(),
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            activation_checkpointing=s.gradient_checkpointing,
-            **_precision_flags(s.precision),
-        )
+        args = TrainingArguments(**common_training_arguments(job))
         trainer = Trainer(
             model=model,
             args=args,
@@ -107,14 +76,10 @@ class Cpt(Method):
             callbacks=job.callbacks,
         )
         result = trainer.train()
-        metrics = _loss_metrics(trainer, result)
+        metrics = loss_metrics(trainer, result)
         metrics["train_rows"] = len(dataset)
         metrics["train_tokens"] = sum(len(ids) for ids in enc["input_ids"])
-        saved_to = None
-        if s.save_model:
-            saved_to = job.output_dir / "model"
-            trainer.save_model(str(saved_to))
-            tokenizer.save_pretrained(str(saved_to))
+        saved_to = save_trained(trainer, tokenizer, job)
         return TrainOutcome(model=trainer.model, tokenizer=tokenizer, metrics=metrics, saved_to=saved_to)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunelab.api import CHOSEN, PROMPT, REJECTED, Component, Evaluator, Method, TrainJob, TrainOutcome
-from tunelab.train.arguments import common_training_arguments
+from tunelab.train.arguments import common_training_arguments, loss_metrics, save_trained
 from tunelab.train.formatting import render_pair, tokenize_pair
 
 PAIR_COLUMNS = (PROMPT, CHOSEN, REJECTED)
@@ -67,26 +67,14 @@ def reference_copy(job: TrainJob) -> Any:
 
 def finish(trainer: Any, result: Any, job: TrainJob, tokenizer: Any, rows: int, save_model: Any = None) -> TrainOutcome:
     """Metrics in the sft method's shape, and the model saved under output_dir/model."""
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    metrics: dict[str, float] = {
-        "train_loss": float(result.training_loss),
-        "train_loss_first": float(losses[0]) if losses else float("nan"),
-        "train_loss_last": float(losses[-1]) if losses else float("nan"),
-        "train_steps": trainer.state.global_step,
-        "train_rows": rows,
-        "train_samples_per_second": float(result.metrics.get("train_samples_per_second", float("nan"))),
-    }
+    metrics: dict[str, float] = {**loss_metrics(trainer, result), "train_rows": rows}
     # the last logged preference statistics (DPO/KTO/ORPO/reward: rewards/accuracies, margins...)
     for entry in reversed(trainer.state.log_history):
         stats = {k: v for k, v in entry.items() if k.startswith(("rewards/", "accuracy", "margin", "reward"))}
         if stats:
             metrics.update({"train_" + k.replace("/", "_"): float(v) for k, v in stats.items() if isinstance(v, (int, float))})
             break
-    saved_to = None
-    if job.settings.save_model:
-        saved_to = job.output_dir / "model"
-        (save_model or trainer.save_model)(str(saved_to))
-        tokenizer.save_pretrained(str(saved_to))
+    saved_to = save_trained(trainer, tokenizer, job, save_model)
     return TrainOutcome(model=trainer.model, tokenizer=tokenizer, metrics=metrics, saved_to=saved_to)
 
 

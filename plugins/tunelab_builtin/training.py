@@ -18,20 +18,8 @@ from tunelab.api import (
     TrainJob,
     TrainOutcome,
 )
+from tunelab.train.arguments import common_training_arguments, loss_metrics, save_trained
 from tunelab.train.formatting import render_pair, tokenize_pair
-
-
-def _precision_flags(precision: str) -> dict[str, bool]:
-    import torch
-
-    cuda = torch.cuda.is_available()
-    if precision == "auto":
-        return {"bf16": cuda and torch.cuda.is_bf16_supported(), "fp16": False}
-    if precision in ("bf16", "fp16") and not cuda:
-        raise ValueError(f"train.precision={precision} needs a CUDA GPU; use auto or fp32 on CPU")
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"train.precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
 def rendered(split: Any, tokenizer: Any) -> Any:
@@ -58,35 +46,16 @@ class Sft(Method):
     required_columns = (PROMPT, COMPLETION)
 
     def train(self, job: TrainJob) -> TrainOutcome:
-        import torch
         from trl import SFTConfig, SFTTrainer
 
         s = job.settings
         tokenizer = job.model.tokenizer
         args = SFTConfig(
-            output_dir=str(job.output_dir / "trainer"),
-            max_steps=s.max_steps,
-            num_train_epochs=s.num_epochs,
-            learning_rate=s.learning_rate,
-            per_device_train_batch_size=s.batch_size,
-            gradient_accumulation_steps=s.grad_accum,
-            warmup_steps=s.warmup_steps,
-            weight_decay=s.weight_decay,
-            logging_steps=s.logging_steps,
+            **common_training_arguments(job),
             max_length=s.max_length,
             packing=self.config.packing,
             completion_only_loss=self.config.completion_only_loss,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            seed=job.seed,
-            data_seed=job.seed,
-            use_cpu=not torch.cuda.is_available(),
-            disable_tqdm=True,
             include_num_input_tokens_seen=True,
-            dataloader_num_workers=0,
-            activation_checkpointing=s.gradient_checkpointing,
-            **_precision_flags(s.precision),
         )
         train_rows = rendered(job.splits["train"], tokenizer)
         trainer = SFTTrainer(
@@ -98,26 +67,17 @@ class Sft(Method):
             callbacks=job.callbacks,
         )
         result = trainer.train()
-        losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         runtime = result.metrics.get("train_runtime") or float("nan")
         tokens = trainer.state.num_input_tokens_seen or 0
         metrics = {
-            "train_loss": float(result.training_loss),
-            "train_loss_first": float(losses[0]) if losses else float("nan"),
-            "train_loss_last": float(losses[-1]) if losses else float("nan"),
-            "train_steps": trainer.state.global_step,
+            **loss_metrics(trainer, result),
             "train_rows": len(trainer.train_dataset),
             # TRL drops rows whose completion is cut off entirely by train.max_length
             "train_rows_truncated_away": len(train_rows) - len(trainer.train_dataset),
-            "train_samples_per_second": float(result.metrics.get("train_samples_per_second", float("nan"))),
             "train_tokens": int(tokens),
             "train_tokens_per_second": float(tokens / runtime) if tokens and runtime else float("nan"),
         }
-        saved_to = None
-        if s.save_model:
-            saved_to = job.output_dir / "model"
-            trainer.save_model(str(saved_to))
-            tokenizer.save_pretrained(str(saved_to))
+        saved_to = save_trained(trainer, tokenizer, job)
         return TrainOutcome(model=trainer.model, tokenizer=tokenizer, metrics=metrics, saved_to=saved_to)
 
 

@@ -1,8 +1,10 @@
-"""Trainer arguments every objective shares, from the run's ``train`` settings."""
+"""What every transformers/TRL-based objective shares: trainer arguments from the run's
+``train`` settings, the loss metrics read from the trainer's log, and saving the result."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from tunelab.api import TrainJob
 
@@ -49,3 +51,28 @@ def common_training_arguments(job: TrainJob) -> dict[str, Any]:
         "activation_checkpointing": s.gradient_checkpointing,
         **precision_flags(s.precision),
     }
+
+
+def loss_metrics(trainer: Any, result: Any) -> dict[str, float]:
+    """Training loss (overall, first and last logged), steps and samples/s of a finished
+    ``trainer.train()`` — the shape every objective reports."""
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    nan = float("nan")
+    return {
+        "train_loss": float(result.training_loss),
+        "train_loss_first": float(losses[0]) if losses else nan,
+        "train_loss_last": float(losses[-1]) if losses else nan,
+        "train_steps": trainer.state.global_step,
+        "train_samples_per_second": float(result.metrics.get("train_samples_per_second", nan)),
+    }
+
+
+def save_trained(trainer: Any, tokenizer: Any, job: TrainJob, save: Callable[[str], Any] | None = None) -> Path | None:
+    """Save the model (or adapter) and tokenizer to ``output_dir/model`` unless
+    ``train.save_model`` is off; ``save`` replaces ``trainer.save_model``."""
+    if not job.settings.save_model:
+        return None
+    saved_to = job.output_dir / "model"
+    (save or trainer.save_model)(str(saved_to))
+    tokenizer.save_pretrained(str(saved_to))
+    return saved_to
