@@ -74,6 +74,19 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "metrics.json").read_text())["metrics"]
 
 
+def job_from_run(run_dir: Path, max_length: int = 128) -> Any:
+    """A TrainJob over the test split a finished run was evaluated on, read from the
+    prepared-data cache (the run must have used the ``isolated_cache`` fixture)."""
+    from datasets import load_from_disk
+
+    from tunelab.api import TrainJob, TrainSettings
+    from tunelab.data.engine import SPLITS_DIR
+
+    key = read_metrics(run_dir)["data_key"]
+    splits = load_from_disk(str(Path(os.environ["TUNELAB_CACHE_DIR"]) / "prepared" / key / SPLITS_DIR))
+    return TrainJob(None, {"test": splits["test"]}, None, TrainSettings(max_length=max_length), run_dir, 0)
+
+
 @pytest.fixture
 def smoke_args(tmp_path: Path) -> list[str]:
     return ["experiment=smoke", f"hydra.run.dir={tmp_path / 'run'}"]

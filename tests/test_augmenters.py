@@ -567,7 +567,7 @@ def test_augment_group_selects_the_augmenter(option, steps):
     rc = validate([f"augment={option}"])
     assert [s.name for s in rc.steps["augment"]] == steps
     if option == "paraphrase":
-        assert rc.steps["augment"][0].config.model == "smollm2" and rc.steps["augment"][0].config.fraction == 0.1
+        assert rc.steps["augment"][0].config.model == "smollm2_135m" and rc.steps["augment"][0].config.fraction == 0.1
 
 
 @needs_wordnet

@@ -66,7 +66,7 @@ def test_sft_only_data_with_dpo_fails_before_training_naming_the_columns(tmp_pat
         run_cli(["experiment=dpo_smoke", f"hydra.run.dir={tmp_path / 'run'}", "data=support_tickets", "pipeline=minimal"])
     assert exit_info.value.code == 2  # a config error, raised before any model is loaded
     err = capsys.readouterr().err
-    assert "method 'dpo' needs columns ['prompt', 'chosen', 'rejected']" in err and "'chosen'" in err
+    assert "method=dpo needs columns ['prompt', 'chosen', 'rejected'] in the 'train' split" in err and "'chosen'" in err
     assert not (tmp_path / "run" / "model").exists()
 
 
@@ -130,3 +130,83 @@ def test_evaluator_prefers_the_answer_the_model_was_taught(tmp_path):
     job.splits["test"] = swapped
     metrics = PreferenceEvaluator(PreferenceEvalConfig()).evaluate(job, TrainOutcome(model, tokenizer))
     assert metrics["test_preference_accuracy"] == 0.0 and metrics["test_reward_margin"] < 0
+
+
+# --- every preference objective with LoRA, end to end, and the saved adapter reloads --------
+
+
+def rescored_margin(run_dir, max_length=64) -> float:
+    """The reward margin of the run's saved model, reloaded from disk, on the same test pairs."""
+    from conftest import job_from_run
+    from tunelab.api import TrainOutcome
+    from tunelab.predict import _load_trained
+    from tunelab_builtin.preference import PreferenceEvalConfig, PreferenceEvaluator
+
+    model, tokenizer = _load_trained(run_dir, "causal_lm")
+    job = job_from_run(run_dir, max_length=max_length)
+    return PreferenceEvaluator(PreferenceEvalConfig(max_rows=6)).evaluate(job, TrainOutcome(model, tokenizer))["test_reward_margin"]
+
+
+@pytest.mark.parametrize("method, extra", [
+    ("kto", []),
+    ("orpo", ["train.max_length=128"]),
+    ("rlhf", ["method.algorithm=rloo", "method.max_completion_length=8", "train.batch_size=2"]),
+    ("rlhf", ["method.algorithm=grpo", "method.max_completion_length=8", "train.batch_size=2"]),
+])
+def test_preference_objective_with_lora_trains_saves_and_reloads(method, extra, tmp_path, isolated_cache):
+    from tunelab.plugins import get_plugins
+
+    if method not in get_plugins().registry.names("method"):
+        pytest.skip(f"the installed TRL has no {method} trainer")
+    run_dir = tmp_path / "run"
+    args = ["experiment=dpo_smoke", f"method={method}", "peft=lora", "peft.r=4", f"hydra.run.dir={run_dir}", *FAST, *extra]
+    assert run_cli(args) == 0
+    metrics = read_metrics(run_dir)
+    assert metrics["status"] == "ok" and metrics["train_steps"] == 2
+    assert 0 < metrics["trainable_params"] < 0.5 * metrics["total_params"]
+    assert 0 <= metrics["test_preference_accuracy"] <= 1
+    if method == "rlhf":
+        assert 0 <= metrics["train_reward_last"] <= 1  # keyword_overlap is a fraction
+    adapter = json.loads((run_dir / "model" / "adapter_config.json").read_text())
+    assert adapter["peft_type"] == "LORA" and adapter["r"] == 4
+    max_length = 128 if "train.max_length=128" in extra else 64
+    assert rescored_margin(run_dir, max_length) == pytest.approx(metrics["test_reward_margin"], rel=1e-4, abs=1e-5)
+
+
+def test_rlhf_with_the_reward_model_a_reward_run_saved(tmp_path, isolated_cache):
+    reward_dir = tmp_path / "reward"
+    assert run_cli(["experiment=dpo_smoke", "method=reward", "peft=lora", f"hydra.run.dir={reward_dir}", *FAST]) == 0
+    from tunelab.predict import predict
+
+    scores = predict(reward_dir, ["We ship Monday to Friday.", "Please check our website."])
+    assert len(scores) == 2 and all(isinstance(s["reward"], float) for s in scores)
+
+    run_dir = tmp_path / "rlhf"
+    args = ["experiment=dpo_smoke", "method=rlhf", f"method.reward_model={reward_dir / 'model'}", "method.reward_functions=[]",
+            "method.max_completion_length=8", "train.batch_size=2", "peft=lora", f"hydra.run.dir={run_dir}", *FAST]
+    assert run_cli(args) == 0
+    metrics = read_metrics(run_dir)
+    assert metrics["status"] == "ok" and metrics["train_steps"] == 2
+    assert metrics["train_reward_first"] == metrics["train_reward_first"]  # a number, not NaN: the model scored
+
+
+def test_a_diverged_run_fails_instead_of_reporting_nan_scores(tmp_path, capsys):
+    # ORPO's byte-level prompts fill 64 tokens, so no answer token is left: the loss has no
+    # terms, the gradients are NaN and so are the weights after one step
+    if "orpo" not in __import__("tunelab.plugins").plugins.get_plugins().registry.names("method"):
+        pytest.skip("the installed TRL has no ORPO trainer")
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        run_cli(["experiment=dpo_smoke", "method=orpo", "peft=lora", f"hydra.run.dir={run_dir}", *FAST])
+    assert info.value.code == 1
+    assert "training diverged" in capsys.readouterr().err
+    assert read_metrics(run_dir)["status"] == "failed"
+
+
+def test_predict_generates_with_a_lora_sft_run(smoke_args, tmp_path, isolated_cache):
+    assert run_cli([*smoke_args, "peft=lora", "train.max_steps=2", "eval.max_generate=0"]) == 0
+    from tunelab.predict import predict
+
+    first = predict(tmp_path / "run", ["Where is my order?"], max_new_tokens=4)
+    again = predict(tmp_path / "run", ["Where is my order?"], max_new_tokens=4)
+    assert len(first) == 1 and isinstance(first[0]["text"], str) and first == again  # greedy: reproducible

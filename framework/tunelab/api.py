@@ -249,12 +249,16 @@ class Splitter:
 TASKS = ("causal_lm", "sequence_classification", "encoder")
 
 
+#: model tasks: a generating causal LM, a sequence classifier (a head over labels), the
+#: bare encoder (embeddings, feature-based training), a masked LM (encoder pretraining)
+MODEL_TASKS: tuple[str, ...] = ("causal_lm", "sequence_classification", "encoder", "masked_lm")
+
+
 @dataclass
 class ModelRequest:
     """What the objective needs from the model loader."""
 
-    #: causal_lm (generation), sequence_classification (a head over ``labels``), or
-    #: encoder (the bare backbone, for embeddings / feature-based training)
+    #: one of :data:`MODEL_TASKS`
     task: str = "causal_lm"
     #: class names, in the order of the classification head's outputs
     labels: list[str] = field(default_factory=list)
@@ -295,6 +299,11 @@ class TrainSettings:
     #: trade compute for memory; worth it for large models on small GPUs, a slowdown otherwise
     gradient_checkpointing: bool = False
     save_model: bool = True
+    #: budget matching: stop once this many input tokens were trained on (0: no limit).
+    #: Give every approach the same number, with max_steps high enough not to stop first.
+    max_train_tokens: int = 0
+    #: budget matching by wall time: stop after this many seconds of training (0: no limit)
+    max_train_seconds: float = 0.0
     #: electricity grid for the CO2e estimate (a key of the intensity table in tunelab.train.meters)
     country: str = "world"
     #: W per busy CPU core, used when RAPL energy counters cannot be read
@@ -338,6 +347,10 @@ class ModelLoader:
     """Loads (or builds) a model and tokenizer."""
 
     kind: ClassVar[str] = "model"
+    #: the tasks (:attr:`ModelRequest.task`) this loader can serve; checked before any work
+    tasks: ClassVar[tuple[str, ...]] = ("causal_lm",)
+    #: whether it honours :attr:`ModelRequest.quantization` (a 4-bit base for QLoRA)
+    quantizable: ClassVar[bool] = False
 
     def __init__(self, config: Any):
         self.config = config
@@ -352,6 +365,8 @@ class PeftMethod:
     """Decides what is trained: returns a ``peft.PeftConfig``, or None for all weights."""
 
     kind: ClassVar[str] = "peft"
+    #: the model tasks it can adapt (:attr:`ModelRequest.task`); checked before any work
+    tasks: ClassVar[tuple[str, ...]] = MODEL_TASKS
 
     def __init__(self, config: Any):
         self.config = config
@@ -368,6 +383,15 @@ class Method:
     required_columns: ClassVar[tuple[str, ...]] = ()
     #: the model task this objective trains (see :class:`ModelRequest`)
     task: ClassVar[str] = "causal_lm"
+    #: tasks it can train instead, in order of preference, when the model cannot serve
+    #: ``task`` (e.g. ``cpt`` trains a masked LM on an encoder)
+    alternative_tasks: ClassVar[tuple[str, ...]] = ()
+    #: what the trained model is, for choosing an evaluator (``Evaluator.scores``); None:
+    #: the task it was trained as. E.g. ``reward`` trains a causal LM into a ``reward_model``.
+    produces: ClassVar[str | None] = None
+    #: ``peft`` options this objective cannot train with, and why (``{"prefix_tuning": "..."}``);
+    #: ``"*"`` refuses every option except ``none``
+    unsupported_peft: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: Any):
         self.config = config
@@ -380,12 +404,55 @@ class Evaluator:
     """Scores a trained model on the test split; returns flat ``name -> number``."""
 
     kind: ClassVar[str] = "evaluator"
+    #: what it can score (a model task, or a :attr:`Method.produces` value); empty: anything
+    scores: ClassVar[tuple[str, ...]] = ()
+    #: columns the evaluated split must have
+    required_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any):
         self.config = config
 
     def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:  # pragma: no cover
         raise NotImplementedError
+
+
+#: Per-example scores of the evaluated split, next to ``metrics.json`` in the run directory.
+#: ``tunelab compare`` pairs approaches on them (joined on ``id``) for its significance tests.
+EXAMPLE_SCORES_FILE = "example_scores.jsonl"
+
+
+def write_example_scores(job: TrainJob, rows: Iterable[dict[str, Any]], split: "Dataset | None" = None) -> Path:
+    """Write one JSON line per scored row to ``job.output_dir / example_scores.jsonl``.
+
+    ``rows`` holds one mapping per evaluated row, in the split's order, e.g.
+    ``{"correct": 1, "loss": 0.12, "predicted": "billing"}``. Each line gets an ``id``:
+    the mapping's own ``"id"`` if it has one, else the split's :data:`ROW_ID` column
+    (when ``split`` is given and has it), else the row's index as a string. Scores that are
+    not finite numbers are written as ``null``; numpy/torch scalars become plain numbers.
+    An evaluator (built-in or plugin) calls this once, after scoring; returns the path.
+    """
+    import json
+    import math
+
+    ids = list(split[ROW_ID]) if split is not None and ROW_ID in split.column_names else None
+
+    def plain(value: Any) -> Any:
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    path = Path(job.output_dir) / EXAMPLE_SCORES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for index, row in enumerate(rows):
+            row_id = row.get(ROW_ID)
+            if row_id is None:
+                row_id = ids[index] if ids is not None and index < len(ids) else index
+            line = {ROW_ID: str(row_id), **{k: plain(v) for k, v in row.items() if k != ROW_ID}}
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return path
 
 
 class Tracker:

@@ -37,6 +37,9 @@ class TunelabSearchPath(SearchPathPlugin):
 class SweepEnd(Callback):
     """At the end of a multirun: write the comparison and call ``tunelab_sweep_end``."""
 
+    #: runs of the last sweep that did not finish ok (the CLI's exit code reports them)
+    failed_runs: int = 0
+
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from tunelab.compare import write_comparison
         from tunelab.plugins import get_plugins
@@ -44,10 +47,18 @@ class SweepEnd(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return
-        rows, md = write_comparison(sweep_dir)
-        get_plugins().pm.hook.tunelab_sweep_end(sweep_dir=sweep_dir, rows=rows)
-        print(f"tunelab: comparison of {len(rows)} runs: {md}", file=sys.stderr)
+        comparison = write_comparison(sweep_dir)
+        SweepEnd.failed_runs = sum(1 for row in comparison.runs if row.get("status") != "ok")
+        get_plugins().pm.hook.tunelab_sweep_end(sweep_dir=sweep_dir, rows=comparison.runs)
+        print(
+            f"tunelab: comparison of {len(comparison.runs)} runs in {len(comparison.approaches)} approaches: {comparison.md}",
+            file=sys.stderr,
+        )
 
 
 def register_hydra_plugins() -> None:
+    # importing the launcher stores its config (hydra/launcher=gpu_pool) in Hydra's ConfigStore
+    from tunelab.launcher import GpuPoolLauncher
+
     HydraPlugins.instance().register(TunelabSearchPath)
+    HydraPlugins.instance().register(GpuPoolLauncher)

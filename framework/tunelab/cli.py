@@ -55,9 +55,14 @@ def run_hydra(stage: str, argv: list[str]) -> int:
 
         try:
             metrics = run(cfg, stage=stage)
-        except TunelabError as exc:
+        except Exception as exc:
             if HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise  # the sweep records the failed job and goes on
+                # the sweep goes on: run() recorded the failure in the job's metrics.json and
+                # error.txt; the comparison lists it and the sweep's exit code reports it
+                print(f"tunelab: job failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            if not isinstance(exc, TunelabError):
+                raise
             kind = "config error" if isinstance(exc, ConfigError) else "error"
             print(f"tunelab: {kind}: {exc}", file=sys.stderr)
             sys.exit(2 if isinstance(exc, ConfigError) else 1)
@@ -68,12 +73,18 @@ def run_hydra(stage: str, argv: list[str]) -> int:
             print(f"tunelab: metrics: {Path(run_dir) / 'metrics.json'}", file=sys.stderr)
         return metrics
 
+    from tunelab import app
+
     saved = sys.argv
     sys.argv = ["tunelab", *argv]
+    app.SweepEnd.failed_runs = 0
     try:
         job()
     finally:
         sys.argv = saved
+    if app.SweepEnd.failed_runs:
+        print(f"tunelab: {app.SweepEnd.failed_runs} run(s) of the sweep failed; see the comparison's Failed runs", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -111,12 +122,14 @@ def cmd_compare(argv: list[str]) -> int:
     if not args.directory.is_dir():
         print(f"tunelab compare: {args.directory} is not a directory", file=sys.stderr)
         return 2
-    rows, md = write_comparison(args.directory)
-    if not rows:
-        print(f"tunelab compare: no runs (metrics.json files) under {args.directory}", file=sys.stderr)
+    comparison = write_comparison(args.directory)
+    if not comparison.runs:
+        print(f"tunelab compare: no runs (metrics.json files or Hydra job dirs) under {args.directory}", file=sys.stderr)
         return 1
-    print(render_terminal(rows))
-    print(f"\nwritten: {md} and {md.with_suffix('.csv')}", file=sys.stderr)
+    print(render_terminal(comparison))
+    print(f"\n{comparison.md}")
+    others = ", ".join(p.name for key, p in comparison.files.items() if key != "md")
+    print(f"also written: {others}", file=sys.stderr)
     return 0
 
 

@@ -37,6 +37,7 @@ TOP_LEVEL_KEYS = {
     "seed",
     "cache_dir",
     "num_proc",
+    "resume",
     "hydra",
 }
 PIPELINE_STAGES = ("clean", "annotate", "augment", "balance")
@@ -311,6 +312,9 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
     steps, splitter = _pipeline(registry, origin, resolved["pipeline"])
     train_values = dict(resolved.get("train") or {})
     train = typed_config(TrainSettings, train_values, kind="settings", name="train", origin=origin, group="train", key_prefix="train.")
+    for key in ("max_train_tokens", "max_train_seconds"):
+        if getattr(train, key) < 0:
+            raise ConfigError(f"train.{key} must be >= 0 (0: no limit), got {getattr(train, key)}")
     from tunelab.train.meters import EnergySettings
 
     try:

@@ -5,9 +5,14 @@ What a run saved under ``RUN_DIR/model`` decides what happens:
 * ``labels.json`` (methods ``classify`` and ``feature``): a classifier. ``classify``
   saved the whole model, or a PEFT adapter (with the trained head); ``feature`` saved
   the linear head (``head.safetensors``). Each text gets ``{"label", "score", "scores"}``.
-* otherwise (``sft`` and other causal-LM objectives): generation. A full model
-  (``peft=none``) is loaded from the folder; an adapter (``adapter_config.json``) is put
-  on its base model. Each text (a prompt) gets ``{"text": completion}``.
+* a reward model (``method=reward``): each text gets ``{"reward": score}``.
+* a masked LM (``method=cpt`` on an encoder): every mask token in a text is filled with
+  the model's top prediction: ``{"text": filled, "tokens": [...]}``.
+* otherwise (``sft`` and other causal-LM objectives): generation. Each text (a prompt)
+  gets ``{"text": completion}``.
+
+A full model (``peft=none``) is loaded from the folder; an adapter
+(``adapter_config.json``) is put on its base model.
 
 A base model (for an adapter, or a feature head's frozen backbone) is rebuilt from the
 run's ``config.yaml``: the same model loader and config, under the run's seed, so models
@@ -103,22 +108,70 @@ def _classify(run_dir: Path, texts: list[str], batch_size: int) -> list[dict[str
     return out
 
 
-def _generate(run_dir: Path, texts: list[str], max_new_tokens: int, batch_size: int) -> list[dict[str, Any]]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _approach(run_dir: Path) -> Any:
+    """The run's checked approach (task the model was loaded for, what it produced)."""
+    from tunelab.plugins import get_plugins
+    from tunelab.train.compat import resolve
 
-    from tunelab.train.formatting import render_pair
+    config = _run_config(run_dir)
+    names = [str((config.get(group) or {}).get("name", "")) for group in ("model", "method", "peft", "eval")]
+    return resolve(get_plugins().registry, *names)
+
+
+def _load_trained(run_dir: Path, task: str) -> tuple[Any, Any]:
+    """(model, tokenizer) saved by a run: the full model, or the adapter on its rebuilt base."""
+    from transformers import AutoTokenizer
+
+    from tunelab_builtin.models import auto_model_class
 
     model_dir = Path(run_dir) / "model"
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    request = ModelRequest(task=task)
     if (model_dir / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        base = rebuild_base_model(_run_config(run_dir), ModelRequest(task="causal_lm"))
+        base = rebuild_base_model(_run_config(run_dir), request, tokenizer if task == "masked_lm" else None)
         model = PeftModel.from_pretrained(base, model_dir)
     else:
-        model = AutoModelForCausalLM.from_pretrained(model_dir)
-    model.eval()
+        model = auto_model_class(request).from_pretrained(model_dir)
+    return model.eval(), tokenizer
+
+
+def _reward(run_dir: Path, texts: list[str]) -> list[dict[str, Any]]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model_dir = Path(run_dir) / "model"
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with torch.no_grad():
+        return [{"reward": float(model(**tokenizer(text or "", return_tensors="pt")).logits[0, 0])} for text in texts]
+
+
+def _fill_mask(run_dir: Path, texts: list[str]) -> list[dict[str, Any]]:
+    import torch
+
+    model, tokenizer = _load_trained(run_dir, "masked_lm")
+    out = []
+    for text in texts:
+        enc = tokenizer(text or "", return_tensors="pt", truncation=True)
+        with torch.no_grad():
+            logits = model(**enc).logits[0]
+        ids = enc["input_ids"][0].clone()
+        masked = (ids == tokenizer.mask_token_id).nonzero().flatten().tolist()
+        for position in masked:
+            ids[position] = int(logits[position].argmax())
+        tokens = [tokenizer.convert_ids_to_tokens(int(ids[p])) for p in masked]
+        out.append({"text": tokenizer.decode(ids, skip_special_tokens=True), "tokens": tokens})
+    return out
+
+
+def _generate(run_dir: Path, texts: list[str], max_new_tokens: int, batch_size: int) -> list[dict[str, Any]]:
+    import torch
+
+    from tunelab.train.formatting import render_pair
+
+    model, tokenizer = _load_trained(run_dir, "causal_lm")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -145,4 +198,11 @@ def predict(run_dir: Path, texts: list[str], *, max_new_tokens: int = 64, batch_
         raise PredictError(f"{run_dir} has no saved model (run it with train.save_model=true)")
     if (model_dir / LABELS_FILE).is_file():
         return _classify(run_dir, list(texts), batch_size)
+    approach = _approach(run_dir)
+    if approach.produces == "reward_model":
+        return _reward(run_dir, list(texts))
+    if approach.task == "masked_lm":
+        return _fill_mask(run_dir, list(texts))
+    if approach.task != "causal_lm":
+        raise PredictError(f"{run_dir}: nothing to predict with a {approach.produces} model")
     return _generate(run_dir, list(texts), max_new_tokens, batch_size)

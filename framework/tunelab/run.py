@@ -3,8 +3,10 @@ lifecycle hooks around it. Called by the Hydra app once per job."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import time
 import traceback
 from pathlib import Path
@@ -19,6 +21,11 @@ from tunelab.plugins import Plugins, get_plugins
 log = logging.getLogger("tunelab")
 
 STAGES = ("prepare", "train")
+#: Top-level keys left out of a run's fingerprint: where things are cached or logged and how
+#: many workers prepare the data change no result (see :func:`config_fingerprint`).
+VOLATILE_KEYS = frozenset({"hydra", "cache_dir", "num_proc", "tracker", "resume"})
+#: Written in a sweep job's directory instead of metrics.json when the job was resumed.
+RESUME_MARKER = "resumed.txt"
 
 
 def _hydra_context() -> tuple[Path, str, str, list[str]]:
@@ -55,12 +62,20 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
 
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}")
+    cfg, resume = _take_resume_flag(cfg)
     plugins = get_plugins()
     rc = validate(cfg, plugins.registry, Origin.from_hydra())
     run_dir, name, group, overrides = _hydra_context()
     run_dir.mkdir(parents=True, exist_ok=True)
     public_config = redact_secrets(rc.resolved)
     public_config.pop("hydra", None)
+    fingerprint = config_fingerprint(public_config, stage)
+    sweep_dir = _sweep_dir()
+    if resume and sweep_dir is not None:  # a sweep rerun in the same directory: skip finished jobs
+        finished = find_finished_run(sweep_dir, fingerprint, prefer=run_dir)
+        if finished is not None:
+            return _resumed(run_dir, *finished)
+    (run_dir / RESUME_MARKER).unlink(missing_ok=True)  # from an earlier rerun; this time it runs
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(public_config)))
     info = RunInfo(
         run_dir=run_dir,
@@ -76,6 +91,10 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     try:
         hook.tunelab_run_start(run=info)
+        if stage == "train":  # refuse an approach that cannot work before any data or model is touched
+            from tunelab.train.compat import check_approach
+
+            check_approach(rc, plugins.registry)
         started = time.perf_counter()
         prepared = prepare(rc, plugins)
         copy_artifacts(prepared, run_dir)
@@ -96,13 +115,13 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
             hook.tunelab_stage_end(run=info, stage="train", stats=results)
             sink({k: v for k, v in results.items() if isinstance(v, (int, float))}, None)
         metrics["status"] = "ok"
-        _write_metrics(run_dir, metrics, info)
+        _write_metrics(run_dir, metrics, info, fingerprint)
         hook.tunelab_run_end(run=info, status="ok", metrics=metrics, error=None)
         return metrics
     except BaseException as exc:
         metrics["status"] = "failed"
         metrics["error"] = f"{type(exc).__name__}: {exc}"
-        _write_metrics(run_dir, metrics, info)
+        _write_metrics(run_dir, metrics, info, fingerprint)
         (run_dir / "error.txt").write_text(traceback.format_exc())
         try:
             hook.tunelab_run_end(run=info, status="failed", metrics=metrics, error=metrics["error"])
@@ -114,6 +133,78 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
             plugins.pm.unregister(name=tracker_name)
 
 
-def _write_metrics(run_dir: Path, metrics: dict[str, Any], info: RunInfo) -> None:
+def _write_metrics(run_dir: Path, metrics: dict[str, Any], info: RunInfo, fingerprint: str | None = None) -> None:
     payload = {"run": info.name, "group": info.group, "overrides": info.overrides, "metrics": metrics}
-    (run_dir / "metrics.json").write_text(json.dumps(payload, indent=2, default=str))
+    if fingerprint is not None:
+        payload["fingerprint"] = fingerprint
+    # atomically: jobs of a parallel sweep read each other's metrics.json (resume)
+    path = run_dir / "metrics.json"
+    tmp = path.with_name(f".metrics.json.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+# --- resume: a rerun of a sweep skips the jobs that already finished ----------------------
+
+
+def _take_resume_flag(cfg: DictConfig) -> tuple[DictConfig, bool]:
+    """The ``resume`` setting (default true) and the config without it (it is not a run setting)."""
+    if "resume" not in cfg:
+        return cfg, True
+    from omegaconf import open_dict
+
+    from tunelab.config import ConfigError
+
+    value = cfg.get("resume")
+    if not isinstance(value, bool):
+        raise ConfigError(f"resume must be true or false, got {value!r}. Fix: resume=true or resume=false")
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        del cfg["resume"]
+    return cfg, value
+
+
+def config_fingerprint(config: dict[str, Any], stage: str) -> str:
+    """Identity of a job for resume: its resolved config (secrets redacted, without
+    :data:`VOLATILE_KEYS`) and its stage. Two jobs with the same fingerprint compute the same thing."""
+    kept = {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
+    blob = json.dumps({"stage": stage, "config": kept}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _sweep_dir() -> Path | None:
+    """The sweep directory of a multirun job; None for a single run (which never resumes)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(str(HydraConfig.get().sweep.dir)).absolute()
+
+
+def find_finished_run(sweep_dir: Path, fingerprint: str, prefer: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """A job directory under ``sweep_dir`` whose metrics.json has this fingerprint and
+    status ok (``prefer`` first: a rerun usually lands in the same directory)."""
+    paths = sorted(sweep_dir.rglob("metrics.json"))
+    if prefer is not None:
+        paths.sort(key=lambda p: p.parent.resolve() != prefer.resolve())
+    for path in paths:
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, ValueError):  # being written or damaged: not a finished job
+            continue
+        if payload.get("fingerprint") == fingerprint and (payload.get("metrics") or {}).get("status") == "ok":
+            return path.parent, payload
+    return None
+
+
+def _resumed(run_dir: Path, original: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """Return the finished job's metrics without running again. No second metrics.json is
+    written (the comparison counts each metrics.json once); ``resumed.txt`` names the original."""
+    (run_dir / RESUME_MARKER).write_text(
+        f"resumed_from: {original}\n"
+        f"This job's config matches a finished job, so it did not run again; its metrics are in {original / 'metrics.json'}.\n"
+        "Run the sweep with resume=false to run every job again.\n"
+    )
+    log.info("resume: same config finished in %s; not running again (resume=false runs it)", original)
+    return {**(payload.get("metrics") or {}), "resumed_from": str(original)}

@@ -18,12 +18,17 @@ from tunelab.api import Component, LoadedModel, NoConfig, PeftMethod
 
 log = logging.getLogger(__name__)
 
-#: LoadedModel.task -> name of the peft.TaskType member
+#: LoadedModel.task -> name of the peft.TaskType member (None: PEFT has none; the plain
+#: PeftModel wraps the model, which works for adapters such as LoRA but not prompt learning)
 TASK_TYPES = {
     "causal_lm": "CAUSAL_LM",
     "sequence_classification": "SEQ_CLS",
     "encoder": "FEATURE_EXTRACTION",
+    "masked_lm": None,
 }
+
+#: prompt learning needs PEFT's task-specific model classes
+PROMPT_LEARNING_TASKS = ("causal_lm", "sequence_classification")
 
 #: names of classification heads in transformers models (Llama-style: score; BERT-style: classifier)
 HEAD_NAMES = ("score", "classifier", "classification_head")
@@ -35,7 +40,8 @@ def task_type(model: LoadedModel) -> Any:
 
     if model.task not in TASK_TYPES:
         raise ValueError(f"unknown model task {model.task!r}; known: {', '.join(TASK_TYPES)}")
-    return TaskType[TASK_TYPES[model.task]]
+    member = TASK_TYPES[model.task]
+    return TaskType[member] if member else None
 
 
 def head_modules(model: LoadedModel) -> list[str] | None:
@@ -297,6 +303,8 @@ class PromptTuningSettings:
 class PromptTuning(PeftMethod):
     """Prompt tuning: trains only num_virtual_tokens soft-prompt embeddings; the model is frozen."""
 
+    tasks = PROMPT_LEARNING_TASKS
+
     def __init__(self, config: Any):
         super().__init__(config)
         _check_virtual_tokens(config.num_virtual_tokens)
@@ -341,6 +349,8 @@ class PrefixTuningSettings:
 class PrefixTuning(PeftMethod):
     """Prefix tuning: trains key/value prefixes for every attention layer; the model is frozen."""
 
+    tasks = PROMPT_LEARNING_TASKS
+
     def __init__(self, config: Any):
         super().__init__(config)
         _check_virtual_tokens(config.num_virtual_tokens)
@@ -375,6 +385,8 @@ class PTuningSettings:
 
 class PTuning(PeftMethod):
     """P-tuning: a small trained encoder (MLP or LSTM) produces the virtual-token embeddings."""
+
+    tasks = PROMPT_LEARNING_TASKS
 
     def __init__(self, config: Any):
         super().__init__(config)

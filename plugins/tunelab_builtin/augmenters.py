@@ -728,8 +728,8 @@ def _content_words(text: str) -> set[str]:
 
 @dataclass
 class ParaphraseConfig(GenerationConfig):
-    #: tunelab model preset that writes the paraphrases (smollm2, tiny, hf, ...)
-    model: str = "smollm2"
+    #: tunelab model preset that writes the paraphrases (smollm2_135m, tiny, hf, ...)
+    model: str = "smollm2_135m"
     #: parameters of that model preset (e.g. {path: /models/my-llm} for hf)
     model_params: dict[str, Any] = field(default_factory=dict)
     #: instruction with a {text} placeholder for the source text

@@ -316,6 +316,8 @@ class Feature(Method):
     """Feature-based training (linear probing): a linear head on mean-pooled embeddings of a frozen encoder."""
 
     task = "encoder"
+    produces = "sequence_classification"
+    unsupported_peft = {"*": "feature-based training keeps the backbone frozen and trains only a head"}
 
     def __init__(self, config: FeatureConfig):
         super().__init__(config)
@@ -503,8 +505,29 @@ def classification_scores(logits: Any, truth: list[int], labels: list[str], pref
     return scores
 
 
+def example_scores(logits: Any, truth: list[int], labels: list[str]) -> list[dict[str, Any]]:
+    """Per-row scores: ``correct`` (0/1), ``loss`` (cross-entropy; None for a label the
+    model does not know), the ``predicted`` and the true ``label`` (class names)."""
+    import torch
+
+    predicted = logits.argmax(-1).tolist()
+    truth_t = torch.tensor(truth, dtype=torch.long)
+    losses = torch.nn.functional.cross_entropy(logits, truth_t.clamp(min=0), reduction="none").tolist() if truth else []
+    return [
+        {
+            "correct": int(p == t),
+            "loss": loss if t >= 0 else None,
+            "predicted": labels[p] if 0 <= p < len(labels) else None,
+            "label": labels[t] if t >= 0 else None,
+        }
+        for p, t, loss in zip(predicted, truth, losses)
+    ]
+
+
 class ClassificationEvaluator(Evaluator):
     """Accuracy, macro-F1, F1 per class and cross-entropy of a classifier on the test split."""
+
+    scores = ("sequence_classification",)
 
     def __init__(self, config: ClassificationEvalConfig):
         super().__init__(config)
@@ -513,6 +536,8 @@ class ClassificationEvaluator(Evaluator):
             raise ValueError(f"eval.batch_size must be positive, got {config.batch_size}")
 
     def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:
+        from tunelab.api import write_example_scores
+
         c = self.config
         split = job.splits.get(c.split)
         if split is None or len(split) == 0:
@@ -522,7 +547,9 @@ class ClassificationEvaluator(Evaluator):
         labels = labels_of(outcome.model)
         column = text_column(split, c.text_columns)
         logits = class_logits(outcome.model, outcome.tokenizer, list(split[column]), job.settings.max_length, c.batch_size)
-        return classification_scores(logits, label_indices(split[job.label_column], labels), labels)
+        truth = label_indices(split[job.label_column], labels)
+        write_example_scores(job, example_scores(logits, truth, labels), split)
+        return classification_scores(logits, truth, labels)
 
 
 COMPONENTS = [

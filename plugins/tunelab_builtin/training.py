@@ -55,7 +55,6 @@ class Sft(Method):
             max_length=s.max_length,
             packing=self.config.packing,
             completion_only_loss=self.config.completion_only_loss,
-            include_num_input_tokens_seen=True,
         )
         train_rows = rendered(job.splits["train"], tokenizer)
         trainer = SFTTrainer(
@@ -67,15 +66,11 @@ class Sft(Method):
             callbacks=job.callbacks,
         )
         result = trainer.train()
-        runtime = result.metrics.get("train_runtime") or float("nan")
-        tokens = trainer.state.num_input_tokens_seen or 0
         metrics = {
             **loss_metrics(trainer, result),
             "train_rows": len(trainer.train_dataset),
             # TRL drops rows whose completion is cut off entirely by train.max_length
             "train_rows_truncated_away": len(train_rows) - len(trainer.train_dataset),
-            "train_tokens": int(tokens),
-            "train_tokens_per_second": float(tokens / runtime) if tokens and runtime else float("nan"),
         }
         saved_to = save_trained(trainer, tokenizer, job)
         return TrainOutcome(model=trainer.model, tokenizer=tokenizer, metrics=metrics, saved_to=saved_to)
@@ -141,6 +136,9 @@ def rouge_l(prediction: str, reference: str) -> float:
 class LmEvaluator(Evaluator):
     """Completion loss, perplexity and token accuracy; exact match, token F1 and ROUGE-L of generations."""
 
+    scores = ("causal_lm",)
+    required_columns = (PROMPT, COMPLETION)
+
     def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:
         import torch
 
@@ -156,6 +154,8 @@ class LmEvaluator(Evaluator):
         total_loss = 0.0
         total_tokens = 0
         correct = 0
+        #: per-example scores (mean token NLL and token accuracy over the completion tokens)
+        per_row: list[dict[str, Any]] = []
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         with torch.no_grad():
             for start in range(0, len(encoded), c.batch_size):
@@ -172,12 +172,18 @@ class LmEvaluator(Evaluator):
                 logits = logits[:, -width:, :].float().cpu()  # prompt-learning methods prepend virtual tokens
                 shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
                 mask = shift_labels != -100
-                loss = torch.nn.functional.cross_entropy(
-                    shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100, reduction="sum"
-                )
-                total_loss += float(loss)
-                total_tokens += int(mask.sum())
-                correct += int(((shift_logits.argmax(-1) == shift_labels) & mask).sum())
+                token_loss = torch.nn.functional.cross_entropy(
+                    shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100, reduction="none"
+                ).view(shift_labels.shape)
+                hits = (shift_logits.argmax(-1) == shift_labels) & mask
+                row_loss, row_tokens, row_hits = token_loss.sum(1), mask.sum(1), hits.sum(1)
+                total_loss += float(token_loss.sum())
+                total_tokens += int(row_tokens.sum())
+                correct += int(row_hits.sum())
+                for loss_sum, tokens, hit in zip(row_loss.tolist(), row_tokens.tolist(), row_hits.tolist()):
+                    per_row.append(
+                        {"loss": loss_sum / tokens if tokens else None, "token_accuracy": hit / tokens if tokens else None, "tokens": tokens}
+                    )
         mean_loss = total_loss / total_tokens if total_tokens else float("nan")
         metrics = {
             "test_loss": mean_loss,
@@ -186,10 +192,17 @@ class LmEvaluator(Evaluator):
             "test_rows": len(split),
         }
         if c.max_generate > 0:
-            metrics.update(self._generate(model, tokenizer, pairs[: c.max_generate], split, device))
+            metrics.update(self._generate(model, tokenizer, pairs[: c.max_generate], split, device, per_row))
+        from tunelab.api import write_example_scores
+
+        write_example_scores(job, per_row, split)
         return metrics
 
-    def _generate(self, model: Any, tokenizer: Any, pairs: list[tuple[str, str]], split: Any, device: Any) -> dict[str, float]:
+    def _generate(
+        self, model: Any, tokenizer: Any, pairs: list[tuple[str, str]], split: Any, device: Any, per_row: list[dict[str, Any]] | None = None
+    ) -> dict[str, float]:
+        """Greedy generations for ``pairs`` (the first rows of ``split``) and their mean scores;
+        each row's scores are added to ``per_row[i]`` when given."""
         import torch
 
         references = [a or "" for a in split[COMPLETION][: len(pairs)]]
@@ -214,6 +227,9 @@ class LmEvaluator(Evaluator):
         exact = [float(_words(p) == _words(r)) for p, r in zip(predictions, references)]
         f1 = [token_f1(p, r) for p, r in zip(predictions, references)]
         rouge = [rouge_l(p, r) for p, r in zip(predictions, references)]
+        if per_row is not None:
+            for row, e, f, r in zip(per_row, exact, f1, rouge):
+                row.update(exact_match=e, token_f1=f, rouge_l=r)
         return {
             "test_exact_match": sum(exact) / len(exact),
             "test_token_f1": sum(f1) / len(f1),

@@ -49,6 +49,7 @@ def common_training_arguments(job: TrainJob) -> dict[str, Any]:
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "activation_checkpointing": s.gradient_checkpointing,
+        "include_num_input_tokens_seen": True,
         **precision_flags(s.precision),
     }
 
@@ -58,13 +59,46 @@ def loss_metrics(trainer: Any, result: Any) -> dict[str, float]:
     ``trainer.train()`` — the shape every objective reports."""
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     nan = float("nan")
-    return {
+    metrics = {
         "train_loss": float(result.training_loss),
         "train_loss_first": float(losses[0]) if losses else nan,
         "train_loss_last": float(losses[-1]) if losses else nan,
         "train_steps": trainer.state.global_step,
         "train_samples_per_second": float(result.metrics.get("train_samples_per_second", nan)),
     }
+    tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+    if tokens:  # trainers whose batches carry input_ids count them
+        runtime = result.metrics.get("train_runtime") or 0
+        metrics["train_tokens"] = tokens
+        metrics["train_tokens_per_second"] = tokens / runtime if runtime else nan
+    return metrics
+
+
+def budget_callback(settings: Any) -> Any:
+    """A transformers callback that stops training at ``train.max_train_tokens`` input tokens
+    or ``train.max_train_seconds`` seconds (budget matching), whichever comes first; it
+    records which limit stopped the run in ``stopped_by``."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class Budget(TrainerCallback):
+        stopped_by = ""
+        started = 0.0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if settings.max_train_tokens and state.num_input_tokens_seen >= settings.max_train_tokens:
+                self.stopped_by = "tokens"
+            elif settings.max_train_seconds and time.perf_counter() - self.started >= settings.max_train_seconds:
+                self.stopped_by = "seconds"
+            if self.stopped_by:
+                control.should_training_stop = True
+            return control
+
+    return Budget()
 
 
 def save_trained(trainer: Any, tokenizer: Any, job: TrainJob, save: Callable[[str], Any] | None = None) -> Path | None:

@@ -12,13 +12,27 @@ from typing import Any, Callable
 
 from tunelab.api import ModelRequest, TrainJob
 from tunelab.config import ConfigError, RunConfig
+from tunelab.errors import TunelabError
 from tunelab.data.engine import Prepared
 from tunelab.plugins import Plugins
+from tunelab.train.arguments import budget_callback
+from tunelab.train.compat import check_approach
 from tunelab.train.meters import EnergySettings, ResourceMeter, count_parameters
 
 log = logging.getLogger(__name__)
 
 MetricsSink = Callable[[dict[str, float], "int | None"], None]
+
+
+class TrainingError(TunelabError):
+    """Training ran but its result is unusable (e.g. it diverged)."""
+
+
+def non_finite_parameters(model: Any) -> list[str]:
+    """Names of trained weight tensors holding NaN or inf."""
+    import torch
+
+    return [name for name, p in model.named_parameters() if p.requires_grad and not bool(torch.isfinite(p).all())]
 
 
 def _log_forwarder(sink: MetricsSink) -> Any:
@@ -34,28 +48,39 @@ def _log_forwarder(sink: MetricsSink) -> Any:
     return ForwardLogs()
 
 
-def check_columns(rc: RunConfig, required: tuple[str, ...], prepared: Prepared) -> None:
+def check_columns(rc: RunConfig, method: Any, evaluator: Any, prepared: Prepared) -> None:
+    """The prepared data has what the objective trains on and what the evaluator scores."""
     train = prepared.splits.get("train")
     if train is None or len(train) == 0:
         raise ConfigError(f"the prepared data has no 'train' rows (splits: {prepared.summary.get('splits')})")
-    missing = [c for c in required if c not in train.column_names]
-    if missing:
-        raise ConfigError(
-            f"method '{rc.method.name}' needs columns {list(required)}, but the prepared data lacks {missing} "
-            f"(it has {train.column_names}). Map them in the data config, e.g. data.columns={{question: prompt}}."
-        )
+    needs = [(f"method={rc.method.name}", "train", method.required_columns)]
+    split = getattr(evaluator.config, "split", "test")
+    needs.append((f"eval={rc.evaluator.name}", split, evaluator.required_columns))
+    for who, name, required in needs:
+        data = prepared.splits.get(name)
+        if data is None or not required:
+            continue
+        missing = [c for c in required if c not in data.column_names]
+        if missing:
+            raise ConfigError(
+                f"{who} needs columns {list(required)} in the '{name}' split, but the prepared data lacks {missing} "
+                f"(it has {data.column_names}). Map them in the data config (e.g. data.columns={{question: prompt}}) "
+                f"or choose a {who.split('=')[0]} that fits the data."
+            )
 
 
 def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_dir: Path, sink: MetricsSink) -> dict[str, float]:
     from transformers import set_seed
 
     registry = plugins.registry
+    approach = check_approach(rc, registry)
     method = rc.method.instantiate(registry)
-    check_columns(rc, method.required_columns, prepared)
+    evaluator = rc.evaluator.instantiate(registry)
+    check_columns(rc, method, evaluator, prepared)
     set_seed(rc.seed)
 
     labels: list[str] = []
-    if method.task == "sequence_classification":
+    if approach.task == "sequence_classification":
         train = prepared.splits["train"]
         if rc.label_column not in train.column_names:
             raise ConfigError(
@@ -65,18 +90,15 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
         # rows without a label (None or blank) are unlabelled, not a class of their own
         labels = sorted({str(v) for v in train[rc.label_column] if v is not None and str(v).strip()})
     adaptation = rc.peft.instantiate(registry)
-    quantization = None
-    if getattr(adaptation, "load_in_4bit", False):  # QLoRA: the base is loaded quantized
-        reason = adaptation.unavailable_reason()
-        if reason:
-            raise ConfigError(f"peft={rc.peft.name}: {reason}")
-        quantization = adaptation.quantization_kwargs()
-    request = ModelRequest(task=method.task, labels=labels, quantization=quantization)
+    # QLoRA: the base is loaded quantized (check_approach made sure the loader and machine can)
+    quantization = adaptation.quantization_kwargs() if getattr(adaptation, "load_in_4bit", False) else None
+    request = ModelRequest(task=approach.task, labels=labels, quantization=quantization)
     try:
         loaded = rc.model.instantiate(registry).load(prepared.splits, rc.cache_dir, request)
     except ValueError as exc:
         raise ConfigError(f"model '{rc.model.name}' for method '{rc.method.name}': {exc}") from None
     peft_config = adaptation.peft_config(loaded)
+    budget = budget_callback(rc.train)
     job = TrainJob(
         model=loaded,
         splits=prepared.splits,
@@ -84,7 +106,7 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
         settings=rc.train,
         output_dir=run_dir,
         seed=rc.seed,
-        callbacks=[_log_forwarder(sink)],
+        callbacks=[_log_forwarder(sink), budget],
         request=request,
         label_column=rc.label_column,
         data_metadata=prepared.summary.get("metadata") or {},
@@ -92,6 +114,12 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
     energy = EnergySettings.from_train_settings(rc.train)
     with ResourceMeter(energy=energy) as meter:
         outcome = method.train(job)
+    diverged = non_finite_parameters(outcome.model) if hasattr(outcome.model, "named_parameters") else []
+    if diverged:
+        raise TrainingError(
+            f"training diverged: {len(diverged)} trained weight tensors hold NaN/inf (e.g. {diverged[0]}). Lower "
+            f"train.learning_rate; for preference methods, raise train.max_length if prompts leave no room for the answers"
+        )
     trainable, total = count_parameters(outcome.model)
     metrics: dict[str, float] = {
         "trainable_params": trainable,
@@ -109,8 +137,12 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
     metrics["co2_g"] = meter.energy.co2_g
     metrics["energy_source"] = meter.energy.source
     metrics.update(outcome.metrics)
+    if rc.train.max_train_tokens or rc.train.max_train_seconds:
+        # which limit ended training: tokens, seconds, or steps/epochs (they came first)
+        metrics["train_budget_stop"] = budget.stopped_by or "steps"
+        if rc.train.max_train_tokens and not metrics.get("train_tokens"):
+            log.warning("train.max_train_tokens: method=%s does not count input tokens; the token budget did not apply", rc.method.name)
 
-    evaluator = rc.evaluator.instantiate(registry)
     with ResourceMeter(energy=energy) as eval_meter:
         scores = evaluator.evaluate(job, outcome)
     metrics.update(scores)

@@ -1,0 +1,105 @@
+"""Which approaches can run: model × method × peft × eval, checked before any work.
+
+Every component declares what it can do (``ModelLoader.tasks`` / ``quantizable``,
+``Method.task`` / ``alternative_tasks`` / ``produces`` / ``unsupported_peft``,
+``PeftMethod.tasks``, ``Evaluator.scores``); :func:`check_approach` refuses a
+combination that cannot work, says why, and lists the options that would.
+Plugin components take part by setting the same class attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from tunelab.config import ConfigError, RunConfig
+from tunelab.plugins import Registry
+
+
+@dataclass(frozen=True)
+class Approach:
+    """A checked combination: the task the model is loaded for and what the run produces."""
+
+    task: str
+    produces: str
+
+
+def method_tasks(method_cls: type) -> tuple[str, ...]:
+    """The tasks an objective can train, preferred first."""
+    return (method_cls.task, *getattr(method_cls, "alternative_tasks", ()))
+
+
+def produces(method_cls: type, task: str) -> str:
+    return getattr(method_cls, "produces", None) or task
+
+
+def peft_refusal(method_cls: type, peft_name: str) -> str | None:
+    """Why ``method`` cannot train with ``peft=peft_name`` (None: it can)."""
+    unsupported = getattr(method_cls, "unsupported_peft", {}) or {}
+    if peft_name in unsupported:
+        return unsupported[peft_name]
+    if "*" in unsupported and peft_name != "none":
+        return unsupported["*"]
+    return None
+
+
+def _options(names: list[str]) -> str:
+    return ", ".join(names) if names else "none registered"
+
+
+def resolve(registry: Registry, model: str, method: str, peft: str, evaluator: str) -> Approach:
+    """Check one combination by component names; raise :class:`ConfigError` saying why it
+    cannot work and what would. Needs no GPU, data or model weights, except that
+    ``quantizable`` adaptations (QLoRA) ask whether this machine can run them."""
+    loader_cls = registry.get("model", model).cls
+    method_cls = registry.get("method", method).cls
+    peft_cls = registry.get("peft", peft).cls
+    eval_cls = registry.get("evaluator", evaluator).cls
+
+    wanted = method_tasks(method_cls)
+    served = tuple(getattr(loader_cls, "tasks", ("causal_lm",)))
+    task = next((t for t in wanted if t in served), None)
+    if task is None:
+        models = [n for n in registry.names("model") if set(wanted) & set(getattr(registry.get("model", n).cls, "tasks", ()))]
+        raise ConfigError(
+            f"method={method} needs a model loaded as {' or '.join(wanted)}, but model={model} loads only "
+            f"{', '.join(served)}. Models that can: {_options(models)}; or pick a method for {model}: "
+            f"{_options([n for n in registry.names('method') if set(method_tasks(registry.get('method', n).cls)) & set(served)])}"
+        )
+
+    refusal = peft_refusal(method_cls, peft)
+    if refusal:
+        usable = [n for n in registry.names("peft") if peft_refusal(method_cls, n) is None
+                  and task in getattr(registry.get("peft", n).cls, "tasks", ())]
+        raise ConfigError(f"method={method} with peft={peft}: {refusal}. peft options that work with {method}: {_options(usable)}")
+    adapts = tuple(getattr(peft_cls, "tasks", ()))
+    if task not in adapts:
+        usable = [n for n in registry.names("peft") if task in getattr(registry.get("peft", n).cls, "tasks", ())
+                  and peft_refusal(method_cls, n) is None]
+        raise ConfigError(
+            f"peft={peft} adapts models loaded as {', '.join(adapts) or 'nothing'}, but method={method} on model={model} "
+            f"trains one loaded as {task}. peft options for it: {_options(usable)}"
+        )
+    if getattr(peft_cls, "load_in_4bit", False):
+        if not getattr(loader_cls, "quantizable", False):
+            able = [n for n in registry.names("model") if getattr(registry.get("model", n).cls, "quantizable", False)]
+            raise ConfigError(f"peft={peft} trains on a 4-bit base, which model={model} cannot load. Models that can: "
+                              f"{_options(able)}; or use peft=lora")
+        reason = peft_cls.unavailable_reason() if hasattr(peft_cls, "unavailable_reason") else None
+        if reason:
+            raise ConfigError(f"peft={peft}: {reason}")
+
+    result = produces(method_cls, task)
+    scores = tuple(getattr(eval_cls, "scores", ()))
+    if scores and result not in scores:
+        able = [n for n in registry.names("evaluator")
+                if not getattr(registry.get("evaluator", n).cls, "scores", ()) or result in registry.get("evaluator", n).cls.scores]
+        raise ConfigError(
+            f"eval={evaluator} scores {' or '.join(scores)} models, but method={method} on model={model} produces a "
+            f"{result} model. Evaluators for it: {_options(able)}"
+        )
+    return Approach(task=task, produces=result)
+
+
+def check_approach(rc: RunConfig, registry: Registry) -> Approach:
+    """:func:`resolve` for a validated run config."""
+    return resolve(registry, rc.model.name, rc.method.name, rc.peft.name, rc.evaluator.name)
+
