@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from tunelab.config import ConfigError
 from tunelab.data.engine import DataError, prepare
 from tunelab.data.ledger import LedgerError, read_ledger
 from tunelab.plugins import add_plugin, get_plugins
@@ -93,10 +94,21 @@ def test_second_run_hits_the_cache_and_a_change_misses_it():
     second = _prepare(["pipeline=minimal"])
     assert not first.cache_hit and second.cache_hit
     assert second.key == first.key and _all_ids(second) == _all_ids(first)
-    changed = _prepare(["pipeline=minimal", "seed=1"])
+    # the training seed does not touch the data; the data seed does
+    other_training_seed = _prepare(["pipeline=minimal", "seed=1"])
+    assert other_training_seed.cache_hit and other_training_seed.key == first.key
+    changed = _prepare(["pipeline=minimal", "data_seed=1"])
     assert not changed.cache_hit and changed.key != first.key
+    assert changed.splits["test"]["id"] != first.splits["test"]["id"]  # another split
+    tied = _prepare(["pipeline=minimal", "seed=1", "data_seed=${seed}"])
+    assert tied.cache_hit and tied.key == changed.key
     log = (first.directory.parent / "preparations.log").read_text().splitlines()
     assert len(log) == 2
+
+
+def test_data_seed_must_be_an_integer():
+    with pytest.raises(ConfigError, match=r"data_seed must be an integer, got 'first'.*data_seed=\$\{seed\}"):
+        _prepare(["pipeline=minimal", "data_seed=first"])
 
 
 def test_cache_key_follows_the_input_file(tmp_path):

@@ -85,6 +85,17 @@ def test_multirun_two_jobs_share_data_and_end_in_a_comparison(tmp_path, isolated
     assert len(preparations) == 1
 
 
+def test_seed_sweep_shares_one_split_unless_the_data_seed_follows_the_seed(tmp_path, isolated_cache):
+    log = isolated_cache / "prepared" / "preparations.log"
+    assert run_cli(["prepare", "-m", "experiment=smoke", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'shared'}"]) == 0
+    assert len(log.read_text().splitlines()) == 1  # both seeds test on the same rows
+    keys = {read_metrics(tmp_path / "shared" / str(n))["data_key"] for n in (0, 1)}
+    assert len(keys) == 1
+    tied = ["prepare", "-m", "experiment=smoke", "seed=0,1", "data_seed=${seed}", f"hydra.sweep.dir={tmp_path / 'tied'}"]
+    assert run_cli(tied) == 0
+    assert len(log.read_text().splitlines()) == 2  # seed 0 reused the shared split; seed 1 made its own
+
+
 def test_compare_command_prints_the_table(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     for i, loss in enumerate((2.5, 1.5)):

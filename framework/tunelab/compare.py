@@ -61,7 +61,7 @@ EXAMPLE_SCORE_OF = {
 LOWER_IS_BETTER = ("loss", "perplexity", "seconds", "params", "trainable_pct", "_mb", "memory", "energy", "kwh", "co2")
 HIGHER_IS_BETTER = ("accuracy", "f1", "rouge", "exact_match", "preference", "margin", "per_second")
 #: Override keys that are the seed axis (aggregated over, not an approach).
-SEED_KEYS = ("seed",)
+SEED_KEYS = ("seed", "data_seed")
 #: Statuses of runs that contribute no numbers.
 UNUSABLE = ("failed", "missing", "unreadable")
 
@@ -319,18 +319,25 @@ def _split_top(text: str) -> list[str]:
 
 
 def approach_of(overrides: Iterable[str]) -> tuple[str, str | None]:
-    """(approach name, seed) of a run's overrides: the seed axis, ``hydra.*`` and
-    ``cache_dir`` are not part of the approach."""
-    kept, seed = [], None
+    """(approach name, seed) of a run's overrides: the seed axes (``seed``, ``data_seed``),
+    ``hydra.*`` and ``cache_dir`` are not part of the approach. With both seed axes swept
+    the seed is ``seed=S,data_seed=D``; with one, its value."""
+    kept, seeds = [], []
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
         if key.startswith("hydra.") or key == "cache_dir":
             continue
         if key in SEED_KEYS:
-            seed = value
+            seeds.append((key, value))
             continue
         kept.append(override)
+    if not seeds:
+        seed = None
+    elif len(seeds) == 1:
+        seed = seeds[0][1]
+    else:
+        seed = ",".join(f"{key}={value}" for key, value in seeds)
     return ",".join(kept) or "default", seed
 
 

@@ -35,6 +35,7 @@ TOP_LEVEL_KEYS = {
     "experiment",
     "train",
     "seed",
+    "data_seed",
     "cache_dir",
     "num_proc",
     "resume",
@@ -142,6 +143,9 @@ class RunConfig:
     trackers: list[Selected]
     train: TrainSettings
     seed: int
+    #: seed of data preparation (split, sampling, augmentation); fixed while ``seed`` varies,
+    #: so every seed of a sweep trains and tests on the same split
+    data_seed: int
     cache_dir: Path
     num_proc: int
     label_column: str
@@ -324,6 +328,11 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
     seed = resolved.get("seed", 0)
     if not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
+    data_seed = resolved.get("data_seed", 0)
+    if not isinstance(data_seed, int) or isinstance(data_seed, bool):
+        raise ConfigError(
+            f"data_seed must be an integer, got {data_seed!r} (the split's seed; data_seed=${{seed}} ties it to seed)"
+        )
     num_proc = resolved.get("num_proc") or 1
     if not isinstance(num_proc, int) or num_proc < 1:
         raise ConfigError(f"num_proc must be a positive integer, got {num_proc!r}")
@@ -339,6 +348,7 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
         trackers=_trackers(registry, origin, resolved.get("tracker")),
         train=train,
         seed=seed,
+        data_seed=data_seed,
         cache_dir=Path(cache_dir).expanduser(),
         num_proc=num_proc,
         label_column=str(resolved["pipeline"].get("label_column") or "label"),

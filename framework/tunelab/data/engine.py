@@ -58,7 +58,7 @@ class Prepared:
 
 
 def cache_key(rc: RunConfig, plugins: Plugins) -> str:
-    """Key of the prepared data: the data and pipeline config, the seed, the versions of
+    """Key of the prepared data: the data and pipeline config, the data seed, the versions of
     the components used, and the size and mtime of every input file."""
     used = [rc.collector, rc.splitter, *(s for stage in rc.steps.values() for s in stage)]
     files = []
@@ -79,7 +79,7 @@ def cache_key(rc: RunConfig, plugins: Plugins) -> str:
     payload = {
         "data": rc.resolved["data"],
         "pipeline": rc.resolved["pipeline"],
-        "seed": rc.seed,
+        "seed": rc.data_seed,
         "components": versions,
         "inputs": inputs,
         "tunelab": __version__,
@@ -190,7 +190,7 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
 
     def context(step: str = "") -> StageContext:
         return StageContext(
-            seed=rc.seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column, factory=factory, step=step
+            seed=rc.data_seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column, factory=factory, step=step
         )
 
     # collect
