@@ -164,9 +164,10 @@ def test_weighted_loss_changes_with_the_class_weights():
 
 
 def test_encoders_refuse_causal_lm_and_feature_refuses_peft(tmp_path):
-    from peft import LoraConfig, TaskType
-
     from tunelab.api import ModelRequest
+    from tunelab.config import ConfigError
+    from tunelab.plugins import get_plugins
+    from tunelab.train.compat import resolve
     from tunelab_builtin.classification import Feature, FeatureConfig
     from tunelab_builtin.models import MiniLM, MiniLMConfig, TinyEncoder, TinyEncoderConfig
 
@@ -181,9 +182,12 @@ def test_encoders_refuse_causal_lm_and_feature_refuses_peft(tmp_path):
 
     loaded = TinyEncoder(TinyEncoderConfig(vocabulary="byte")).load({}, tmp_path, ModelRequest(task="encoder"))
     assert loaded.task == "encoder"
-    job = _job({}, loaded, tmp_path, peft_config=LoraConfig(task_type=TaskType.FEATURE_EXTRACTION))
-    with pytest.raises(ValueError, match="method=feature trains only a head on a frozen backbone; use peft=none"):
-        Feature(FeatureConfig()).train(job)
+    # feature + an adapter is refused by the compatibility check every run makes before any work
+    registry = get_plugins().registry
+    for model in ("tiny_encoder", "minilm"):
+        with pytest.raises(ConfigError, match="method=feature with peft=lora: feature-based training keeps the backbone "
+                           "frozen and trains only a head. peft options that work with feature: none"):
+            resolve(registry, model, "feature", "lora", "classification")
 
 
 def test_feature_sklearn_on_real_minilm_beats_chance(tmp_path):

@@ -5,6 +5,7 @@ cpt on encoders, GRPO, predict on every kind of run) work end to end on the tiny
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -40,7 +41,14 @@ def test_feature_refuses_every_adapter_and_names_none(registry):
 
 
 def test_qlora_needs_a_quantizable_loader_then_a_gpu(registry):
+    # the loaders themselves do not check: this refusal is the only one (before any work)
     assert "which model=tiny cannot load. Models that can: hf, smollm2_135m" in refusal(registry, "tiny", "sft", "qlora", "lm")
+    for model, method, evaluator in [("tiny", "classify", "classification"), ("tiny_encoder", "classify", "classification"),
+                                     ("minilm", "classify", "classification"), ("minilm", "cpt", "masked_lm")]:
+        assert refusal(registry, model, method, "qlora", evaluator) == (
+            f"peft=qlora trains on a 4-bit base, which model={model} cannot load. Models that can: hf, smollm2_135m; "
+            "or use peft=lora"
+        )
     import torch
 
     if not torch.cuda.is_available():
@@ -140,6 +148,20 @@ def test_masked_lm_cpt_on_the_tiny_encoder_learns_saves_and_fills_masks(peft, st
     assert metrics["status"] == "ok" and metrics["train_steps"] == steps
     assert metrics["train_loss_last"] < metrics["train_loss_first"]
     assert metrics["test_masked_tokens"] > 0 and 0 <= metrics["test_masked_accuracy"] <= 1
+    # per-example scores for tunelab compare (the primary here is test_loss): one line per test row,
+    # a finite masked-token loss for every row the seeded mask hit (a short row may get no masked
+    # token: it counts in neither test_loss nor the paired test, and its loss is null)
+    from tunelab.compare import EXAMPLE_SCORE_OF
+
+    key = EXAMPLE_SCORE_OF["test_loss"]
+    scores = [json.loads(line) for line in (run_dir / "example_scores.jsonl").read_text().splitlines()]
+    assert len(scores) == metrics["test_rows"] and len({s["id"] for s in scores}) == len(scores)
+    assert sum(s["masked_tokens"] for s in scores) == metrics["test_masked_tokens"]
+    scored = [s for s in scores if s["masked_tokens"] > 0]
+    assert len(scored) > 0.9 * len(scores) and all(isinstance(s[key], float) and math.isfinite(s[key]) for s in scored)
+    assert all(s[key] is None for s in scores if s["masked_tokens"] == 0)
+    per_token = sum(s[key] * s["masked_tokens"] for s in scored) / metrics["test_masked_tokens"]
+    assert per_token == pytest.approx(metrics["test_loss"], rel=1e-4)
     if peft == "lora":
         assert (run_dir / "model" / "adapter_config.json").is_file()
         assert metrics["trainable_params"] < 0.2 * metrics["total_params"]

@@ -111,3 +111,31 @@ def test_multitask_run_through_the_cli(smoke_args, tmp_path):
     assert run_cli(args) == 0
     m = read_metrics(tmp_path / "run")
     assert m["status"] == "ok" and m["multitask_rows_task1"] > 0 and m["multitask_rows_main"] > 0
+
+
+def test_every_evaluator_names_a_missing_or_empty_split_and_what_to_set(tmp_path):
+    from datasets import Dataset
+
+    from tunelab.api import TrainOutcome, evaluation_split
+    from tunelab_builtin.classification import ClassificationEvalConfig, ClassificationEvaluator
+    from tunelab_builtin.objectives import MaskedLmEvalConfig, MaskedLmEvaluator
+    from tunelab_builtin.preference import PreferenceEvalConfig, PreferenceEvaluator
+    from tunelab_builtin.training import LmEvalConfig, LmEvaluator
+
+    train = Dataset.from_dict({"id": ["a", "b"], "text": ["x", "y"]})
+    splits = {"train": train, "validation": train.select([])}
+    assert evaluation_split(splits, "train") is train
+    job = TrainJob(None, splits, None, TrainSettings(), tmp_path, 0)
+    evaluators = [
+        LmEvaluator(LmEvalConfig()), ClassificationEvaluator(ClassificationEvalConfig()),
+        PreferenceEvaluator(PreferenceEvalConfig()), MaskedLmEvaluator(MaskedLmEvalConfig()),
+    ]
+    for evaluator in evaluators:
+        with pytest.raises(ValueError) as info:
+            evaluator.evaluate(job, TrainOutcome(None, None))
+        assert str(info.value) == (
+            "eval: the prepared data has no 'test' rows (splits: train (2 rows), validation (0 rows)); set eval.split "
+            "to a split that has rows, or give the splitter a 'test' fraction (e.g. pipeline.params.stratified.test=0.1)"
+        )
+    with pytest.raises(ValueError, match=r"no 'validation' rows \(splits: train \(2 rows\), validation \(0 rows\)\)"):
+        evaluation_split(job, "validation")

@@ -421,6 +421,20 @@ class Evaluator:
 EXAMPLE_SCORES_FILE = "example_scores.jsonl"
 
 
+def evaluation_split(job_or_splits: "TrainJob | dict[str, Dataset]", name: str = "test") -> "Dataset":
+    """The split an evaluator scores (``job.splits[name]``), or a ValueError that names the
+    split, the splits there are (with their row counts) and what to set to fix it."""
+    splits = job_or_splits.splits if isinstance(job_or_splits, TrainJob) else job_or_splits
+    split = splits.get(name)
+    if split is not None and len(split) > 0:
+        return split
+    have = ", ".join(f"{key} ({len(rows)} rows)" for key, rows in splits.items()) or "none"
+    raise ValueError(
+        f"eval: the prepared data has no '{name}' rows (splits: {have}); set eval.split to a split that has rows, "
+        f"or give the splitter a '{name}' fraction (e.g. pipeline.params.stratified.{name}=0.1)"
+    )
+
+
 def write_example_scores(job: TrainJob, rows: Iterable[dict[str, Any]], split: "Dataset | None" = None) -> Path:
     """Write one JSON line per scored row to ``job.output_dir / example_scores.jsonl``.
 

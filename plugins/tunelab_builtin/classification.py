@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, List
 
 from tunelab.api import PROMPT, TEXT, Component, Evaluator, Method, TrainJob, TrainOutcome
+from tunelab.api import evaluation_split, write_example_scores
 
 LABELS_FILE = "labels.json"
 HEAD_FILE = "head.safetensors"
@@ -334,8 +335,6 @@ class Feature(Method):
     def train(self, job: TrainJob) -> TrainOutcome:
         import torch
 
-        if job.peft_config is not None:
-            raise ValueError("method=feature trains only a head on a frozen backbone; use peft=none")
         c, s = self.config, job.settings
         train = job.splits["train"]
         column = text_column(train, c.text_columns)
@@ -536,12 +535,8 @@ class ClassificationEvaluator(Evaluator):
             raise ValueError(f"eval.batch_size must be positive, got {config.batch_size}")
 
     def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:
-        from tunelab.api import write_example_scores
-
         c = self.config
-        split = job.splits.get(c.split)
-        if split is None or len(split) == 0:
-            raise ValueError(f"eval: the prepared data has no '{c.split}' rows (splits: {list(job.splits)})")
+        split = evaluation_split(job, c.split)
         if job.label_column not in split.column_names:
             raise ValueError(f"eval: the '{c.split}' split has no '{job.label_column}' column")
         labels = labels_of(outcome.model)

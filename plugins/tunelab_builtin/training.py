@@ -17,6 +17,8 @@ from tunelab.api import (
     Method,
     TrainJob,
     TrainOutcome,
+    evaluation_split,
+    write_example_scores,
 )
 from tunelab.train.arguments import common_training_arguments, loss_metrics, save_trained
 from tunelab.train.formatting import render_pair, tokenize_pair
@@ -133,6 +135,25 @@ def rouge_l(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def token_scores(logits: Any, labels: Any, accuracy: str, count: str) -> tuple[float, int, int, list[dict[str, Any]]]:
+    """Cross-entropy and argmax accuracy of the scored tokens (``labels`` != -100) of a batch:
+    (summed loss, tokens, correct tokens), and per row its mean token loss (``loss``), its
+    accuracy (key ``accuracy``) and its token count (key ``count``); None for a row with none."""
+    import torch
+
+    mask = labels != -100
+    token_loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(labels.shape)
+    hits = (logits.argmax(-1) == labels) & mask
+    row_loss, row_tokens, row_hits = token_loss.sum(1), mask.sum(1), hits.sum(1)
+    rows = [
+        {"loss": loss_sum / tokens if tokens else None, accuracy: hit / tokens if tokens else None, count: tokens}
+        for loss_sum, tokens, hit in zip(row_loss.tolist(), row_tokens.tolist(), row_hits.tolist())
+    ]
+    return float(token_loss.sum()), int(row_tokens.sum()), int(row_hits.sum()), rows
+
+
 class LmEvaluator(Evaluator):
     """Completion loss, perplexity and token accuracy; exact match, token F1 and ROUGE-L of generations."""
 
@@ -143,9 +164,7 @@ class LmEvaluator(Evaluator):
         import torch
 
         c = self.config
-        split = job.splits.get(c.split)
-        if split is None or len(split) == 0:
-            raise ValueError(f"eval: the prepared data has no '{c.split}' rows (splits: {list(job.splits)})")
+        split = evaluation_split(job, c.split)
         model, tokenizer = outcome.model, outcome.tokenizer
         device = next(model.parameters()).device
         model.eval()
@@ -170,20 +189,11 @@ class LmEvaluator(Evaluator):
                     labels[row, prompt_len : len(ids)] = torch.tensor(ids[prompt_len:])
                 logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
                 logits = logits[:, -width:, :].float().cpu()  # prompt-learning methods prepend virtual tokens
-                shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
-                mask = shift_labels != -100
-                token_loss = torch.nn.functional.cross_entropy(
-                    shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100, reduction="none"
-                ).view(shift_labels.shape)
-                hits = (shift_logits.argmax(-1) == shift_labels) & mask
-                row_loss, row_tokens, row_hits = token_loss.sum(1), mask.sum(1), hits.sum(1)
-                total_loss += float(token_loss.sum())
-                total_tokens += int(row_tokens.sum())
-                correct += int(row_hits.sum())
-                for loss_sum, tokens, hit in zip(row_loss.tolist(), row_tokens.tolist(), row_hits.tolist()):
-                    per_row.append(
-                        {"loss": loss_sum / tokens if tokens else None, "token_accuracy": hit / tokens if tokens else None, "tokens": tokens}
-                    )
+                loss_sum, tokens, hits, rows = token_scores(logits[:, :-1], labels[:, 1:], "token_accuracy", "tokens")
+                total_loss += loss_sum
+                total_tokens += tokens
+                correct += hits
+                per_row += rows
         mean_loss = total_loss / total_tokens if total_tokens else float("nan")
         metrics = {
             "test_loss": mean_loss,
@@ -193,8 +203,6 @@ class LmEvaluator(Evaluator):
         }
         if c.max_generate > 0:
             metrics.update(self._generate(model, tokenizer, pairs[: c.max_generate], split, device, per_row))
-        from tunelab.api import write_example_scores
-
         write_example_scores(job, per_row, split)
         return metrics
 
