@@ -193,6 +193,10 @@ def test_approach_leaves_out_seed_hydra_and_cache_dir():
         "3",
     )
     assert approach_of(["seed=1"]) == ("default", "1")
+    assert approach_of(["peft=lora", "tracker=[csv,wandb]", "tracker.wandb.log_model=true", "num_proc=2", "resume=false"]) == (
+        "peft=lora",
+        None,
+    )
     assert approach_of(["peft=lora", "data_seed=2"]) == ("peft=lora", "2")
     assert approach_of(["seed=1", "peft=lora", "data_seed=2"]) == ("peft=lora", "seed=1,data_seed=2")
 

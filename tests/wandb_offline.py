@@ -56,13 +56,15 @@ def _settled(path: Path, timeout: float = 30.0) -> None:
 
 
 def read_offline_run(run_dir: Path) -> dict[str, Any]:
-    """run/config/history/summary of the single offline run under ``run_dir``."""
+    """run/config/history/summary/artifacts/exit of the (latest) offline run under ``run_dir``,
+    and ``dir``, its ``offline-run-*`` directory."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     files = sorted(Path(run_dir).rglob("offline-run-*/run-*.wandb"))
     assert files, f"no offline W&B run under {run_dir}"
     _settled(files[-1])
-    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "run": None, "exit": None}
+    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "run": None, "exit": None, "artifacts": [],
+                           "dir": files[-1].parent}
     for payload in _payloads(files[-1]):
         record = pb.Record()
         record.ParseFromString(payload)
@@ -79,6 +81,24 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
         elif kind == "summary":
             for item in record.summary.update:
                 out["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+        elif kind == "artifact":
+            a = record.artifact
+            out["artifacts"].append({
+                "type": a.type,
+                "name": a.name,
+                "digest": a.digest,
+                "metadata": json.loads(a.metadata) if a.metadata else {},
+                "aliases": list(a.aliases),
+                "files": {entry.path: entry.local_path for entry in a.manifest.contents},
+            })
         elif kind == "exit":
             out["exit"] = record.exit.exit_code
     return out
+
+
+def read_table(logged: dict[str, Any], key: str) -> dict[str, Any]:
+    """The ``wandb.Table`` a run logged under ``key``: ``{"columns": [...], "data": [[...], ...]}``,
+    read from the table file in the offline run's ``files/`` directory."""
+    paths = [h[f"{key}/path"] for h in logged["history"] if h.get(f"{key}/_type") == "table-file"]
+    assert paths, f"no table logged under {key!r}"
+    return json.loads((logged["dir"] / "files" / paths[-1]).read_text())

@@ -35,7 +35,9 @@ class TunelabSearchPath(SearchPathPlugin):
 
 
 class SweepEnd(Callback):
-    """At the end of a multirun: write the comparison and call ``tunelab_sweep_end``."""
+    """At the end of a multirun: write the comparison and call ``tunelab_sweep_end``, with
+    the trackers the sweep selected registered for that call (so W&B, TensorBoard, MLflow
+    can log the comparison next to the runs they tracked)."""
 
     #: runs of the last sweep that did not finish ok (the CLI's exit code reports them)
     failed_runs: int = 0
@@ -43,17 +45,68 @@ class SweepEnd(Callback):
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from tunelab.compare import write_comparison
         from tunelab.plugins import get_plugins
+        from tunelab.run import group_of
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return
         comparison = write_comparison(sweep_dir)
         SweepEnd.failed_runs = sum(1 for row in comparison.runs if row.get("status") != "ok")
-        get_plugins().pm.hook.tunelab_sweep_end(sweep_dir=sweep_dir, rows=comparison.runs)
+        plugins = get_plugins()
+        registered = []
+        try:
+            for name, tracker in SweepEnd.trackers(config, sweep_dir, comparison.runs, plugins.registry):
+                registered.append(f"tracker:{name}:sweep:{id(tracker)}")
+                plugins.pm.register(tracker, name=registered[-1])
+            plugins.pm.hook.tunelab_sweep_end(
+                sweep_dir=sweep_dir, rows=comparison.runs, comparison=comparison, group=group_of(sweep_dir)
+            )
+        except Exception:  # the comparison is written; a plugin failing here must not hide it
+            log.exception("a plugin failed in tunelab_sweep_end (the comparison files are complete)")
+        finally:
+            for name in registered:
+                plugins.pm.unregister(name=name)
         print(
             f"tunelab: comparison of {len(comparison.runs)} runs in {len(comparison.approaches)} approaches: {comparison.md}",
             file=sys.stderr,
         )
+
+    @staticmethod
+    def trackers(config: Any, sweep_dir: Path, rows: list[dict[str, Any]], registry: Any) -> list[tuple[str, Any]]:
+        """(name, instance) of the trackers a sweep selected: the ``tracker`` section of the
+        sweep's composed config, plus any tracker only some jobs selected (``tracker=csv,wandb``
+        swept) with the settings in the first such job's ``config.yaml``. Each is validated like
+        a run's trackers; one that does not validate is skipped with a warning naming the key."""
+        import yaml
+        from omegaconf import DictConfig, OmegaConf
+
+        from tunelab.config import ConfigError, Origin, _trackers
+
+        sections: dict[str, Any] = {}
+        section = config.get("tracker") if isinstance(config, DictConfig) else None
+        if section is not None:
+            try:
+                sections.update(OmegaConf.to_container(section, resolve=True))  # type: ignore[arg-type]
+            except Exception as exc:
+                log.warning("sweep end: cannot resolve the sweep's 'tracker' section (%s); using the jobs' trackers", exc)
+        for row in rows:
+            path = sweep_dir / str(row.get("dir", "")) / "config.yaml"
+            try:
+                job_section = (yaml.safe_load(path.read_text()) or {}).get("tracker") if path.is_file() else None
+            except (OSError, yaml.YAMLError, AttributeError):
+                continue
+            if isinstance(job_section, dict):
+                for name, values in job_section.items():
+                    sections.setdefault(name, values)
+        origin = Origin.from_hydra()
+        found = []
+        for name, values in sections.items():
+            try:
+                for selected in _trackers(registry, origin, {name: values}):
+                    found.append((name, selected.instantiate(registry)))
+            except (ConfigError, ValueError, TypeError) as exc:
+                log.warning("sweep end: tracker '%s' is not told about the sweep: %s", name, exc)
+        return found
 
 
 def register_hydra_plugins() -> None:

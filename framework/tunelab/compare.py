@@ -62,6 +62,8 @@ LOWER_IS_BETTER = ("loss", "perplexity", "seconds", "params", "trainable_pct", "
 HIGHER_IS_BETTER = ("accuracy", "f1", "rouge", "exact_match", "preference", "margin", "per_second")
 #: Override keys that are the seed axis (aggregated over, not an approach).
 SEED_KEYS = ("seed", "data_seed")
+#: Override keys that do not change what a run computes (tunelab.run.VOLATILE_KEYS).
+NOT_APPROACH_KEYS = frozenset({"hydra", "tracker", "cache_dir", "num_proc", "resume"})
 #: Statuses of runs that contribute no numbers.
 UNUSABLE = ("failed", "missing", "unreadable")
 
@@ -319,14 +321,15 @@ def _split_top(text: str) -> list[str]:
 
 
 def approach_of(overrides: Iterable[str]) -> tuple[str, str | None]:
-    """(approach name, seed) of a run's overrides: the seed axes (``seed``, ``data_seed``),
-    ``hydra.*`` and ``cache_dir`` are not part of the approach. With both seed axes swept
+    """(approach name, seed) of a run's overrides: the seed axes (``seed``, ``data_seed``) and
+    the settings that do not change results (``hydra``, ``tracker``, ``cache_dir``,
+    ``num_proc``, ``resume`` and their sub-keys) are not part of the approach. With both seed axes swept
     the seed is ``seed=S,data_seed=D``; with one, its value."""
     kept, seeds = [], []
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
-        if key.startswith("hydra.") or key == "cache_dir":
+        if key.split(".", 1)[0] in NOT_APPROACH_KEYS or key.split("/", 1)[0] == "hydra":
             continue
         if key in SEED_KEYS:
             seeds.append((key, value))

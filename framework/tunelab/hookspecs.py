@@ -4,7 +4,8 @@ All hooks are called per component kind, per run or per stage; none is ever call
 per row. Registration hooks are collected from every plugin (no result wins over
 another); duplicate component names within a kind are an error that names both
 suppliers. Lifecycle hooks are called on every registered plugin, including the
-trackers the run selected, and their return values are ignored.
+trackers the run selected (for ``tunelab_sweep_end``: the trackers the sweep selected),
+and their return values are ignored.
 """
 
 from __future__ import annotations
@@ -124,5 +125,17 @@ def tunelab_run_end(run: RunInfo, status: str, metrics: dict[str, float], error:
 
 
 @hookspec
-def tunelab_sweep_end(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """A multirun ended; ``rows`` is the comparison table, one dict per job."""
+def tunelab_sweep_end(sweep_dir: Path, rows: list[dict[str, Any]], comparison: Any, group: str) -> None:
+    """A multirun ended and its comparison report is written into ``sweep_dir``.
+
+    ``rows`` is the per-run table, one dict per job (``comparison.runs``).
+    ``comparison`` is the :class:`tunelab.compare.Comparison`: ``approaches`` with their
+    statistics and paired tests, ``primary``/``best``, and ``files`` (name -> path of
+    ``comparison.md``, ``comparison.html``, ``comparison_approaches.csv`` (key ``csv``),
+    ``comparison.csv`` (key ``runs_csv``) and the plots). ``group`` is the
+    :attr:`~tunelab.api.RunInfo.group` the sweep's runs were tracked under.
+
+    Besides every installed plugin, the trackers selected by the sweep's config (or by any
+    of its jobs) are registered for this one call, so a tracker can log the comparison
+    next to the runs it tracked. An implementation may accept any subset of the arguments.
+    """

@@ -42,8 +42,13 @@ def _hydra_context() -> tuple[Path, str, str, list[str]]:
     name = ",".join(o for o in overrides if not o.startswith(("hydra.", "cache_dir="))) or "default"
     # the sweep (or single run) directory, e.g. "2026-11-21_09-30-00", groups W&B runs
     group_dir = Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else run_dir
-    group = "_".join(group_dir.parts[-2:])
-    return run_dir, name, group, overrides
+    return run_dir, name, group_of(group_dir), overrides
+
+
+def group_of(directory: Path) -> str:
+    """The tracker group of the runs in a sweep (or single-run) directory: its last two
+    path parts, e.g. ``multirun/2026-11-21/09-30-00`` -> ``2026-11-21_09-30-00``."""
+    return "_".join(Path(directory).parts[-2:])
 
 
 def _register_trackers(plugins: Plugins, rc: RunConfig) -> list[str]:
@@ -98,7 +103,9 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
         started = time.perf_counter()
         prepared = prepare(rc, plugins)
         copy_artifacts(prepared, run_dir)
-        data_stats = {**prepared.summary, "seconds": round(time.perf_counter() - started, 3)}
+        # directory + key: what a tracker needs to log the prepared data as an artifact
+        data_stats = {**prepared.summary, "directory": str(prepared.directory), "key": prepared.key,
+                      "seconds": round(time.perf_counter() - started, 3)}
         hook.tunelab_stage_end(run=info, stage="prepare", stats=data_stats)
         log.info("prepared data: %s (%s)", prepared.directory, "cache hit" if prepared.cache_hit else "built")
         metrics.update({f"data_{k}": v for k, v in prepared.summary["splits"].items()})
