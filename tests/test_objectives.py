@@ -139,3 +139,52 @@ def test_every_evaluator_names_a_missing_or_empty_split_and_what_to_set(tmp_path
         )
     with pytest.raises(ValueError, match=r"no 'validation' rows \(splits: train \(2 rows\), validation \(0 rows\)\)"):
         evaluation_split(job, "validation")
+
+
+def test_label_fraction_hides_the_same_labels_per_class_for_every_approach():
+    from datasets import Dataset
+
+    from tunelab.train.engine import hide_labels
+
+    rows = Dataset.from_dict({"id": [f"r{i}" for i in range(40)], "label": ["a"] * 30 + ["b"] * 8 + ["c"] * 2})
+    hidden, count = hide_labels(rows, "label", 0.25)
+    kept = [(i, v) for i, v in zip(hidden["id"], hidden["label"]) if v is not None]
+    assert count == 40 - len(kept) and len(hidden) == 40
+    assert sorted(v for _, v in kept) == ["a"] * 8 + ["b"] * 2 + ["c"]  # per class, at least one each
+    # the choice depends on the row ids only: the same rows in another order keep the same labels
+    shuffled, _ = hide_labels(rows.shuffle(seed=3), "label", 0.25)
+    assert sorted(i for i, v in zip(shuffled["id"], shuffled["label"]) if v is not None) == sorted(i for i, _ in kept)
+
+
+def test_semi_supervised_with_scarce_labels_through_the_cli(tmp_path):
+    common = ["experiment=classify_smoke", "train.label_fraction=0.3", "train.max_steps=6"]
+    assert run_cli([*common, "method=semi_supervised", "method.threshold=0.01", f"hydra.run.dir={tmp_path / 'semi'}"]) == 0
+    assert run_cli([*common, f"hydra.run.dir={tmp_path / 'classify'}"]) == 0
+    semi, supervised = read_metrics(tmp_path / "semi"), read_metrics(tmp_path / "classify")
+    kept, hidden = semi["train_labels_kept"], semi["train_labels_hidden"]
+    assert (kept, hidden) == (supervised["train_labels_kept"], supervised["train_labels_hidden"])
+    assert hidden > kept > 0
+    assert semi["semi_labelled"] == kept and semi["semi_unlabelled"] == hidden
+    assert semi["semi_round_1_accepted"] == hidden  # a 0.01 threshold accepts every pseudo-label
+    assert supervised["train_rows"] == kept  # plain classify skips the unlabelled rows
+    assert supervised["test_accuracy"] >= 0 and semi["test_accuracy"] >= 0
+
+
+def test_label_fraction_is_refused_for_a_method_that_is_not_a_classifier(smoke_args, tmp_path):
+    with pytest.raises(SystemExit):
+        run_cli([*smoke_args, "train.label_fraction=0.5"])
+    assert "train.label_fraction=0.5 hides class labels, but method 'sft'" in read_metrics(tmp_path / "run")["error"]
+    with pytest.raises(Exception, match=r"train.label_fraction must be in \(0, 1\]"):
+        validate(["train.label_fraction=0"])
+
+
+def test_sft_learns_the_chosen_answers_of_preference_data(tmp_path):
+    args = ["experiment=dpo_smoke", "method=sft", "method.completion_column=chosen", f"hydra.run.dir={tmp_path / 'run'}"]
+    assert run_cli(args) == 0
+    m = read_metrics(tmp_path / "run")
+    assert m["status"] == "ok" and m["train_steps"] == 4 and m["train_rows"] > 100
+    assert 0 <= m["test_preference_accuracy"] <= 1
+    # without the mapping, SFT names the column it misses
+    with pytest.raises(SystemExit):
+        run_cli(["experiment=dpo_smoke", "method=sft", f"hydra.run.dir={tmp_path / 'plain'}"])
+    assert "completion" in read_metrics(tmp_path / "plain")["error"]

@@ -304,6 +304,10 @@ class TrainSettings:
     max_train_tokens: int = 0
     #: budget matching by wall time: stop after this many seconds of training (0: no limit)
     max_train_seconds: float = 0.0
+    #: label scarcity (classifiers): keep the labels of this fraction of the training rows,
+    #: per class, the same rows for every approach and seed; the others become unlabelled
+    #: (classify and feature skip them, semi_supervised pseudo-labels them). 1.0: all labels
+    label_fraction: float = 1.0
     #: electricity grid for the CO2e estimate (a key of the intensity table in tunelab.train.meters)
     country: str = "world"
     #: W per busy CPU core, used when RAPL energy counters cannot be read

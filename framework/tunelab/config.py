@@ -319,6 +319,10 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
     for key in ("max_train_tokens", "max_train_seconds"):
         if getattr(train, key) < 0:
             raise ConfigError(f"train.{key} must be >= 0 (0: no limit), got {getattr(train, key)}")
+    if not 0.0 < train.label_fraction <= 1.0:
+        raise ConfigError(
+            f"train.label_fraction must be in (0, 1] (the share of training labels kept), got {train.label_fraction}"
+        )
     from tunelab.train.meters import EnergySettings
 
     try:

@@ -40,12 +40,21 @@ class SftConfig:
     completion_only_loss: bool = True
     #: pack several short examples into one sequence
     packing: bool = False
+    #: the column holding the answer to learn; e.g. ``chosen`` trains on the preferred
+    #: answers of preference data (prompt/chosen/rejected)
+    completion_column: str = COMPLETION
 
 
 class Sft(Method):
     """Supervised / instruction fine-tuning on prompt/completion rows (TRL SFTTrainer)."""
 
     required_columns = (PROMPT, COMPLETION)
+
+    def __init__(self, config: SftConfig):
+        super().__init__(config)
+        if not isinstance(config.completion_column, str) or not config.completion_column.strip():
+            raise ValueError(f"sft.completion_column must name a column, got {config.completion_column!r}")
+        self.required_columns = (PROMPT, config.completion_column)
 
     def train(self, job: TrainJob) -> TrainOutcome:
         from trl import SFTConfig, SFTTrainer
@@ -58,7 +67,12 @@ class Sft(Method):
             packing=self.config.packing,
             completion_only_loss=self.config.completion_only_loss,
         )
-        train_rows = rendered(job.splits["train"], tokenizer)
+        train = job.splits["train"]
+        if self.config.completion_column != COMPLETION:
+            train = train.select_columns([PROMPT, self.config.completion_column]).rename_column(
+                self.config.completion_column, COMPLETION
+            )
+        train_rows = rendered(train, tokenizer)
         trainer = SFTTrainer(
             model=job.model.model,
             args=args,

@@ -69,6 +69,35 @@ def check_columns(rc: RunConfig, method: Any, evaluator: Any, prepared: Prepared
             )
 
 
+def hide_labels(train: Any, label_column: str, fraction: float) -> tuple[Any, int]:
+    """``train`` with the labels of all but ``fraction`` of each class's rows set to None, and
+    how many were hidden. Which rows keep their label depends only on the row ids (a hash),
+    so every approach and every training seed of a sweep sees the same labelled rows. Each
+    class keeps at least one label."""
+    import hashlib
+
+    from tunelab.api import ROW_ID
+
+    values = train[label_column]
+    ids = train[ROW_ID] if ROW_ID in train.column_names else [str(i) for i in range(len(train))]
+    by_class: dict[str, list[int]] = {}
+    for i, value in enumerate(values):
+        if value is not None and str(value).strip():
+            by_class.setdefault(str(value), []).append(i)
+    hide: set[int] = set()
+    for rows in by_class.values():
+        rows.sort(key=lambda i: hashlib.blake2b(str(ids[i]).encode(), digest_size=8).digest())
+        keep = max(1, round(fraction * len(rows)))
+        hide.update(rows[keep:])
+    if not hide:
+        return train, 0
+
+    def blank(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        return {label_column: [None if i in hide else v for i, v in zip(indices, batch[label_column])]}
+
+    return train.map(blank, batched=True, with_indices=True, desc="label_fraction"), len(hide)
+
+
 def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_dir: Path, sink: MetricsSink) -> dict[str, float]:
     from transformers import set_seed
 
@@ -80,15 +109,28 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
     set_seed(rc.seed)
 
     labels: list[str] = []
-    if approach.task == "sequence_classification":
+    splits = prepared.splits
+    label_metrics: dict[str, float] = {}
+    classifier = "sequence_classification" in (approach.task, approach.produces)
+    if classifier:
         train = prepared.splits["train"]
         if rc.label_column not in train.column_names:
             raise ConfigError(
                 f"method '{rc.method.name}' trains a classifier but the prepared data has no '{rc.label_column}' "
                 f"column (it has {train.column_names}); set pipeline.label_column or map a column to label"
             )
+    if approach.task == "sequence_classification":
         # rows without a label (None or blank) are unlabelled, not a class of their own
         labels = sorted({str(v) for v in train[rc.label_column] if v is not None and str(v).strip()})
+    if rc.train.label_fraction < 1.0:
+        if not classifier:
+            raise ConfigError(
+                f"train.label_fraction={rc.train.label_fraction} hides class labels, but method '{rc.method.name}' "
+                f"does not train a classifier; remove it or use method=classify, feature or semi_supervised"
+            )
+        hidden_train, hidden = hide_labels(train, rc.label_column, rc.train.label_fraction)
+        splits = {**splits, "train": hidden_train}
+        label_metrics = {"train_labels_hidden": hidden, "train_labels_kept": len(train) - hidden}
     adaptation = rc.peft.instantiate(registry)
     # QLoRA: the base is loaded quantized (check_approach made sure the loader and machine can)
     quantization = adaptation.quantization_kwargs() if getattr(adaptation, "load_in_4bit", False) else None
@@ -101,7 +143,7 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
     budget = budget_callback(rc.train)
     job = TrainJob(
         model=loaded,
-        splits=prepared.splits,
+        splits=splits,
         peft_config=peft_config,
         settings=rc.train,
         output_dir=run_dir,
@@ -137,6 +179,7 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
     metrics["co2_g"] = meter.energy.co2_g
     metrics["energy_source"] = meter.energy.source
     metrics.update(outcome.metrics)
+    metrics.update(label_metrics)
     if rc.train.max_train_tokens or rc.train.max_train_seconds:
         # which limit ended training: tokens, seconds, or steps/epochs (they came first)
         metrics["train_budget_stop"] = budget.stopped_by or "steps"
