@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunelab-installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo sft-demo test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The embedded default: SFT with LoRA on SmolLM2-135M-Instruct over the bundled support tickets.
+# The main job: prepare the bundled support tickets once, then compare feature-based training,
+# full fine-tuning, LoRA and prompt tuning of all-MiniLM-L6-v2 over two seeds, ending in one
+# comparison report (conf/experiment/minilm_compare.yaml).
 demo: $(STAMP)
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/tunelab -m experiment=minilm_compare
+
+# One run of the default config: SFT with LoRA on SmolLM2-135M-Instruct (about 3 minutes).
+sft-demo: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/tunelab
 
 test: $(STAMP)

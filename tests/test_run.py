@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -157,3 +158,20 @@ def test_compare_of_a_data_only_sweep_shows_split_sizes(tmp_path, capsys):
     assert run_cli(["compare", str(sweep)]) == 0
     header = (sweep / "comparison.csv").read_text().splitlines()[0].split(",")
     assert header == ["run", "status", "data_test", "data_train"]
+
+
+def test_the_readme_comparison_experiment_with_the_tiny_encoder(tmp_path, isolated_cache, capsys):
+    """experiment=minilm_compare as `make demo` runs it, on the in-process tiny encoder:
+    4 approaches x 2 seeds, one data preparation, the table printed at the end."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "experiment=minilm_compare", "model=tiny_encoder", "train.max_steps=3", f"hydra.sweep.dir={sweep}"]
+    assert run_cli(args) == 0
+    runs = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+    assert len(runs) == 8 and {r["metrics"]["status"] for r in runs} == {"ok"}
+    approaches = sorted(r["run"].split(",")[0] for r in runs)
+    assert approaches == [f"approach={a}" for a in ("feature", "feature", "full", "full", "lora", "lora", "prompt_tuning", "prompt_tuning")]
+    assert len((isolated_cache / "prepared" / "preparations.log").read_text().splitlines()) == 1
+    table = capsys.readouterr().out
+    assert "test_accuracy" in table and all(f"approach={a}" in table for a in ("feature", "full", "lora", "prompt_tuning"))
+    rows = list(csv.DictReader((sweep / "comparison_approaches.csv").open()))
+    assert {row["n_seeds"] for row in rows} == {"2"} and len(rows) == 4

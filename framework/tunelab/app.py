@@ -43,7 +43,7 @@ class SweepEnd(Callback):
     failed_runs: int = 0
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        from tunelab.compare import write_comparison
+        from tunelab.compare import render_terminal, write_comparison
         from tunelab.plugins import get_plugins
         from tunelab.run import group_of
 
@@ -66,6 +66,8 @@ class SweepEnd(Callback):
         finally:
             for name in registered:
                 plugins.pm.unregister(name=name)
+        if comparison.approaches:
+            print(render_terminal(comparison))
         print(
             f"tunelab: comparison of {len(comparison.runs)} runs in {len(comparison.approaches)} approaches: {comparison.md}",
             file=sys.stderr,

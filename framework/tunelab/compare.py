@@ -667,8 +667,8 @@ def render_markdown(comp: Comparison) -> str:
     counts = Counter(r["status"] for r in comp.runs)
     out.append(
         f"{len(comp.runs)} runs ({_status(counts) or 'none'}) in {len(comp.approaches)} approach{'' if len(comp.approaches) == 1 else 'es'}. "
-        "An approach is a run's overrides without the seed (`seed=`), `hydra.*` and `cache_dir`; "
-        "its seeds are aggregated."
+        "An approach is a run's overrides without the seeds (`seed=`, `data_seed=`) and the settings that do not "
+        "change results (`hydra`, `tracker`, `cache_dir`, `num_proc`, `resume`); its seeds are aggregated."
     )
     if comp.shared:
         out += ["", "Every approach shares: " + ", ".join(f"`{s}`" for s in comp.shared) + "."]
