@@ -161,10 +161,11 @@ def test_compare_of_a_data_only_sweep_shows_split_sizes(tmp_path, capsys):
 
 
 def test_the_readme_comparison_experiment_with_the_tiny_encoder(tmp_path, isolated_cache, capsys):
-    """experiment=minilm_compare as `make demo` runs it, on the in-process tiny encoder:
+    """experiment=minilm_compare as `make demo` runs it, on the in-process tiny encoder and
+    with two of its three seeds (a command-line value replaces the preset's sweep values):
     4 approaches x 2 seeds, one data preparation, the table printed at the end."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "experiment=minilm_compare", "model=tiny_encoder", "train.max_steps=3", f"hydra.sweep.dir={sweep}"]
+    args = ["-m", "experiment=minilm_compare", "model=tiny_encoder", "train.max_steps=3", "seed=0,1", f"hydra.sweep.dir={sweep}"]
     assert run_cli(args) == 0
     runs = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
     assert len(runs) == 8 and {r["metrics"]["status"] for r in runs} == {"ok"}
