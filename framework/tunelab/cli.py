@@ -4,9 +4,11 @@
     tunelab -m [OVERRIDES...]         multirun (sweep); ends with a comparison
     tunelab prepare [OVERRIDES...]    prepare the data only
     tunelab plugins [--kind KIND]     list registered components
+    tunelab docs reference [--check]  write (or check) the reference pages in docs/reference
     tunelab compare DIR               comparison table of the runs under DIR
     tunelab explain ROW_ID [--run D]  what happened to one row, and why
     tunelab predict RUN_DIR [FILE]    classify or generate with a trained run (stdin or FILE)
+    tunelab new-plugin NAME [--dir D] create a plugin package (entry point, a cleaner, config, tests)
 """
 
 from __future__ import annotations
@@ -16,19 +18,23 @@ import logging
 import sys
 from pathlib import Path
 
-SUBCOMMANDS = ("prepare", "plugins", "compare", "explain", "predict")
+SUBCOMMANDS = ("prepare", "plugins", "docs", "compare", "explain", "predict", "new-plugin")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "plugins":
         return cmd_plugins(argv[1:])
+    if argv and argv[0] == "docs":
+        return cmd_docs(argv[1:])
     if argv and argv[0] == "compare":
         return cmd_compare(argv[1:])
     if argv and argv[0] == "explain":
         return cmd_explain(argv[1:])
     if argv and argv[0] == "predict":
         return cmd_predict(argv[1:])
+    if argv and argv[0] == "new-plugin":
+        return cmd_new_plugin(argv[1:])
     stage = "train"
     if argv and argv[0] == "prepare":
         stage, argv = "prepare", argv[1:]
@@ -113,6 +119,27 @@ def cmd_plugins(argv: list[str]) -> int:
     return 0
 
 
+def cmd_docs(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tunelab docs", description="Generate documentation from the code.")
+    pages = parser.add_subparsers(dest="pages", required=True, metavar="reference")
+    reference = pages.add_parser(
+        "reference",
+        help="one page per component kind, the hooks and an index, from the plugin registry",
+        description="Write one Markdown page per component kind, a page of hooks and an index, generated "
+        "from the plugin registry and the hook specifications.",
+    )
+    reference.add_argument("--out", type=Path, default=Path("docs/reference"), help="directory of the pages (default: docs/reference)")
+    reference.add_argument("--check", action="store_true", help="write nothing; exit 1 naming every page that is stale or missing")
+    reference.add_argument(
+        "--all", action="store_true", dest="all_plugins",
+        help="document the components of every installed plugin (default: tunelab's own)",
+    )
+    args = parser.parse_args(argv)
+    from tunelab.reference import main as reference_main
+
+    return reference_main(args.out, check_only=args.check, all_plugins=args.all_plugins)
+
+
 def cmd_compare(argv: list[str]) -> int:
     from tunelab.compare import render_terminal, write_comparison
 
@@ -180,6 +207,44 @@ def cmd_predict(argv: list[str]) -> int:
         return 1
     for text, result in zip(texts, results):
         print(json.dumps({"input": text, **result}, ensure_ascii=False))
+    return 0
+
+
+def cmd_new_plugin(argv: list[str]) -> int:
+    from tunelab.scaffold import ScaffoldError, create_plugin
+
+    parser = argparse.ArgumentParser(
+        prog="tunelab new-plugin",
+        description="Create a plugin package: pyproject.toml with the tunelab entry point, a cleaner with a typed "
+        "config, its config group file (pipeline=NAME), a README and tests that pass out of the box.",
+    )
+    parser.add_argument("name", help="the plugin's name, e.g. acme-filters: creates ./tunelab-acme-filters with the "
+                        "package tunelab_acme_filters and the cleaner acme_filters")
+    parser.add_argument("--dir", type=Path, default=Path("."), help="where to create the package directory "
+                        "(default: the current directory; created if missing)")
+    args = parser.parse_args(argv)
+    from tunelab.plugins import get_plugins
+
+    plugins = get_plugins()
+    try:
+        target, names, files = create_plugin(
+            args.name,
+            args.dir,
+            taken_cleaners=plugins.registry.names("cleaner"),
+            taken_plugins=[*plugins.suppliers, *plugins.registry.failed],
+        )
+    except ScaffoldError as exc:
+        print(f"tunelab new-plugin: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {target}: distribution {names.distribution}, package {names.package}, cleaner {names.short}")
+    for name in files:
+        print(f"  {name}")
+    where = str(target) if target.is_absolute() else f"./{target}"  # pip takes ./name as a directory
+    print("next:")
+    print(f"  pip install -e '{where}[test]'   # offline: add --no-build-isolation")
+    print(f"  pytest {where}")
+    print("  tunelab plugins --kind cleaner")
+    print(f"  tunelab prepare pipeline={names.short}")
     return 0
 
 

@@ -1,0 +1,451 @@
+"""The docs stay true.
+
+(a) docs/reference/ is what ``tunelab docs reference`` generates from the registry and the
+    hook specifications: a component or hook missing from it fails, naming the page and
+    the component.
+(b) Every ``tunelab`` command in the ```bash blocks of README.md and docs/**/*.md works:
+    run and sweep commands compose and validate (every job of a sweep, with the approach
+    check a training run does before any work) without running; the other commands
+    (``tunelab plugins``, ``tunelab --help``, ``tunelab --cfg ...``, ``tunelab docs ...``)
+    run for real. A command that cannot run here must be listed in SKIPPED with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+import re
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+from tunelab import hookspecs
+from tunelab.api import Cleaner, Component, hookimpl
+
+from conftest import compose, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "docs" / "reference"
+
+
+# --- (a) the generated reference ---------------------------------------------------
+
+
+@dataclass
+class ProbeConfig:
+    #: how loudly the probe probes
+    volume: int = 3
+    mode: str = "soft"  #: soft or hard
+
+
+class Probe(Cleaner):
+    """A cleaner the reference pages do not know yet.
+
+    It exists only in this test."""
+
+
+class ProbePlugin:
+    @hookimpl
+    def tunelab_register_cleaners(self):
+        return [Component("docs_probe", Probe, ProbeConfig)]
+
+
+def tunelab_docs_probe_hook(run_dir: Path, count: int = 0) -> None:
+    """A hook the hook page does not list yet."""
+
+
+tunelab_docs_probe_hook = hookspecs.hookspec(tunelab_docs_probe_hook)
+
+
+def _reference_check(*extra: str) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = run_cli(["docs", "reference", "--check", "--out", str(REFERENCE), *extra])
+    return code, err.getvalue()
+
+
+def test_reference_pages_match_the_registry():
+    code, err = _reference_check()
+    assert code == 0, f"docs/reference is stale (run `tunelab docs reference` in the repository root):\n{err}"
+
+
+def test_a_new_builtin_component_makes_the_check_fail_naming_it():
+    from tunelab.plugins import BUILTIN_DISTRIBUTION, add_plugin, get_plugins, remove_plugin
+
+    version = get_plugins().registry.get("cleaner", "normalize").supplier.version
+    add_plugin(ProbePlugin(), "docs-probe", distribution=BUILTIN_DISTRIBUTION, version=version)
+    try:
+        code, err = _reference_check()
+    finally:
+        remove_plugin("docs-probe")
+    assert code == 1
+    stale = [line for line in err.splitlines() if "cleaners.md" in line]
+    assert stale and "not documented: docs_probe" in stale[0], err
+    assert any("index.md" in line for line in err.splitlines()), err
+    assert "tunelab docs reference" in err  # says how to fix it
+
+
+def test_an_external_plugin_does_not_make_the_check_fail_unless_documented_with_all(tmp_path):
+    from tunelab.plugins import add_plugin, remove_plugin
+
+    add_plugin(ProbePlugin(), "docs-probe", distribution="tunelab-docs-probe", version="9.9")
+    try:
+        assert _reference_check()[0] == 0
+        code, err = _reference_check("--all")
+        assert code == 1 and "docs_probe" in err
+        out = tmp_path / "all"
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert run_cli(["docs", "reference", "--all", "--out", str(out)]) == 0
+    finally:
+        remove_plugin("docs-probe")
+    page = (out / "cleaners.md").read_text()
+    section = page[page.index("## `docs_probe`"):]
+    assert "`tunelab-docs-probe` 9.9 (plugin `docs-probe`)" in section
+    assert "A cleaner the reference pages do not know yet." in section
+    assert "`pipeline.clean=[docs_probe]`" in section
+    # doc comments above a field and after it on the same line
+    assert "| `volume` | `int` | `3` | how loudly the probe probes |" in section
+    assert "| `mode` | `str` | `'soft'` | soft or hard |" in section
+
+
+def test_a_hook_missing_from_hooks_md_fails(monkeypatch):
+    monkeypatch.setattr(hookspecs, "tunelab_docs_probe_hook", tunelab_docs_probe_hook, raising=False)
+    code, err = _reference_check()
+    assert code == 1
+    assert any("hooks.md" in line and "not documented: tunelab_docs_probe_hook" in line for line in err.splitlines()), err
+
+
+def test_a_stale_page_says_where_it_differs(tmp_path):
+    out = tmp_path / "reference"
+    shutil.copytree(REFERENCE, out)
+    page = out / "peft.md"
+    page.write_text(page.read_text().replace("rank of the low-rank update", "rank"))
+    (out / "old_kind.md").write_text("# gone\n")
+    (out / "models.md").unlink()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert run_cli(["docs", "reference", "--check", "--out", str(out)]) == 1
+    lines = err.getvalue().splitlines()
+    assert any("peft.md: stale" in line and "in section dora" in line for line in lines), lines
+    assert any("models.md: missing" in line for line in lines), lines
+    assert any("old_kind.md: not a generated page" in line for line in lines), lines
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert run_cli(["docs", "reference", "--out", str(out)]) == 0
+    assert (out / "peft.md").read_text() == (REFERENCE / "peft.md").read_text()
+
+
+# --- (b) every command shown in the docs ---------------------------------------------
+
+#: Commands that cannot run here, with the reason. A new command that cannot run fails
+#: the test until it is listed here (or fixed).
+SKIPPED: dict[str, str] = {
+    'echo "I was charged twice" | tunelab predict outputs/<date>/<time>':
+        "placeholder: the run directory of a finished training run",
+    "tunelab compare multirun/<date>/<time>": "placeholder: the directory of a finished sweep",
+    "tunelab explain support_tickets.jsonl:17":
+        "reads the ledger of the latest run under ./outputs, which the commands above it produce",
+    "tunelab compare multirun/compare-demo": "reads the sweep directory the command above it writes",
+    "tunelab compare multirun/failing": "reads the sweep directory the command above it writes",
+    "tunelab compare multirun/first": "reads the sweep directory the command above it writes",
+    "tunelab augment=synonym pipeline.params.synonym.wordnet_dir=$HOME/nltk_data/corpora/wordnet.zip":
+        "needs the NLTK WordNet corpus downloaded into ~/nltk_data (the line above checks the system WordNet)",
+    "tunelab augment=back_translation pipeline.params.back_translation.forward_model=/models/opus-mt-en-de "
+    "pipeline.params.back_translation.backward_model=/models/opus-mt-de-en pipeline.params.back_translation.num_beams=4":
+        "needs MarianMT models downloaded to /models",
+}
+
+#: The user's own files that commands name and components check for when validating,
+#: created (small but well-formed) in the directory the commands are checked in.
+USER_FILES: dict[str, str] = {
+    "labels.csv": "ticket_id,annotator,label\nsupport_tickets.jsonl:1,ann_a,billing\n",
+    "conf/blocklist.txt": "darn\n",
+}
+
+#: Commands that demonstrate a failure: each must fail (in at least one job) with this text.
+EXPECTED_FAILURES: dict[str, str] = {
+    "tunelab prepare -m experiment=smoke seed=0,oops hydra/launcher=gpu_pool hydra.sweep.dir=multirun/failing":
+        "seed must be an integer",
+}
+
+#: Commands using an optional Hydra launcher are checked when its package is installed.
+OPTIONAL_LAUNCHERS = {
+    "tunelab_ray": ("hydra_plugins.hydra_ray_launcher", 'the ray extra (pip install -e ".[ray]")'),
+    "tunelab_slurm": ("hydra_plugins.hydra_submitit_launcher", 'the slurm extra (pip install -e ".[slurm]")'),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", 'the slurm extra (pip install -e ".[slurm]")'),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", 'the slurm extra (pip install -e ".[slurm]")'),
+}
+
+PLACEHOLDER = re.compile(r"<[A-Za-z][\w -]*>|\b(?:RUN_DIR|DIR|ROW_ID|FILE|OVERRIDES)\b")
+SHELL_LANGUAGES = {"bash", "sh", "shell"}
+#: Hydra's own flags: the command runs for real (they print and exit without a job)
+HYDRA_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve", "-p", "--package"}
+#: the first word of a run that is not an override: the stage
+RUN_STAGES = {"prepare"}
+#: a word that names a subcommand (``plugins``, ``docs``, ``compare``, ...), not an override
+SUBCOMMAND = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+@dataclass
+class DocCommand:
+    where: str
+    #: the whole logical line (continuations joined, comment removed), as the key of SKIPPED
+    line: str
+    env: dict[str, str] = field(default_factory=dict)
+    #: the words after ``tunelab``
+    args: list[str] = field(default_factory=list)
+
+
+def _scan(text: str):
+    """(index, char, quoted) for each char of a shell line."""
+    quote = None
+    for index, char in enumerate(text):
+        if quote:
+            if char == quote:
+                quote = None
+            yield index, char, True
+            continue
+        if char in "'\"":
+            quote = char
+            yield index, char, True
+            continue
+        yield index, char, False
+
+
+def strip_comment(text: str) -> str:
+    for index, char, quoted in _scan(text):
+        if char == "#" and not quoted and (index == 0 or text[index - 1].isspace()):
+            return text[:index].rstrip()
+    return text.rstrip()
+
+
+def split_segments(text: str) -> list[str]:
+    """The simple commands of a line: split at unquoted |, ||, &&, ;."""
+    segments, start = [], 0
+    for index, char, quoted in _scan(text):
+        if not quoted and char in "|;&":
+            segments.append(text[start:index])
+            start = index + 1
+    segments.append(text[start:])
+    return [s.strip() for s in segments if s.strip()]
+
+
+def doc_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def doc_commands() -> list[DocCommand]:
+    commands = []
+    for path in doc_files():
+        language: str | None = None
+        pending: list[str] = []
+        start = 0
+        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            fence = re.match(r"^\s*```\s*([\w+-]*)", raw)
+            if fence:
+                language = None if language is not None else fence.group(1).lower()
+                pending = []
+                continue
+            if language not in SHELL_LANGUAGES:
+                continue
+            if not pending:
+                start = number
+            stripped = raw.rstrip()
+            if stripped.endswith("\\"):
+                pending.append(stripped[:-1].strip())
+                continue
+            pending.append(stripped.strip())
+            line = " ".join(strip_comment(" ".join(pending)).split())
+            pending = []
+            for segment in split_segments(line):
+                try:
+                    words = shlex.split(segment)
+                except ValueError as exc:
+                    raise AssertionError(f"{path.relative_to(ROOT)}:{start}: cannot parse {segment!r}: {exc}") from None
+                env = {}
+                while words and re.match(r"^[A-Za-z_]\w*=", words[0]):
+                    key, _, value = words.pop(0).partition("=")
+                    env[key] = value
+                if words and os.path.basename(words[0]) == "tunelab":
+                    where = f"{path.relative_to(ROOT)}:{start}"
+                    commands.append(DocCommand(where, line, env, [os.path.expandvars(w) for w in words[1:]]))
+    return commands
+
+
+def sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """The override lists of a multirun's jobs, expanded as Hydra's basic sweeper does:
+    ``hydra.sweeper.params`` of the composed config (experiment presets set them), then
+    the command line's overrides, as a cartesian product."""
+    from hydra import initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    from tunelab.app import conf_dir, register_hydra_plugins
+    from tunelab.config import register_resolvers
+
+    register_hydra_plugins()
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = GlobalHydra.instance().hydra.compose_config(
+            "config", overrides=overrides, run_mode=RunMode.MULTIRUN, with_log_configuration=False
+        )
+        params = cfg.hydra.sweeper.params or {}
+        arguments = [f"{key}={value}" for key, value in params.items()] + list(overrides)
+        parsed = OverridesParser.create().parse_overrides(arguments)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def check_job(stage: str, overrides: list[str]) -> None:
+    """What a job does before any work: compose, validate, and (training) the approach check."""
+    from tunelab.config import Origin, validate
+    from tunelab.plugins import get_plugins
+    from tunelab.run import _take_resume_flag
+    from tunelab.train.compat import check_approach
+
+    cfg = compose(overrides)
+    cfg, _ = _take_resume_flag(cfg)
+    registry = get_plugins().registry
+    rc = validate(cfg, registry, Origin.from_hydra())
+    if stage == "train":
+        check_approach(rc, registry)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    return f"{text} (caused by {type(cause).__name__}: {cause})" if cause and str(cause) not in text else text
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _run_for_real(args: list[str], tmp_path: Path) -> tuple[int, str]:
+    if args[:2] == ["docs", "reference"] and "--check" not in args and "--out" not in args:
+        args = [*args, "--out", str(tmp_path / "reference")]  # never rewrite the repository's pages
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = run_cli(args)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue()
+
+
+def test_doc_commands_are_found():
+    commands = doc_commands()
+    where = {c.where.split(":")[0] for c in commands}
+    assert len(commands) > 80, f"only {len(commands)} tunelab commands found in the docs: is the parser broken?"
+    assert {"README.md", "docs/sweeps.md", "docs/components/collectors.md"} <= where
+    multiline = [c for c in commands if c.line.startswith("tunelab -m pipeline.split=stratified_kfold")]
+    assert multiline and len(multiline[0].args) > 3, "continuation lines are not joined"
+
+
+def test_every_command_in_the_docs_works(tmp_path, monkeypatch):
+    commands = doc_commands()
+    work = tmp_path / "cwd"
+    work.mkdir()
+    (work / "docs").symlink_to(ROOT / "docs")  # `tunelab docs reference --check` reads ./docs/reference
+    for name, content in USER_FILES.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(content)
+    monkeypatch.chdir(work)
+
+    failures: list[str] = []
+    skipped: list[tuple[DocCommand, str]] = []
+    seen_skips: set[str] = set()
+    checked_jobs: dict[tuple, str | None] = {}
+    counts = {"run for real": 0, "composed and validated": 0, "jobs": 0}
+
+    for command in commands:
+        key = command.line
+        if key in SKIPPED:
+            seen_skips.add(key)
+            skipped.append((command, SKIPPED[key]))
+            continue
+        if PLACEHOLDER.search(" ".join(command.args)):
+            failures.append(f"{command.where}: `{key}` has a placeholder and cannot run: add it to SKIPPED with the reason")
+            continue
+        launcher = next((a.split("=", 1)[1] for a in command.args if a.startswith("hydra/launcher=")), None)
+        if launcher in OPTIONAL_LAUNCHERS and not _installed(OPTIONAL_LAUNCHERS[launcher][0]):
+            skipped.append((command, f"needs {OPTIONAL_LAUNCHERS[launcher][1]}"))
+            continue
+
+        with monkeypatch.context() as env:
+            for name, value in command.env.items():
+                env.setenv(name, value)
+            args = list(command.args)
+            stage = "train"
+            if args and args[0] in RUN_STAGES:
+                stage, args = args[0], args[1:]
+            subcommand = stage == "train" and bool(args) and bool(SUBCOMMAND.match(args[0]))
+            if subcommand or any(a in HYDRA_INFO_FLAGS for a in args):
+                counts["run for real"] += 1
+                code, output = _run_for_real(list(command.args), tmp_path)
+                if code != 0:
+                    failures.append(
+                        f"{command.where}: `{key}` exited {code} (if it needs what an earlier command writes, "
+                        f"list it in SKIPPED with the reason):\n{output[-2000:]}"
+                    )
+                continue
+            multirun = any(a in ("-m", "--multirun") for a in args)
+            overrides = [a for a in args if a not in ("-m", "--multirun")]
+            flags = [a for a in overrides if a.startswith("-")]
+            if flags:
+                failures.append(f"{command.where}: `{key}`: option(s) {flags} are not tunelab or Hydra options")
+                continue
+            counts["composed and validated"] += 1
+            expected = EXPECTED_FAILURES.get(key)
+            try:
+                jobs = sweep_jobs(overrides) if multirun else [overrides]
+            except Exception as exc:
+                failures.append(f"{command.where}: `{key}`: the sweep does not compose: {_error_text(exc)}")
+                continue
+            errors = []
+            for job in jobs:
+                job_key = (stage, tuple(job), tuple(sorted(command.env.items())))
+                if job_key not in checked_jobs:
+                    counts["jobs"] += 1
+                    try:
+                        check_job(stage, job)
+                        checked_jobs[job_key] = None
+                    except Exception as exc:
+                        checked_jobs[job_key] = _error_text(exc)
+                if checked_jobs[job_key] is not None:
+                    errors.append(f"job {' '.join(job)}: {checked_jobs[job_key]}")
+            if expected is not None:
+                if not any(expected in e for e in errors) or len(errors) == len(jobs):
+                    failures.append(
+                        f"{command.where}: `{key}` should fail in some (not all) jobs with {expected!r}; got: {errors or 'no error'}"
+                    )
+            elif errors:
+                failures.append(f"{command.where}: `{key}` does not validate:\n  " + "\n  ".join(errors))
+
+    stale = sorted(set(SKIPPED) - seen_skips)
+    if stale:
+        failures.append(f"SKIPPED lists commands no doc shows any more (remove them): {stale}")
+    stale_failures = sorted(set(EXPECTED_FAILURES) - {c.line for c in commands})
+    if stale_failures:
+        failures.append(f"EXPECTED_FAILURES lists commands no doc shows any more (remove them): {stale_failures}")
+    print(  # shown with -s, or when the test fails
+        f"doc commands: {len(commands)} found, {counts['run for real']} run for real, "
+        f"{counts['composed and validated']} composed and validated ({counts['jobs']} distinct jobs), "
+        f"{len(skipped)} skipped:"
+    )
+    for command, reason in skipped:
+        print(f"  skipped {command.where}: {command.line}  -- {reason}")
+    assert not failures, "\n".join(failures)
+
+
+def test_skip_lists_give_reasons():
+    for table in (SKIPPED, EXPECTED_FAILURES):
+        for command, reason in table.items():
+            assert "tunelab " in command and reason.strip(), (command, reason)
