@@ -151,6 +151,7 @@ class AutoLabelConfig:
     min_examples_per_label: int = 2
     #: tokens per text; longer texts are truncated
     max_length: int = 256
+    #: texts embedded per forward pass of the encoder
     batch_size: int = 32
     #: review file name in the prepared-data folder; None: review_<step>.jsonl
     review_file: Optional[str] = None

@@ -45,10 +45,15 @@ def byte_level_tokenizer() -> Any:
 
 @dataclass
 class TinyModelConfig:
+    #: width of the in-process Llama (built from this config, random weights; for tests)
     hidden_size: int = 64
+    #: decoder layers
     num_layers: int = 2
+    #: attention heads (must divide hidden_size)
     num_heads: int = 4
+    #: width of each MLP block
     intermediate_size: int = 128
+    #: longest sequence the position embeddings cover
     max_position_embeddings: int = 1024
 
 
@@ -215,7 +220,9 @@ class SmolLM2(ModelLoader):
 class HfModelConfig:
     #: a local model directory, or a hub id (needs network)
     path: str = "???"
+    #: a branch, tag or commit of a hub model; None: the default branch
     revision: Optional[str] = None
+    #: auto (bfloat16 on a GPU that supports it, float32 otherwise), float32, bfloat16 or float16
     dtype: str = "auto"
     #: a GGUF file inside ``path``
     gguf_file: Optional[str] = None

@@ -251,11 +251,15 @@ class Multitask(Sft):
 class MaskedLmEvalConfig:
     #: columns joined (with ``separator``) into the text when the data has no ``text`` column
     text_fields: List[str] = field(default_factory=lambda: [PROMPT, COMPLETION])
+    #: put between the joined text_fields
     separator: str = "\n"
     #: fraction of tokens masked (the same positions for every model: seeded by ``mask_seed``)
     mask_probability: float = 0.15
+    #: seed of the masked positions (keep it fixed to compare models on the same positions)
     mask_seed: int = 0
+    #: rows scored per forward pass
     batch_size: int = 16
+    #: which split to score
     split: str = "test"
 
 

@@ -177,10 +177,13 @@ class CsvTracker(Tracker):
 
 @dataclass
 class WandbTrackerConfig:
+    #: W&B project the runs go to
     project: str = "tunelab"
+    #: W&B team or user; None: the API key's default entity
     entity: Optional[str] = None
     #: auto (online when an API key is configured, else offline), online, offline, disabled
     mode: str = "auto"
+    #: tags added to every run
     tags: list[str] = field(default_factory=list)
     #: log the prepared data (splits, data report, ledger) as a "dataset" artifact named
     #: data-<cache key>: the jobs of a sweep share one artifact version

@@ -97,9 +97,11 @@ class Sft(Method):
 
 @dataclass
 class LmEvalConfig:
+    #: rows scored per forward pass (completion loss)
     batch_size: int = 8
     #: test rows to generate answers for (exact match, token F1, ROUGE-L); 0 turns generation off
     max_generate: int = 16
+    #: longest generated answer, in tokens (greedy decoding)
     max_new_tokens: int = 64
     #: which split to score
     split: str = "test"
