@@ -136,3 +136,8 @@ def test_required_value_left_unset_names_the_key():
 def test_unknown_grid_country_fails_at_validation():
     with pytest.raises(ConfigError, match=r"train: country: unknown grid 'atlantis'; choose one of: .*world"):
         validate(["train.country=atlantis"])
+
+
+def test_a_check_in_a_config_dataclass_becomes_a_config_error_naming_the_component():
+    with pytest.raises(ConfigError, match=r"method 'dpo' \(from .*dpo.yaml.*\): beta must be > 0, got -1.0"):
+        validate(["experiment=dpo_smoke", "method.beta=-1"])

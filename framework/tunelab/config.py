@@ -178,6 +178,9 @@ def typed_config(
             f"bad value for '{key_prefix}{key}' of {kind} '{name}' (from {where}): {exc.msg if hasattr(exc, 'msg') else exc}. "
             f"Expected type: {getattr(expected, '__name__', expected)}."
         ) from None
+    except (ValueError, TypeError) as exc:  # a check in the config dataclass (__post_init__)
+        where = origin.describe(group, key_prefix.rstrip(".") or group)
+        raise ConfigError(f"{kind} '{name}' (from {where}): {exc}") from None
 
 
 def _section(registry: Registry, origin: Origin, group: str, kind: str, section: Any) -> Selected:
