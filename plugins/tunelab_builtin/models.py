@@ -3,7 +3,6 @@ for classification, a tiny in-process BERT encoder and MiniLM (all-MiniLM-L6-v2)
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import importlib.metadata as md
 import logging
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from tunelab.api import MODEL_TASKS, Component, LoadedModel, ModelLoader, ModelRequest
+from tunelab.api import MODEL_TASKS, Component, LoadedModel, ModelLoader, ModelRequest, file_lock
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +176,7 @@ class SmolLM2(ModelLoader):
     def converted_dir(self, cache_dir: Path) -> Path:
         gguf = locate_smollm2_gguf()
         target = cache_dir / "models" / "smollm2-135m-instruct"
-        lock = cache_dir / "models" / "smollm2-135m-instruct.lock"
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with lock.open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        with file_lock(cache_dir / "models" / "smollm2-135m-instruct.lock"):
             if (target / "config.json").exists():
                 return target
             from transformers import AutoModelForCausalLM, AutoTokenizer

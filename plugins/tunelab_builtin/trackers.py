@@ -17,12 +17,12 @@ import os
 import re
 import time
 import warnings
-from contextlib import contextmanager
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
-from tunelab.api import Component, RunInfo, Tracker, hookimpl
+from tunelab.api import Component, RunInfo, Tracker, file_lock, hookimpl
 
 log = logging.getLogger(__name__)
 
@@ -594,26 +594,6 @@ def _flatten(values: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-@contextmanager
-def _file_lock(path: Optional[Path]) -> Iterator[None]:
-    """An exclusive lock on ``path`` (POSIX), so parallel jobs of a sweep create a shared
-    SQLite store and its experiment once; no lock without a path or without fcntl."""
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None  # type: ignore[assignment]
-    if path is None or fcntl is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 class MlflowTracker(Tracker):
     """MLflow: one MLflow run per tunelab run; a local SQLite store unless told otherwise.
 
@@ -647,7 +627,8 @@ class MlflowTracker(Tracker):
             return None
         uri, local = self.store(base)
         try:
-            with _file_lock(local / "mlflow.db.lock" if local else None):
+            # parallel jobs of a sweep create the shared SQLite store and its experiment once
+            with file_lock(local / "mlflow.db.lock") if local else contextlib.nullcontext():
                 client = MlflowClient(tracking_uri=uri)
                 experiment = client.get_experiment_by_name(self.config.experiment)
                 if experiment is None:

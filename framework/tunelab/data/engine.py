@@ -8,7 +8,6 @@ ledger after it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tunelab import __version__
-from tunelab.api import LABEL, PARENT_ID, ROW_ID, StageContext
+from tunelab.api import LABEL, PARENT_ID, ROW_ID, StageContext, file_lock
 from tunelab.config import PIPELINE_STAGES, RunConfig
 from tunelab.data.ledger import Ledger, LedgerError, StepStats
 from tunelab.errors import TunelabError
@@ -88,17 +87,6 @@ def cache_key(rc: RunConfig, plugins: Plugins) -> str:
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def prepare(rc: RunConfig, plugins: Plugins) -> Prepared:
     """Return the prepared splits, from the cache when an identical preparation exists.
 
@@ -108,7 +96,7 @@ def prepare(rc: RunConfig, plugins: Plugins) -> Prepared:
     key = cache_key(rc, plugins)
     root = rc.cache_dir / "prepared"
     target = root / key
-    with _locked(root / f"{key}.lock"):
+    with file_lock(root / f"{key}.lock"):
         if (target / COMPLETE_MARKER).exists():
             log.info("prepared data: cache hit %s", target)
             return _load(target, key, cache_hit=True)
