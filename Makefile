@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunelab-installed
 
-.PHONY: setup demo sft-demo test clean
+.PHONY: setup demo sft-demo test soak docs docs-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,19 @@ sft-demo: $(STAMP)
 test: $(STAMP)
 	WANDB_MODE=offline $(BIN)/python -m pytest -q
 
+# The documentation as a static site in site/ (mkdocs.yml; plain Markdown under docs/)
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+# Every command shown in README.md and docs/ executed as written (training runs for their
+# full steps: about an hour on 2 CPU cores); the test suite runs them with train.max_steps=2.
+docs-check: $(STAMP)
+	WANDB_MODE=offline TUNELAB_DOCS_FULL=1 $(BIN)/python -m pytest -q -s tests/test_docs.py -k every_command_in_the_docs_runs
+
+# The long reliability run: property-based tests with many more generated cases, and the
+# fault-injection loops CI skips (docs/reliability.md).
+soak: $(STAMP)
+	WANDB_MODE=offline TUNELAB_SOAK=1 $(BIN)/python -m pytest -q tests/test_reliability_*.py
+
 clean:
-	rm -rf $(VENV) outputs multirun build dist *.egg-info
+	rm -rf $(VENV) outputs multirun build dist site *.egg-info

@@ -17,6 +17,30 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+#: ``make soak`` sets TUNELAB_SOAK=1: property-based tests generate many more cases and the
+#: tests marked ``soak`` (long fault-injection loops) run; CI runs the fast subset.
+SOAK = os.environ.get("TUNELAB_SOAK") == "1"
+
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    )
+    settings.register_profile("soak", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("soak" if SOAK else "ci")
+except ImportError:  # hypothesis is a dev dependency; tests that need it import it themselves
+    pass
+
+
+def pytest_collection_modifyitems(config, items):
+    if SOAK:
+        return
+    skip = pytest.mark.skip(reason="long fault-injection loop: run with `make soak`")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
 SAMPLE = Path(__file__).resolve().parents[1] / "plugins" / "tunelab_builtin" / "data" / "support_tickets.jsonl"
 
 

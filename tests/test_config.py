@@ -123,9 +123,10 @@ def test_secrets_are_redacted():
 def test_cli_reports_data_errors_without_a_traceback(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         run_cli(["prepare", f"data.path={tmp_path / 'missing.jsonl'}", f"hydra.run.dir={tmp_path / 'run'}"])
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2  # a config error: found before any work, no run directory made
     err = capsys.readouterr().err
     assert "missing.jsonl' does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_required_value_left_unset_names_the_key():

@@ -19,6 +19,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from tunelab import hookspecs
 from tunelab.api import Cleaner, Component, hookimpl
 
 from conftest import compose, run_cli
+from doc_fixtures import write_fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference"
@@ -140,9 +142,23 @@ def test_a_stale_page_says_where_it_differs(tmp_path):
 
 # --- (b) every command shown in the docs ---------------------------------------------
 
-#: Commands that cannot run here, with the reason. A new command that cannot run fails
-#: the test until it is listed here (or fixed).
+#: Commands that cannot run here at all, with the reason. A new command that cannot run
+#: fails the tests until it is listed here (or fixed).
 SKIPPED: dict[str, str] = {
+    "tunelab augment=synonym pipeline.params.synonym.wordnet_dir=$HOME/nltk_data/corpora/wordnet.zip":
+        "needs the NLTK WordNet corpus downloaded into ~/nltk_data (the line above checks the system WordNet)",
+    "tunelab augment=back_translation pipeline.params.back_translation.forward_model=/models/opus-mt-en-de "
+    "pipeline.params.back_translation.backward_model=/models/opus-mt-de-en pipeline.params.back_translation.num_beams=4":
+        "needs MarianMT models downloaded to /models",
+    "tunelab prepare pipeline=my_filters 'pipeline.params.my_filters.phrases=[refund, lorem ipsum]'":
+        "needs the package the lines above scaffold and pip-install (tests/test_scaffold.py does that in a fresh venv "
+        "and runs this pipeline)",
+}
+
+#: Commands that read what the commands above them on the same page write. The compose
+#: check skips them; the execution runs them in page order, a ``<date>/<time>``
+#: placeholder replaced by the newest run (or sweep) directory the page has written.
+READS_EARLIER_OUTPUT: dict[str, str] = {
     'echo "I was charged twice" | tunelab predict outputs/<date>/<time>':
         "placeholder: the run directory of a finished training run",
     "tunelab compare multirun/<date>/<time>": "placeholder: the directory of a finished sweep",
@@ -151,18 +167,27 @@ SKIPPED: dict[str, str] = {
     "tunelab compare multirun/compare-demo": "reads the sweep directory the command above it writes",
     "tunelab compare multirun/failing": "reads the sweep directory the command above it writes",
     "tunelab compare multirun/first": "reads the sweep directory the command above it writes",
-    "tunelab augment=synonym pipeline.params.synonym.wordnet_dir=$HOME/nltk_data/corpora/wordnet.zip":
-        "needs the NLTK WordNet corpus downloaded into ~/nltk_data (the line above checks the system WordNet)",
-    "tunelab augment=back_translation pipeline.params.back_translation.forward_model=/models/opus-mt-en-de "
-    "pipeline.params.back_translation.backward_model=/models/opus-mt-de-en pipeline.params.back_translation.num_beams=4":
-        "needs MarianMT models downloaded to /models",
+    "tunelab compare multirun/approaches": "reads the sweep directory the command above it writes",
+    "tunelab explain tickets.csv:17": "reads the ledger of the run the commands above it write",
 }
 
-#: The user's own files that commands name and components check for when validating,
-#: created (small but well-formed) in the directory the commands are checked in.
-USER_FILES: dict[str, str] = {
-    "labels.csv": "ticket_id,annotator,label\nsupport_tickets.jsonl:1,ann_a,billing\n",
-    "conf/blocklist.txt": "darn\n",
+#: Commands that compose and validate here but are not executed, with the reason.
+VALIDATED_ONLY: dict[str, str] = {
+    "tunelab -m experiment=smoke peft=none,lora hydra/launcher=tunelab_slurm hydra.launcher.partition=gpu":
+        "submits to a Slurm cluster (the submitit_local command on the same page runs the same launcher locally)",
+    "tunelab -m experiment=minilm_compare hydra/launcher=tunelab_slurm hydra.launcher.partition=gpu "
+    "hydra.launcher.timeout_min=60":
+        "submits to a Slurm cluster",
+    "tunelab -m experiment=minilm_compare hydra/launcher=tunelab_ray hydra.launcher.ray.init.address=auto":
+        "connects to a running Ray cluster",
+    "tunelab prepare data=html 'data.urls=[https://example.com/guides/waxing.html,https://example.com/guides/tents.html]' "
+    "pipeline=minimal pipeline.params.drop_missing.fields=[text] pipeline.params.exact_dedup.fields=[text]":
+        "fetches example.com; this machine has no network (tests/test_collectors.py fetches from a local server)",
+    "tunelab prepare 'pipeline.annotate=[consensus]' '+pipeline.params.consensus.annotator_columns=[ann_a,ann_b,ann_c]' "
+    "+pipeline.params.consensus.tie_policy=drop +pipeline.params.consensus.min_agreement=0.6":
+        "needs data with annotator columns ann_a, ann_b, ann_c; the bundled tickets have none",
+    "tunelab prepare pipeline.split=group +pipeline.params.group.group_column=customer_id":
+        "needs data with a customer_id column; the bundled tickets have none",
 }
 
 #: Commands that demonstrate a failure: each must fail (in at least one job) with this text.
@@ -354,22 +379,19 @@ def test_every_command_in_the_docs_works(tmp_path, monkeypatch):
     work = tmp_path / "cwd"
     work.mkdir()
     (work / "docs").symlink_to(ROOT / "docs")  # `tunelab docs reference --check` reads ./docs/reference
-    for name, content in USER_FILES.items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_text(content)
+    write_fixtures("", [c.line for c in commands], work)
     monkeypatch.chdir(work)
 
     failures: list[str] = []
     skipped: list[tuple[DocCommand, str]] = []
-    seen_skips: set[str] = set()
     checked_jobs: dict[tuple, str | None] = {}
+    ran_for_real: set[str] = set()
     counts = {"run for real": 0, "composed and validated": 0, "jobs": 0}
 
     for command in commands:
         key = command.line
-        if key in SKIPPED:
-            seen_skips.add(key)
-            skipped.append((command, SKIPPED[key]))
+        if key in SKIPPED or key in READS_EARLIER_OUTPUT:
+            skipped.append((command, SKIPPED.get(key) or READS_EARLIER_OUTPUT[key]))
             continue
         if PLACEHOLDER.search(" ".join(command.args)):
             failures.append(f"{command.where}: `{key}` has a placeholder and cannot run: add it to SKIPPED with the reason")
@@ -388,6 +410,9 @@ def test_every_command_in_the_docs_works(tmp_path, monkeypatch):
                 stage, args = args[0], args[1:]
             subcommand = stage == "train" and bool(args) and bool(SUBCOMMAND.match(args[0]))
             if subcommand or any(a in HYDRA_INFO_FLAGS for a in args):
+                if key in ran_for_real:  # a second `tunelab new-plugin my-filters` would find the first
+                    continue
+                ran_for_real.add(key)
                 counts["run for real"] += 1
                 code, output = _run_for_real(list(command.args), tmp_path)
                 if code != 0:
@@ -429,12 +454,12 @@ def test_every_command_in_the_docs_works(tmp_path, monkeypatch):
             elif errors:
                 failures.append(f"{command.where}: `{key}` does not validate:\n  " + "\n  ".join(errors))
 
-    stale = sorted(set(SKIPPED) - seen_skips)
-    if stale:
-        failures.append(f"SKIPPED lists commands no doc shows any more (remove them): {stale}")
-    stale_failures = sorted(set(EXPECTED_FAILURES) - {c.line for c in commands})
-    if stale_failures:
-        failures.append(f"EXPECTED_FAILURES lists commands no doc shows any more (remove them): {stale_failures}")
+    shown = {c.line for c in commands}
+    for name, table in (("SKIPPED", SKIPPED), ("READS_EARLIER_OUTPUT", READS_EARLIER_OUTPUT),
+                        ("VALIDATED_ONLY", VALIDATED_ONLY), ("EXPECTED_FAILURES", EXPECTED_FAILURES)):
+        stale = sorted(set(table) - shown)
+        if stale:
+            failures.append(f"{name} lists commands no doc shows any more (remove them): {stale}")
     print(  # shown with -s, or when the test fails
         f"doc commands: {len(commands)} found, {counts['run for real']} run for real, "
         f"{counts['composed and validated']} composed and validated ({counts['jobs']} distinct jobs), "
@@ -446,6 +471,169 @@ def test_every_command_in_the_docs_works(tmp_path, monkeypatch):
 
 
 def test_skip_lists_give_reasons():
-    for table in (SKIPPED, EXPECTED_FAILURES):
+    for table in (SKIPPED, READS_EARLIER_OUTPUT, VALIDATED_ONLY, EXPECTED_FAILURES):
         for command, reason in table.items():
             assert "tunelab " in command and reason.strip(), (command, reason)
+
+
+def test_the_docs_build_as_a_site_without_broken_links(tmp_path):
+    """mkdocs.yml's nav lists every page, and a link to a missing page or anchor fails."""
+    import subprocess
+
+    pages = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
+    nav = set(re.findall(r":\s*(\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), flags=re.M))
+    assert pages == nav, f"pages not in mkdocs.yml's nav: {sorted(pages - nav)}; nav entries without a page: {sorted(nav - pages)}"
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
+                           "-d", str(tmp_path / "site")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "site" / "howto" / "dpo" / "index.html").is_file()
+
+
+# --- (c) every command shown in the docs, executed --------------------------------------
+
+#: ``make docs-check`` sets TUNELAB_DOCS_FULL=1: every command runs as written. Otherwise
+#: (the test suite, CI) every command runs except training on the real models (SmolLM2,
+#: MiniLM: tens of seconds to minutes each on a CPU, a few hundred jobs' worth in the docs),
+#: and a training run without its own ``train.max_steps`` gets ``train.max_steps=2``
+#: appended: the same data, pipeline, evaluation and reports, two optimizer steps. The
+#: test is whether the command works, not the numbers it measures.
+FULL = os.environ.get("TUNELAB_DOCS_FULL") == "1"
+#: the models the suite trains in docs commands (built in-process, seconds per run)
+CHEAP_MODELS = {"tiny", "tiny_encoder"}
+STEP_CAP = "train.max_steps=2"
+
+
+def _is_training_run(args: list[str]) -> bool:
+    if args and args[0] in RUN_STAGES:
+        return False
+    if args and SUBCOMMAND.match(args[0]):
+        return False
+    return not any(a in HYDRA_INFO_FLAGS for a in args)
+
+
+def _newest(work: Path, pattern: str, marker: str) -> str | None:
+    found = [p.parent for p in work.glob(f"{pattern}/{marker}")]
+    return str(max(found, key=lambda p: p.stat().st_mtime).relative_to(work)) if found else None
+
+
+def _shell_line(command: DocCommand, work: Path) -> str | None:
+    """The line to run: placeholders resolved, the step cap appended to a training run."""
+    line = command.line
+    if "outputs/<date>/<time>" in line:
+        run = _newest(work, "outputs/*/*", "model")
+        if run is None:
+            return None
+        line = line.replace("outputs/<date>/<time>", run)
+    if "multirun/<date>/<time>" in line:
+        sweep = _newest(work, "multirun/*/*", "comparison.md")
+        if sweep is None:
+            return None
+        line = line.replace("multirun/<date>/<time>", sweep)
+    if not FULL and len(split_segments(line)) == 1 and _is_training_run(command.args) and "train.max_steps=" not in line:
+        line = f"{line} {STEP_CAP}"
+    return line
+
+
+@dataclass
+class Execution:
+    command: DocCommand
+    seconds: float = 0.0
+    #: None: ran as expected; else what went wrong
+    failure: str | None = None
+    #: why it did not run (validated only, or a duplicate of a line another page ran)
+    not_run: str | None = None
+
+
+def _expensive_models(command: DocCommand) -> set[str]:
+    """The models a training command's jobs would train, other than CHEAP_MODELS."""
+    args = list(command.args)
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    overrides = [a for a in args if a not in ("-m", "--multirun")]
+    jobs = sweep_jobs(overrides) if multirun else [overrides]
+    return {str(compose(job).model.name) for job in jobs} - CHEAP_MODELS
+
+
+def _execute_page(page: str, commands: list[DocCommand], work: Path, env: dict[str, str],
+                  first_run: dict[str, str], deferred: dict[str, str]) -> list[Execution]:
+    import subprocess
+    import time
+
+    work.mkdir(parents=True)
+    write_fixtures(page, [c.line for c in commands], work)
+    shutil.copytree(ROOT / "docs" / "reference", work / "docs" / "reference")  # for `tunelab docs reference`
+    results = []
+    for command in commands:
+        result = Execution(command)
+        results.append(result)
+        key = command.line
+        reason = SKIPPED.get(key) or VALIDATED_ONLY.get(key) or deferred.get(key)
+        if reason:
+            result.not_run = reason
+            continue
+        if key not in READS_EARLIER_OUTPUT and first_run[key].split(":")[0] != page:
+            result.not_run = f"the same command ran on {first_run[key]}"
+            continue
+        line = _shell_line(command, work)
+        if line is None:
+            result.failure = "no earlier command on the page wrote the directory its placeholder stands for"
+            continue
+        started = time.perf_counter()
+        proc = subprocess.run(["bash", "-c", line], cwd=work, env={**env, **command.env}, capture_output=True,
+                              text=True, timeout=1800)
+        result.seconds = time.perf_counter() - started
+        output = proc.stdout + proc.stderr
+        expected = EXPECTED_FAILURES.get(key)
+        if expected is not None:
+            if proc.returncode == 0 or expected not in output:
+                result.failure = f"should fail with {expected!r}; exited {proc.returncode}:\n{output[-3000:]}"
+        elif proc.returncode != 0:
+            result.failure = f"`{line}` exited {proc.returncode}:\n{output[-3000:]}"
+    return results
+
+
+def test_every_command_in_the_docs_runs(tmp_path):
+    """Each page's commands run in order, in a fresh directory holding the files they name,
+    through bash with the installed ``tunelab`` (pipes, environment variables and all);
+    pages run two at a time; the prepared-data cache is shared."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pages: dict[str, list[DocCommand]] = {}
+    seen: set[tuple[str, str]] = set()
+    for command in doc_commands():
+        if (command.where, command.line) not in seen:  # one line may hold two tunelab commands
+            seen.add((command.where, command.line))
+            pages.setdefault(command.where.split(":")[0], []).append(command)
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "TUNELAB_CACHE_DIR": str(tmp_path / "cache"), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    first_run: dict[str, str] = {}
+    deferred: dict[str, str] = {}  # composed here: Hydra's global state is not for threads
+    for command in (c for commands in pages.values() for c in commands):
+        first_run.setdefault(command.line, command.where)
+        key = command.line
+        if key in SKIPPED or key in VALIDATED_ONLY or key in deferred:
+            continue
+        launcher = next((a.split("=", 1)[1] for a in command.args if a.startswith("hydra/launcher=")), None)
+        if launcher in OPTIONAL_LAUNCHERS and not _installed(OPTIONAL_LAUNCHERS[launcher][0]):
+            deferred[key] = f"needs {OPTIONAL_LAUNCHERS[launcher][1]}"
+        elif not FULL and _is_training_run(command.args) and key not in EXPECTED_FAILURES:
+            models = _expensive_models(command)
+            if models:
+                deferred[key] = f"trains {', '.join(sorted(models))}: run by `make docs-check`"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [
+            pool.submit(_execute_page, page, commands, tmp_path / re.sub(r"\W+", "_", page), env, first_run, deferred)
+            for page, commands in pages.items()
+        ]
+        results = [r for future in futures for r in future.result()]
+
+    ran = [r for r in results if r.not_run is None]
+    print(f"doc commands executed: {len(ran)} of {len(results)} ({'as written' if FULL else STEP_CAP + ' on tiny-model training runs'}), "
+          f"{sum(r.seconds for r in ran):.0f} s in all; slowest:")
+    for r in sorted(ran, key=lambda r: -r.seconds)[:10]:
+        print(f"  {r.seconds:6.1f} s  {r.command.where}: {r.command.line[:110]}")
+    for r in results:
+        if r.not_run:
+            print(f"  not run {r.command.where}: {r.command.line[:110]}  -- {r.not_run}")
+    failures = [f"{r.command.where}: {r.failure}" for r in ran if r.failure]
+    assert not failures, "\n\n".join(failures)

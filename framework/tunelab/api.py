@@ -155,7 +155,12 @@ class StageContext:
 
     def quarantine(self, source: str, line: int | None, reason: str, raw: str | None = None) -> None:
         """Record an input record that could not be parsed (collectors only)."""
-        self.quarantined.append({"source": source, "line": line, "reason": reason, "raw": raw})
+
+        def storable(text: str | None) -> str | None:
+            # a lone surrogate (JSON can spell one) cannot be written as UTF-8: show U+FFFD
+            return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(text, str) else text
+
+        self.quarantined.append({"source": storable(source), "line": line, "reason": storable(reason), "raw": storable(raw)})
 
     def count(self, name: str, n: int = 1) -> None:
         """Add to a named counter shown in the data report (e.g. ``rows_modified``)."""
@@ -301,6 +306,12 @@ class TrainSettings:
     #: trade compute for memory; worth it for large models on small GPUs, a slowdown otherwise
     gradient_checkpointing: bool = False
     save_model: bool = True
+    #: save a checkpoint (weights, optimizer, scheduler, RNG, step) every this many steps under
+    #: <run dir>/trainer/, so that a sweep rerun (resume=true) continues a killed job from its
+    #: latest complete checkpoint; 0: no checkpoints. Removed when the run finishes ok
+    save_steps: int = 0
+    #: checkpoints kept on disk while training (the oldest are deleted); at least 1
+    save_total_limit: int = 2
     #: budget matching: stop once this many input tokens were trained on (0: no limit).
     #: Give every approach the same number, with max_steps high enough not to stop first.
     max_train_tokens: int = 0
@@ -336,6 +347,10 @@ class TrainJob:
     label_column: str = LABEL
     #: step results of the data preparation, e.g. ``{"class_weights": {"class_weights": {...}}}``
     data_metadata: dict[str, Any] = field(default_factory=dict)
+    #: a complete checkpoint of this same job (``output_dir/trainer/checkpoint-N``) to continue
+    #: from, or None; an objective passes it to ``trainer.train(resume_from_checkpoint=...)``
+    #: (see ``tunelab.train.arguments.run_trainer``)
+    resume_from: Path | None = None
 
 
 @dataclass
@@ -417,6 +432,9 @@ class Evaluator:
 
     def __init__(self, config: Any):
         self.config = config
+        split = getattr(config, "split", None)  # the split scored, for evaluators that have the setting
+        if split is not None and (not isinstance(split, str) or not split.strip()):
+            raise ValueError(f"eval.split must name a split of the prepared data (train, validation or test), got {split!r}")
 
     def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:  # pragma: no cover
         raise NotImplementedError

@@ -44,12 +44,17 @@ class SweepEnd(Callback):
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from tunelab.compare import render_terminal, write_comparison
-        from tunelab.plugins import get_plugins
+        from tunelab.plugins import call_safely, get_plugins
         from tunelab.run import group_of
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return
+        from tunelab.redaction import redact_file
+
+        for name in ("multirun.yaml", "launcher_summary.json"):  # written by Hydra's sweeper and the launcher
+            if (sweep_dir / name).is_file():
+                redact_file(sweep_dir / name)
         comparison = write_comparison(sweep_dir)
         SweepEnd.failed_runs = sum(1 for row in comparison.runs if row.get("status") != "ok")
         plugins = get_plugins()
@@ -58,9 +63,9 @@ class SweepEnd(Callback):
             for name, tracker in SweepEnd.trackers(config, sweep_dir, comparison.runs, plugins.registry):
                 registered.append(f"tracker:{name}:sweep:{id(tracker)}")
                 plugins.pm.register(tracker, name=registered[-1])
-            plugins.pm.hook.tunelab_sweep_end(
-                sweep_dir=sweep_dir, rows=comparison.runs, comparison=comparison, group=group_of(sweep_dir)
-            )
+            # each tracker/plugin on its own: one that raises is a warning, the others still log
+            call_safely(plugins.pm, "tunelab_sweep_end", plugins.suppliers, set(), plugins.registry,
+                        sweep_dir=sweep_dir, rows=comparison.runs, comparison=comparison, group=group_of(sweep_dir))
         except Exception:  # the comparison is written; a plugin failing here must not hide it
             log.exception("a plugin failed in tunelab_sweep_end (the comparison files are complete)")
         finally:
@@ -114,6 +119,10 @@ class SweepEnd(Callback):
 def register_hydra_plugins() -> None:
     # importing the launcher stores its config (hydra/launcher=gpu_pool) in Hydra's ConfigStore
     from tunelab.launcher import GpuPoolLauncher
+    from tunelab.redaction import install_log_redaction
+    from tunelab.security import install_hydra_guard
 
+    install_hydra_guard()  # no config may name code for Hydra to run (callbacks, logging factories)
+    install_log_redaction()  # no secret in a log line, Hydra's "Launching jobs" lines included
     HydraPlugins.instance().register(TunelabSearchPath)
     HydraPlugins.instance().register(GpuPoolLauncher)

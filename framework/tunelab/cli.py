@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     stage = "train"
     if argv and argv[0] == "prepare":
         stage, argv = "prepare", argv[1:]
+    if any(arg.split("=", 1)[0] == "--experimental-rerun" for arg in argv):
+        # Hydra's rerun unpickles the file it is given: a file someone else wrote could run code
+        print("tunelab: --experimental-rerun is not supported (it unpickles a file); rerun with the "
+              "overrides in <run_dir>/.hydra/overrides.yaml instead", file=sys.stderr)
+        return 2
     return run_hydra(stage, argv)
 
 
@@ -52,6 +57,18 @@ def run_hydra(stage: str, argv: list[str]) -> int:
 
     register_hydra_plugins()
     register_resolvers()
+    from tunelab.config import ConfigError
+    from tunelab.errors import TunelabError
+    from tunelab.preflight import preflight
+
+    try:  # a bad command line fails here: before Hydra makes a run directory, with one paragraph
+        preflight(stage, argv)
+    except ConfigError as exc:
+        print(f"tunelab: config error: {exc}", file=sys.stderr)
+        sys.exit(2)  # as a config error found inside the job exits
+    except TunelabError as exc:  # e.g. a selected plugin component that is broken (PluginError)
+        print(f"tunelab: error: {exc}", file=sys.stderr)
+        sys.exit(1)  # as the same error found inside the job exits
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def job(cfg: DictConfig) -> dict:
@@ -96,18 +113,21 @@ def run_hydra(stage: str, argv: list[str]) -> int:
 
 def cmd_plugins(argv: list[str]) -> int:
     from tunelab.api import KINDS, field_default, schema_fields
-    from tunelab.plugins import get_plugins
+    from tunelab.plugins import broken_components, get_plugins
 
     parser = argparse.ArgumentParser(prog="tunelab plugins", description="List registered components.")
     parser.add_argument("--kind", choices=KINDS, help="only this kind of component")
     parser.add_argument("--fields", action="store_true", help="show every config field with type and default")
     args = parser.parse_args(argv)
     plugins = get_plugins()
+    broken = broken_components(plugins.registry)
     for component in plugins.registry:
         if args.kind and component.kind != args.kind:
             continue
         fields = schema_fields(component.config_schema)
         print(f"{component.kind:10} {component.name:18} {component.supplier.distribution} {component.supplier.version}  {component.description}")
+        if (component.kind, component.name) in broken:
+            print(f"{'':29}BROKEN: {broken[(component.kind, component.name)]}")
         if args.fields:
             for f in fields:
                 type_name = getattr(f.type, "__name__", str(f.type))
@@ -115,6 +135,7 @@ def cmd_plugins(argv: list[str]) -> int:
         elif fields:
             print(f"{'':29}fields: {', '.join(f.name for f in fields)}")
     for plugin, reason in sorted(plugins.registry.failed.items()):
+        print(f"BROKEN     plugin '{plugin}' ({reason})")
         print(f"skipped plugin '{plugin}': {reason}", file=sys.stderr)
     return 0
 

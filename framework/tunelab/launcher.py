@@ -47,6 +47,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
+from tunelab.redaction import redact_text
+
 log = logging.getLogger(__name__)
 
 #: Hydra instantiates a launcher only when its class is named inside the
@@ -382,6 +384,8 @@ class GpuPoolLauncher(Launcher):
         import dill
 
         job.log_file.close()
+        if not interrupted:  # what the job started and left behind (data workers) goes with it
+            _kill_group(job.process, signal.SIGKILL)
         seconds = time.perf_counter() - job.clock
         code = job.process.returncode
         ret: Optional[JobReturn] = None
@@ -399,7 +403,7 @@ class GpuPoolLauncher(Launcher):
         ok = ret.status == JobStatus.COMPLETED and not failed_inside
         record: dict[str, Any] = {
             "num": job.num,
-            "overrides": list(filter_overrides(job.overrides)),
+            "overrides": [redact_text(o) for o in filter_overrides(job.overrides)],  # no passwords in the summary
             "status": "ok" if ok else ("interrupted" if interrupted else "failed"),
             "returncode": code,
             "devices": job.devices,
@@ -542,13 +546,21 @@ def child_main(argv: list[str]) -> int:
     shared = dill.loads(envelope["shared"])
     job = dill.loads(envelope["job"])
     Singleton.set_state(shared["singleton_state"])
-    ret = run_job(
-        hydra_context=shared["hydra_context"],
-        task_function=shared["task_function"],
-        config=job["sweep_config"],
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
+    try:
+        ret = run_job(
+            hydra_context=shared["hydra_context"],
+            task_function=shared["task_function"],
+            config=job["sweep_config"],
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+    except _Terminated:
+        # the job recorded the stop (its metrics.json says interrupted); now end as SIGTERM
+        # would have, so the launcher reports the signal (not a Python KeyboardInterrupt)
+        print("tunelab: job stopped by SIGTERM", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
     value = ret._return_value
     failed_inside = isinstance(value, dict) and value.get("status") == "failed"  # tunelab caught it
     if ret.status != JobStatus.COMPLETED:

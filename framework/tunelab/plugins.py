@@ -83,6 +83,27 @@ class RegisteredComponent:
     def description(self) -> str:
         return self.component.summary()
 
+    def create(self, config: Any) -> Any:
+        """``cls(config)``. A component of another distribution than tunelab's whose constructor
+        fails is named with its plugin: a ValueError/TypeError (a bad value: the caller names the
+        key) gets the plugin appended; any other exception becomes a :class:`PluginError`."""
+        try:
+            return self.cls(config)
+        except TunelabError:
+            raise
+        except (ValueError, TypeError) as exc:
+            if self.supplier.distribution == BUILTIN_DISTRIBUTION:
+                raise
+            message = f"{exc} ({self.kind} '{self.name}' of plugin {self.supplier})"
+            raise (ValueError(message) if isinstance(exc, ValueError) else TypeError(message)) from exc
+        except Exception as exc:
+            if self.supplier.distribution == BUILTIN_DISTRIBUTION:
+                raise
+            raise PluginError(
+                f"{self.kind} '{self.name}' of plugin {self.supplier} is broken: its constructor raised "
+                f"{type(exc).__name__}: {exc}. Fix or reinstall {self.supplier.distribution}, or choose another {self.kind}."
+            ) from exc
+
 
 @dataclass
 class Registry:
@@ -91,7 +112,7 @@ class Registry:
     components: dict[str, dict[str, RegisteredComponent]] = field(
         default_factory=lambda: {kind: {} for kind in KINDS}
     )
-    #: plugin name -> why it was skipped
+    #: plugin name -> why it was skipped (starting with its distribution and version)
     failed: dict[str, str] = field(default_factory=dict)
 
     def get(self, kind: str, name: str) -> RegisteredComponent:
@@ -99,7 +120,9 @@ class Registry:
             return self.components[kind][name]
         except KeyError:
             choices = ", ".join(sorted(self.components.get(kind, {}))) or "(none registered)"
-            raise UnknownComponentError(f"unknown {kind} '{name}'. Registered {kind}s: {choices}") from None
+            broken = "; ".join(f"'{plugin}' ({reason})" for plugin, reason in sorted(self.failed.items()))
+            hint = f". Broken plugins (one of them may provide it): {broken}" if broken else ""
+            raise UnknownComponentError(f"unknown {kind} '{name}'. Registered {kind}s: {choices}{hint}") from None
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])
@@ -172,7 +195,7 @@ def load_plugins(
             plugin = ep.load()
         except Exception as exc:  # a broken plugin must not take tunelab down
             reason = f"it raised {type(exc).__name__} on import: {exc}"
-            failed[ep.name] = reason
+            failed[ep.name] = f"{dist_name} {version}: {reason}"
             warnings.warn(
                 f"tunelab plugin '{ep.name}' from {dist_name} {version} was skipped: {reason}",
                 stacklevel=2,
@@ -180,14 +203,14 @@ def load_plugins(
             continue
         incompatible = _api_compatible(plugin)
         if incompatible:
-            failed[ep.name] = incompatible
+            failed[ep.name] = f"{dist_name} {version}: {incompatible}"
             warnings.warn(f"tunelab plugin '{ep.name}' from {dist_name} {version} was skipped: {incompatible}", stacklevel=2)
             continue
         supplier = Supplier(ep.name, dist_name, version)
         try:
             register(pm, plugin, supplier)
         except pluggy.PluginValidationError as exc:
-            failed[ep.name] = str(exc)
+            failed[ep.name] = f"{dist_name} {version}: {exc}"
             warnings.warn(f"tunelab plugin '{ep.name}' from {dist_name} {version} was skipped: {exc}", stacklevel=2)
             continue
         suppliers[ep.name] = supplier
@@ -229,8 +252,9 @@ def build_registry(pm: pluggy.PluginManager, suppliers: dict[str, Supplier]) -> 
             try:
                 records = impl.function() or []
             except Exception as exc:
-                registry.failed[impl.plugin_name] = f"{hook_name} raised {type(exc).__name__}: {exc}"
-                warnings.warn(f"tunelab plugin '{impl.plugin_name}': {hook_name} raised {exc!r}; its {kind}s are skipped")
+                where = f"{supplier.distribution} {supplier.version}"
+                registry.failed[impl.plugin_name] = f"{where}: {hook_name} raised {type(exc).__name__}: {exc}"
+                warnings.warn(f"tunelab plugin '{impl.plugin_name}' from {where}: {hook_name} raised {exc!r}; its {kind}s are skipped")
                 continue
             for record in records:
                 if not isinstance(record, Component):
@@ -255,9 +279,86 @@ class Plugins:
 
     def config_search_paths(self) -> list[str]:
         paths: list[str] = []
-        for result in self.pm.hook.tunelab_config_search_paths():
+        for result in call_safely(self.pm, "tunelab_config_search_paths", self.suppliers, None):
             paths.extend(result or [])
         return paths
+
+
+def broken_components(registry: Registry) -> dict[tuple[str, str], str]:
+    """(kind, name) -> why, for each component of another distribution than tunelab whose
+    constructor raises (anything but a ValueError/TypeError about a value) with its default
+    config. Components whose config has required fields are not tried."""
+    import dataclasses
+
+    broken = {}
+    for component in registry:
+        if component.supplier.distribution == BUILTIN_DISTRIBUTION:
+            continue
+        schema = component.config_schema
+        try:
+            config = schema() if schema is not None and dataclasses.is_dataclass(schema) else None
+        except Exception:  # required fields, or defaults that do not validate: not a broken plugin
+            continue
+        try:
+            component.create(config)
+        except PluginError as exc:
+            broken[(component.kind, component.name)] = str(exc)
+        except Exception:
+            continue
+    return broken
+
+
+def describe_plugin(plugin_name: str, suppliers: dict[str, Supplier], registry: Registry | None = None) -> str:
+    """Who a registered plugin object is, for a message: ``tracker 'wandb'`` for a run's
+    tracker (registered as ``tracker:<name>:...``; with its distribution when that is not
+    tunelab), else the plugin's distribution and version."""
+    if plugin_name.startswith("tracker:"):
+        name = plugin_name.split(":")[1]
+        tracker = (registry.components["tracker"].get(name) if registry is not None else None)
+        if tracker is not None and tracker.supplier.distribution != BUILTIN_DISTRIBUTION:
+            return f"tracker '{name}' of plugin {tracker.supplier}"
+        return f"tracker '{name}'"
+    supplier = suppliers.get(plugin_name)
+    return f"plugin {supplier}" if supplier else f"plugin '{plugin_name}'"
+
+
+def call_safely(
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    suppliers: dict[str, Supplier],
+    warned: set[tuple[str, str]] | None,
+    registry: Registry | None = None,
+    **kwargs: Any,
+) -> list[Any]:
+    """Call every implementation of a hook (in pluggy's order) on its own, so that one that
+    raises (W&B unreachable, a full disk, a buggy third-party plugin) costs only its own
+    work: a warning naming the tracker or plugin and the error, and the others still run.
+    ``warned`` (per run) keeps it to one warning per implementation and hook. Returns the
+    results of the implementations that returned something other than None."""
+    caller = getattr(pm.hook, hook_name)
+    impls = caller.get_hookimpls()
+    if any(getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False) for impl in impls):
+        try:  # a wrapper must wrap the whole call: call the hook as one, still without raising
+            return [r for r in caller(**kwargs) if r is not None]
+        except Exception as exc:
+            warnings.warn(f"a plugin failed in {hook_name} ({type(exc).__name__}: {exc}); going on without it", stacklevel=2)
+            return []
+    results = []
+    for impl in reversed(impls):
+        try:
+            result = impl.function(*(kwargs[name] for name in impl.argnames))
+        except Exception as exc:
+            if warned is not None and (impl.plugin_name, hook_name) in warned:
+                log.debug("%s failed again in %s: %r", impl.plugin_name, hook_name, exc)
+                continue
+            if warned is not None:
+                warned.add((impl.plugin_name, hook_name))
+            who = describe_plugin(impl.plugin_name, suppliers, registry)
+            warnings.warn(f"{who} failed in {hook_name} ({type(exc).__name__}: {exc}); going on without it", stacklevel=2)
+            continue
+        if result is not None:
+            results.append(result)
+    return results
 
 
 _loaded: Plugins | None = None

@@ -47,12 +47,17 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
 
 def rebuild_base_model(config: dict[str, Any], request: ModelRequest, tokenizer: Any = None) -> Any:
     """The run's model as its loader builds it (before training), under the run's seed."""
+    section = dict(config.get("model") or {})
+    if section.get("trust_remote_code") is True:  # a run directory may come from someone else
+        raise PredictError(
+            "the run's config.yaml sets model.trust_remote_code=true; tunelab predict does not run code shipped "
+            "with a model on the word of a saved config. Load the model yourself if you trust that code."
+        )
     from transformers import set_seed
 
     from tunelab.config import Origin, default_cache_dir, typed_config
     from tunelab.plugins import get_plugins
 
-    section = dict(config.get("model") or {})
     name = str(section.pop("name", ""))
     component = get_plugins().registry.get("model", name)
     loader_config = typed_config(

@@ -210,10 +210,12 @@ def rst_to_markdown(text: str) -> str:
 
     text = _ROLE.sub(role, text)
     text = re.sub(r"``(.+?)``", r"`\1`", text, flags=re.S)
-    # outside code spans, <placeholders> would be dropped as HTML and * would start emphasis
+    # outside code spans, <placeholders> would be dropped as HTML, * would start emphasis
+    # and [text](url) would become a link
     pieces = re.split(r"(`[^`]*`)", text)
     return "".join(
-        piece if piece.startswith("`") else piece.replace("<", "&lt;").replace(">", "&gt;").replace("*", "\\*")
+        piece if piece.startswith("`")
+        else piece.replace("<", "&lt;").replace(">", "&gt;").replace("*", "\\*").replace("[", "\\[")
         for piece in pieces
     )
 

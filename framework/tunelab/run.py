@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -15,8 +17,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from tunelab.api import RunInfo
-from tunelab.config import Origin, RunConfig, redact_secrets, validate
-from tunelab.plugins import Plugins, get_plugins
+from tunelab.config import Origin, RunConfig, check_sources, redact_secrets, validate
+from tunelab.redaction import install_log_redaction, redact_hydra_outputs, redact_text, remember_config
+from tunelab.plugins import Plugins, call_safely, get_plugins
 
 log = logging.getLogger("tunelab")
 
@@ -24,6 +27,9 @@ STAGES = ("prepare", "train")
 #: Top-level keys left out of a run's fingerprint: where things are cached or logged and how
 #: many workers prepare the data change no result (see :func:`config_fingerprint`).
 VOLATILE_KEYS = frozenset({"hydra", "cache_dir", "num_proc", "tracker", "resume"})
+#: Keys of the ``train`` section left out of the fingerprint: checkpointing changes no result,
+#: so a job rerun with checkpoints on (or off) still matches the same finished job.
+VOLATILE_TRAIN_KEYS = frozenset({"save_steps", "save_total_limit"})
 #: Written in a sweep job's directory instead of metrics.json when the job was resumed.
 RESUME_MARKER = "resumed.txt"
 
@@ -69,8 +75,16 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
         raise ValueError(f"stage must be one of {STAGES}")
     cfg, resume = _take_resume_flag(cfg)
     plugins = get_plugins()
+    # secrets out of what Hydra wrote before the job started (.hydra/*.yaml, multirun.yaml)
+    # and out of every log line: first by pattern, then by the values this config holds
+    install_log_redaction()
+    redact_hydra_outputs()
     rc = validate(cfg, plugins.registry, Origin.from_hydra())
+    check_sources(rc, plugins.registry)  # data.path is there: before the run directory or any data work
+    remember_config(rc.resolved)
+    redact_hydra_outputs()
     run_dir, name, group, overrides = _hydra_context()
+    name, overrides = redact_text(name), [redact_text(o) for o in overrides]
     run_dir.mkdir(parents=True, exist_ok=True)
     public_config = redact_secrets(rc.resolved)
     public_config.pop("hydra", None)
@@ -91,11 +105,17 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
         overrides=overrides,
         plugins=plugins.versions(),
     )
-    hook = plugins.pm.hook
+    warned: set[tuple[str, str]] = set()
+
+    def hook(name: str, **kwargs: Any) -> None:
+        """A lifecycle hook; a tracker or plugin that raises costs a warning, never the run."""
+        call_safely(plugins.pm, name, plugins.suppliers, warned, plugins.registry, **kwargs)
+
     tracker_names = _register_trackers(plugins, rc)
     metrics: dict[str, Any] = {}
+    stop_signal = _stop_on_sigterm()
     try:
-        hook.tunelab_run_start(run=info)
+        hook("tunelab_run_start", run=info)
         if stage == "train":  # refuse an approach that cannot work before any data or model is touched
             from tunelab.train.compat import check_approach
 
@@ -106,38 +126,76 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
         # directory + key: what a tracker needs to log the prepared data as an artifact
         data_stats = {**prepared.summary, "directory": str(prepared.directory), "key": prepared.key,
                       "seconds": round(time.perf_counter() - started, 3)}
-        hook.tunelab_stage_end(run=info, stage="prepare", stats=data_stats)
+        hook("tunelab_stage_end", run=info, stage="prepare", stats=data_stats)
         log.info("prepared data: %s (%s)", prepared.directory, "cache hit" if prepared.cache_hit else "built")
         metrics.update({f"data_{k}": v for k, v in prepared.summary["splits"].items()})
         metrics["data_cache_hit"] = prepared.cache_hit
         metrics["data_key"] = prepared.key
         if stage == "train":
+            from tunelab.train import checkpoints
             from tunelab.train.engine import train_and_evaluate
 
             def sink(values: dict[str, float], step: int | None) -> None:
-                hook.tunelab_metrics(run=info, metrics=values, step=step)
+                hook("tunelab_metrics", run=info, metrics=values, step=step)
 
-            results = train_and_evaluate(rc, plugins, prepared, run_dir, sink)
+            # train.save_steps: a rerun of a sweep continues a killed job from its latest checkpoint
+            resume_from = checkpoints.claim(run_dir, fingerprint, resume and sweep_dir is not None) if rc.train.save_steps else None
+            results = train_and_evaluate(rc, plugins, prepared, run_dir, sink, resume_from=resume_from)
             metrics.update(results)
-            hook.tunelab_stage_end(run=info, stage="train", stats=results)
+            hook("tunelab_stage_end", run=info, stage="train", stats=results)
             sink({k: v for k, v in results.items() if isinstance(v, (int, float))}, None)
         metrics["status"] = "ok"
         _write_metrics(run_dir, metrics, info, fingerprint)
-        hook.tunelab_run_end(run=info, status="ok", metrics=metrics, error=None)
+        if stage == "train":  # the checkpoints of this job, or of an earlier attempt, are of no more use
+            checkpoints.remove(run_dir)
+        hook("tunelab_run_end", run=info, status="ok", metrics=metrics, error=None)
         return metrics
     except BaseException as exc:
         metrics["status"] = "failed"
-        metrics["error"] = f"{type(exc).__name__}: {exc}"
+        metrics["error"] = redact_text(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (the launcher's job process, _stop_on_sigterm)
+            metrics["interrupted"] = str(exc) or "KeyboardInterrupt"
+            metrics["error"] = f"interrupted ({metrics['interrupted']}); a sweep rerun with resume=true runs it again"
         _write_metrics(run_dir, metrics, info, fingerprint)
-        (run_dir / "error.txt").write_text(traceback.format_exc())
-        try:
-            hook.tunelab_run_end(run=info, status="failed", metrics=metrics, error=metrics["error"])
-        except Exception:  # a tracker failing must not hide the real error
-            log.exception("a tracker failed while reporting the run's failure")
+        (run_dir / "error.txt").write_text(redact_text(traceback.format_exc()))
+        hook("tunelab_run_end", run=info, status="failed", metrics=metrics, error=metrics["error"])
         raise
     finally:
         for tracker_name in tracker_names:
             plugins.pm.unregister(name=tracker_name)
+        stop_signal.restore()
+
+
+class _StopOnSigterm:
+    """While a run runs in the main thread with SIGTERM's default action (a plain ``tunelab``
+    process; the gpu_pool job process has its own handler), SIGTERM raises KeyboardInterrupt
+    so the run records that it was interrupted. ``restore`` puts the default back and, after
+    such a stop, ends the process by SIGTERM as the default action would have (exit status
+    143): Hydra's basic launcher does not start the sweep's next job."""
+
+    def __init__(self) -> None:
+        self.installed = False
+        self.received = False
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, self._raise)
+            self.installed = True
+
+    def _raise(self, signum: int, frame: Any) -> None:
+        self.received = True
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    def restore(self) -> None:
+        if not self.installed:
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.installed = False
+        if self.received:
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _stop_on_sigterm() -> _StopOnSigterm:
+    return _StopOnSigterm()
 
 
 def _write_metrics(run_dir: Path, metrics: dict[str, Any], info: RunInfo, fingerprint: str | None = None) -> None:
@@ -175,6 +233,8 @@ def config_fingerprint(config: dict[str, Any], stage: str) -> str:
     """Identity of a job for resume: its resolved config (secrets redacted, without
     :data:`VOLATILE_KEYS`) and its stage. Two jobs with the same fingerprint compute the same thing."""
     kept = {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
+    if isinstance(kept.get("train"), dict):
+        kept["train"] = {k: v for k, v in kept["train"].items() if k not in VOLATILE_TRAIN_KEYS}
     blob = json.dumps({"stage": stage, "config": kept}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

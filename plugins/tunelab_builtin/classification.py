@@ -227,7 +227,7 @@ class Classify(Method):
     def train(self, job: TrainJob) -> TrainOutcome:
         from transformers import DataCollatorWithPadding, TrainingArguments
 
-        from tunelab.train.arguments import common_training_arguments
+        from tunelab.train.arguments import common_training_arguments, run_trainer
 
         s = job.settings
         labels = list(job.request.labels)
@@ -262,7 +262,7 @@ class Classify(Method):
             callbacks=job.callbacks,
             class_weights=weights,
         )
-        result = trainer.train()
+        result = run_trainer(trainer, job)
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         metrics = {
             "train_loss": float(result.training_loss),

@@ -21,6 +21,8 @@ import glob
 import gzip
 import io
 import json
+import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
@@ -32,9 +34,17 @@ from tunelab_builtin.formats import ADAPTERS, FormatMismatch, check_format_name,
 SOURCE = "source"
 #: the source's own ``id`` field is kept under this name; ``id`` is tunelab's row id
 SOURCE_ID = "source_id"
+#: columns tunelab sets on every row; a source column with one of these names is kept as
+#: ``source_<name>`` (``id`` -> ``source_id``), never overwritten
+RESERVED_COLUMNS = (ROW_ID, PARENT_ID, SOURCE)
+# a lone UTF-16 surrogate (JSON can spell one as "\ud800"): not text that can be stored
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _GLOB_CHARS = "*?["
 # CSV fields longer than this are quarantined (the csv module's default is 128 KiB)
 CSV_FIELD_LIMIT = 32 * 1024 * 1024
+#: records nested deeper than this (lists in objects in lists ...) are quarantined: Arrow
+#: and JSON text cannot hold arbitrarily deep values
+MAX_NESTING = 64
 
 
 class SourceError(ValueError):
@@ -119,6 +129,11 @@ class RecordCollector(Collector):
         for source, target in (config.columns or {}).items():
             if not isinstance(target, str) or not target:
                 raise ValueError(f"data.columns.{source} must name a column, got {target!r}")
+            if target in RESERVED_COLUMNS:
+                raise ValueError(
+                    f"data.columns.{source} maps onto '{target}', which tunelab sets on every row "
+                    f"({', '.join(RESERVED_COLUMNS)}); choose another name"
+                )
             if target in targets:
                 raise ValueError(f"data.columns maps both '{targets[target]}' and '{source}' onto '{target}'; keep one")
             targets[target] = source
@@ -130,19 +145,36 @@ class RecordCollector(Collector):
         return self.build(self.raw_records(ctx), ctx)
 
     def _rename(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record with ``columns`` applied; a source column named like one tunelab sets
+        (id, parent_id, source) is kept as ``source_<name>`` (``source_source_<name>`` when
+        that name is taken too). Two columns that ``columns`` gives the same name do not
+        fit: neither value is overwritten silently."""
         mapping = self.config.columns or {}
         row: dict[str, Any] = {}
+        origin: dict[str, str] = {}
         for key, value in record.items():
             key = str(key)
-            if key == ROW_ID and ROW_ID not in mapping:
-                key = SOURCE_ID  # the source's own id is kept, ours is the row id
-            row[mapping.get(key, key)] = value
-        row.pop(PARENT_ID, None)
+            target = mapping.get(key, key)
+            if key not in mapping and target in RESERVED_COLUMNS:
+                target = f"source_{target}"  # the source's own id is kept, ours is the row id
+                while target in record or target in row:  # the source has a source_id too: keep both
+                    target = f"source_{target}"
+            if target in row:
+                raise FormatMismatch(
+                    f"columns '{origin[target]}' and '{key}' would both be named '{target}'; rename one with data.columns"
+                )
+            row[target] = value
+            origin[target] = key
         return row
 
     def build(self, raws: Iterable[RawRecord], ctx: StageContext):
         """Rename, adapt to the format, check text columns; quarantine what does not fit."""
-        renamed = [raw._replace(record=self._rename(raw.record)) for raw in raws]
+        renamed = []
+        for raw in raws:
+            try:
+                renamed.append(raw._replace(record=self._rename(raw.record)))
+            except FormatMismatch as exc:
+                ctx.quarantine(raw.source, raw.line, str(exc), short(raw.record))
         fmt = self.config.format
         detected = fmt == "auto"
         if detected:
@@ -157,6 +189,9 @@ class RecordCollector(Collector):
                     value = row.get(column)
                     if value is not None and not isinstance(value, str):
                         raise FormatMismatch(f"column '{column}' holds {type(value).__name__}, expected text")
+                bad = _invalid_text(row)
+                if bad is not None:
+                    raise FormatMismatch(bad)
             except FormatMismatch as exc:
                 ctx.quarantine(raw.source, raw.line, str(exc), short(raw.record))
                 continue
@@ -169,8 +204,35 @@ class RecordCollector(Collector):
 
 def short(record: Any, limit: int = 500) -> str:
     """A record as JSON text, cut to ``limit`` characters (for the quarantine)."""
-    text = json.dumps(record, ensure_ascii=False, default=str) if not isinstance(record, str) else record
+    try:
+        text = json.dumps(record, ensure_ascii=False, default=str) if not isinstance(record, str) else record
+    except (RecursionError, ValueError):  # nested too deeply, or a circular structure
+        text = f"({type(record).__name__} nested too deeply to show)"
     return text[:limit]
+
+
+def _invalid_text(row: dict[str, Any]) -> str | None:
+    """Why a row cannot be stored as Arrow data (None when it can): a string or column
+    name holding a lone UTF-16 surrogate, or values nested deeper than Arrow holds."""
+    stack: list[tuple[Any, str, int]] = [(value, str(key), 0) for key, value in row.items()]
+    stack += [(key, str(key), 0) for key in row if isinstance(key, str)]
+    while stack:
+        value, column, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                return (
+                    f"column '{_SURROGATE.sub('?', column)}' holds a lone UTF-16 surrogate "
+                    f"(an escape such as \\ud800 that is not half of a pair), which is not valid Unicode text"
+                )
+        elif isinstance(value, (list, tuple, dict)):
+            if depth >= MAX_NESTING:
+                return f"column '{_SURROGATE.sub('?', column)}' is nested more than {MAX_NESTING} levels deep"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    stack.append((key, column, depth + 1))
+                stack.append((item, column, depth + 1))
+    return None
 
 
 def _is_messages(value: Any) -> bool:
@@ -242,6 +304,8 @@ class FileCollector(RecordCollector):
 
     def __init__(self, config: Any):
         super().__init__(config)
+        if isinstance(config.path, str) and not config.path.strip() and not getattr(config, "urls", None):
+            raise ValueError("data.path is empty: give a file, a folder or a glob (e.g. data.path=data/train.jsonl)")
         if hasattr(config, "encoding"):
             try:
                 codecs.lookup(config.encoding)
@@ -315,7 +379,7 @@ class FileCollector(RecordCollector):
             try:
                 for line, record in self.read(file, label, ctx):
                     yield RawRecord(label, line, f"{label}:{line}", record)
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            except (OSError, EOFError, zlib.error) as exc:  # zlib.error: damaged gzip data
                 raise SourceError(f"cannot read {file}: {exc}") from exc
 
 
@@ -343,6 +407,9 @@ def _json_lines(lines: Iterable[bytes], label: str, encoding: str, ctx: StageCon
         except json.JSONDecodeError as exc:
             ctx.quarantine(label, number, f"invalid JSON: {exc.msg} (column {exc.colno})", text[:500])
             continue
+        except RecursionError:
+            ctx.quarantine(label, number, f"JSON nested too deeply to read (more than {MAX_NESTING} levels are not kept)", text[:500])
+            continue
         if not isinstance(record, dict):
             ctx.quarantine(label, number, f"expected a JSON object, found {type(record).__name__}", text[:500])
             continue
@@ -360,6 +427,9 @@ def _json_document(data: bytes, label: str, encoding: str, records_key: str, ctx
         return
     try:
         document = json.loads(text)
+    except RecursionError:
+        ctx.quarantine(label, 1, "JSON nested too deeply to read; the file was not read", text[:500])
+        return
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
             # several objects, one per line: a JSON Lines file with a .json name

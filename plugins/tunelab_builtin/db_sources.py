@@ -104,7 +104,7 @@ class SqlCollector(RecordCollector):
                     raise SourceError(f"data.url {shown}: the SQLite file '{database}' does not exist (working directory: {Path.cwd()})")
                 # read-only, so no statement can change the user's database
                 uri = f"{database.resolve().as_uri()}?mode=ro"
-                return sqlalchemy.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+                return sqlalchemy.create_engine("sqlite://", creator=lambda: _sqlite_connect(sqlite3, uri))
             return sqlalchemy.create_engine(self.config.url)
         except NoSuchModuleError:
             raise SourceError(f"data.url {shown}: unknown database type; see the SQLAlchemy dialects (sqlite, postgresql, mysql, ...)") from None
@@ -158,6 +158,13 @@ class SqlCollector(RecordCollector):
             engine.dispose()
         seen: dict[str, int] = {}
         for number, values in enumerate(fetched, start=1):
+            undecodable = [name for name, value in zip(columns, values) if isinstance(value, _NotUtf8)]
+            if undecodable:
+                ctx.quarantine(
+                    shown, number, f"column(s) {', '.join(undecodable)} hold TEXT that is not valid UTF-8; "
+                    "fix the data, or select the column as a BLOB (CAST(column AS BLOB)) in data.query"
+                )
+                continue
             record = {name: _plain(value) for name, value in zip(columns, values)}
             if c.id_column:
                 key = record[c.id_column]
@@ -172,6 +179,25 @@ class SqlCollector(RecordCollector):
             else:
                 row_id = f"sql:{number}"
             yield RawRecord(shown, number, row_id, record)
+
+
+class _NotUtf8(bytes):
+    """A SQLite TEXT value whose bytes are not UTF-8 (its row is quarantined)."""
+
+
+def _sqlite_text(raw: bytes) -> Any:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _NotUtf8(raw)
+
+
+def _sqlite_connect(sqlite3: Any, uri: str) -> Any:
+    """A read-only SQLite connection whose undecodable TEXT values come back as
+    :class:`_NotUtf8` (one bad value must not fail the whole query)."""
+    connection = sqlite3.connect(uri, uri=True)
+    connection.text_factory = _sqlite_text
+    return connection
 
 
 def _plain(value: Any) -> Any:
@@ -212,6 +238,58 @@ class HfDatasetConfig(RecordOptions):
     revision: Optional[str] = None
     #: ClassLabel columns hold the class name ("positive") instead of its number (1)
     label_names: bool = True
+
+
+_JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
+
+
+def _check_json_lines(files: list[Path]) -> None:
+    """Refuse JSON Lines files holding a record that is not an object (``null``, ``3``,
+    ``"text"``), naming the file and line. pyarrow's JSON reader, under the datasets json
+    builder, crashes the whole process (a segmentation fault) on a ``null`` record."""
+    import gzip
+    import json
+
+    for file in files:
+        name = file.name.lower()
+        if not name.endswith(_JSON_SUFFIXES):
+            continue
+        try:
+            with (gzip.open(file, "rb") if name.endswith(".gz") else file.open("rb")) as fh:
+                first = True
+                for number, line in enumerate(fh, start=1):
+                    head = line.strip().lstrip(b"\xef\xbb\xbf")
+                    if not head:
+                        continue
+                    if first and head.startswith(b"["):
+                        break  # a JSON array document, parsed whole
+                    first = False
+                    if head.startswith(b"{"):
+                        continue
+                    try:
+                        value = json.loads(head)
+                    except (ValueError, RecursionError):
+                        continue  # a line of a pretty-printed document; the builder judges it
+                    raise SourceError(
+                        f"{file} line {number}: a JSON Lines record must be an object, found {type(value).__name__} "
+                        f"({head[:40].decode('utf-8', 'replace')!r}). Remove the line, or read the file with data=jsonl, "
+                        "which quarantines such lines and keeps the others"
+                    )
+        except (OSError, EOFError) as exc:
+            raise SourceError(f"cannot read {file}: {exc}") from None
+
+
+def _decodable_rows(data: Any, source: str, ctx: StageContext) -> list[dict[str, Any] | None]:
+    """The rows of ``data`` one by one; a row holding text that is not valid UTF-8 is
+    quarantined (None in its place)."""
+    rows: list[dict[str, Any] | None] = []
+    for index in range(len(data)):
+        try:
+            rows.append(data[index])
+        except UnicodeDecodeError as exc:
+            ctx.quarantine(source, index, f"holds text that is not valid UTF-8 ({exc.reason} at byte {exc.start}); fix the file's encoding")
+            rows.append(None)
+    return rows
 
 
 def _offline() -> str | None:
@@ -297,20 +375,40 @@ class HfDatasetCollector(RecordCollector):
 
         c = self.config
         if mode == "saved":
-            return self._pick_split(datasets.load_from_disk(str(Path(c.path).expanduser())))
+            try:
+                return self._pick_split(datasets.load_from_disk(str(Path(c.path).expanduser())))
+            except SourceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - pyarrow and datasets raise many types for damaged folders
+                raise SourceError(
+                    f"data.path '{c.path}' is a saved dataset folder that cannot be read ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}); save it again with save_to_disk"
+                ) from None
+        from datasets.exceptions import DatasetGenerationError
+
         try:
             if mode == "builder":
-                files = [str(p) for p in self._data_files()]
-                return datasets.load_dataset(c.path, data_files=files, split=c.split, cache_dir=cache_dir)
+                files = self._data_files()
+                if c.path == "json":
+                    _check_json_lines(files)
+                return datasets.load_dataset(c.path, data_files=[str(p) for p in files], split=c.split, cache_dir=cache_dir)
             if mode == "folder":
+                _check_json_lines(self.input_files())
                 return datasets.load_dataset(str(Path(c.path).expanduser()), split=c.split, cache_dir=cache_dir)
             return self._load_hub()
         except SourceError:
             raise
-        except ValueError as exc:
-            if "split" in str(exc).lower():
+        except (DatasetGenerationError, ValueError) as exc:
+            if isinstance(exc, ValueError) and "split" in str(exc).lower():
                 raise SourceError(f"data.split '{c.split}': {exc}") from None
-            raise SourceError(f"cannot load '{c.path}': {exc}") from None
+            # a DatasetGenerationError's cause is the builder's own reason ("JSON parse error: ... in row 3")
+            cause = exc.__cause__ if isinstance(exc, DatasetGenerationError) and exc.__cause__ else exc
+            reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+            what = f"{', '.join(c.data_files)} with the '{c.path}' builder" if mode == "builder" else f"'{c.path}'"
+            raise SourceError(
+                f"cannot load {what}: {reason}. Fix the file, or read it with a file collector "
+                "(data=jsonl, data=csv, ...), which quarantines the records it cannot read and keeps the others"
+            ) from None
 
     def _unreachable(self, why: str) -> SourceError:
         spec = self.config.path
@@ -344,18 +442,25 @@ class HfDatasetCollector(RecordCollector):
         mode = self._mode()
         name = self._name(mode)
         # builders on local files write an Arrow cache; keep it out of the user's HF cache
+        source = f"{name}:{self.config.split}"
         with tempfile.TemporaryDirectory(prefix="tunelab-hf-") as cache_dir:
             data = self._without_media(self._load(mode, cache_dir), ctx)
             class_names = self._class_names(data)
-            records = data.to_list()
+            try:
+                records: list[dict[str, Any] | None] = data.to_list()
+            except UnicodeDecodeError:
+                # the JSON builder lets bytes that are not UTF-8 into string columns: find the rows
+                records = _decodable_rows(data, source, ctx)
         for column, names in class_names.items():
             for record in records:
+                if record is None:
+                    continue
                 value = record[column]
                 # -1 (or any number outside the names) marks an unlabelled row
                 record[column] = names[value] if isinstance(value, int) and 0 <= value < len(names) else None
-        source = f"{name}:{self.config.split}"
         for index, record in enumerate(records):
-            yield RawRecord(source, index, f"{source}:{index}", record)
+            if record is not None:
+                yield RawRecord(source, index, f"{source}:{index}", record)
 
     @staticmethod
     def _without_media(data: Any, ctx: StageContext) -> Any:

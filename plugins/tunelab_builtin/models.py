@@ -103,6 +103,14 @@ class TinyModel(ModelLoader):
 
     tasks = ("causal_lm", "sequence_classification")
 
+    def __init__(self, config: TinyModelConfig):
+        super().__init__(config)
+        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings"):
+            if getattr(config, key) < 1:
+                raise ValueError(f"tiny.{key} must be positive, got {getattr(config, key)}")
+        if config.hidden_size % config.num_heads:
+            raise ValueError(f"tiny.num_heads ({config.num_heads}) must divide hidden_size ({config.hidden_size})")
+
     def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
         from transformers import LlamaConfig
 
@@ -156,6 +164,16 @@ def locate_smollm2_gguf() -> Path:
     return path
 
 
+#: values of a loader's ``dtype``
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def check_dtype(name: str, key: str) -> None:
+    """At validation: an unknown dtype would fail only once the model loads."""
+    if name not in DTYPES:
+        raise ValueError(f"{key} must be one of {', '.join(DTYPES)}, got {name!r}")
+
+
 def _dtype(name: str) -> Any:
     import torch
 
@@ -172,6 +190,10 @@ class SmolLM2(ModelLoader):
 
     tasks = ("causal_lm", "sequence_classification")
     quantizable = True
+
+    def __init__(self, config: SmolLM2Config):
+        super().__init__(config)
+        check_dtype(config.dtype, "model.dtype")
 
     def converted_dir(self, cache_dir: Path) -> Path:
         gguf = locate_smollm2_gguf()
@@ -222,7 +244,8 @@ class HfModelConfig:
     dtype: str = "auto"
     #: a GGUF file inside ``path``
     gguf_file: Optional[str] = None
-    #: run code shipped with the model; off unless you set it yourself
+    #: run code shipped with the model (only for models you trust); only the command line can
+    #: turn it on (model.trust_remote_code=true), a config file or experiment preset cannot
     trust_remote_code: bool = False
 
 
@@ -231,6 +254,12 @@ class HfModel(ModelLoader):
 
     tasks = MODEL_TASKS
     quantizable = True
+
+    def __init__(self, config: HfModelConfig):
+        super().__init__(config)
+        check_dtype(config.dtype, "model.dtype")
+        if not str(config.path).strip():
+            raise ValueError("model.path is empty: give a local model directory or a hub id")
 
     def load(self, data, cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:
         from transformers import AutoTokenizer

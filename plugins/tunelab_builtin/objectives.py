@@ -5,6 +5,7 @@ the run's data with further prompt/completion files (``multitask``)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,10 @@ from typing import Any, Dict, List
 from tunelab.api import COMPLETION, PROMPT, TEXT, Component, Evaluator, LoadedModel, Method, TrainJob, TrainOutcome
 from tunelab.api import evaluation_split, write_example_scores
 from tunelab_builtin.classification import Classify, ClassifyConfig, class_logits, text_column
-from tunelab.train.arguments import common_training_arguments, loss_metrics, save_trained
+from tunelab.train.arguments import common_training_arguments, loss_metrics, run_trainer, save_trained
 from tunelab_builtin.training import Sft, SftConfig, token_scores
+
+log = logging.getLogger(__name__)
 
 
 # --- cpt: continued pretraining ------------------------------------------------------------
@@ -83,7 +86,7 @@ class Cpt(Method):
             data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=job.model.task == "masked_lm", mlm_probability=0.15),
             callbacks=job.callbacks,
         )
-        result = trainer.train()
+        result = run_trainer(trainer, job)
         metrics = loss_metrics(trainer, result)
         metrics["train_rows"] = len(dataset)
         saved_to = save_trained(trainer, tokenizer, job)
@@ -120,6 +123,10 @@ class SemiSupervised(Classify):
         import torch
         from datasets import concatenate_datasets
 
+        if job.settings.save_steps or job.resume_from is not None:
+            # several trainings in one output directory: a checkpoint would not say which round it is of
+            log.warning("semi_supervised: train.save_steps is ignored (its rounds are not checkpointed); a killed job starts over")
+            job = dataclasses.replace(job, resume_from=None, settings=dataclasses.replace(job.settings, save_steps=0))
         train = job.splits["train"]
         labels = [label for label in job.request.labels if not is_unlabelled(label)]
         values = train[job.label_column]

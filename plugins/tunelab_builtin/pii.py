@@ -436,6 +436,12 @@ class Pii(Cleaner):
                 return fake
             attempt += "~"
 
+    def scrub(self, text: str) -> str:
+        """``text`` with placeholders (``<EMAIL>``) for the entities this step detects. The engine
+        runs what the steps before this one record for files (the quarantine, report examples,
+        drop details) through it, so no raw value is written before the data is redacted."""
+        return self.redact(text, 0, replace=False)[2] if isinstance(text, str) else text
+
     def redact(self, text: str, seed: int, replace: bool = True) -> tuple[str, list[Match], str]:
         """``(redacted text, matches, text with placeholders)`` for one string; with
         ``replace=False`` (the drop action) the text comes back unchanged."""

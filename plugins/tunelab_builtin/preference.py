@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar
 
 from tunelab.api import CHOSEN, PROMPT, REJECTED, Component, Evaluator, Method, TrainJob, TrainOutcome
 from tunelab.api import evaluation_split, write_example_scores
-from tunelab.train.arguments import common_training_arguments, loss_metrics, save_trained
+from tunelab.train.arguments import common_training_arguments, loss_metrics, run_trainer, save_trained
 from tunelab.train.formatting import render_pair, tokenize_pair
 
 PAIR_COLUMNS = (PROMPT, CHOSEN, REJECTED)
@@ -115,7 +115,7 @@ class PairObjective(Method):
             model=job.model.model, **reference, args=args, train_dataset=rows, processing_class=tokenizer,
             peft_config=job.peft_config, callbacks=job.callbacks,
         )
-        result = trainer.train()
+        result = run_trainer(trainer, job)
         return finish(trainer, result, job, tokenizer, len(rows))
 
 
@@ -319,7 +319,7 @@ class Reward(Method):
             model=model, args=args, train_dataset=rows, processing_class=tokenizer,
             peft_config=peft_config, callbacks=job.callbacks,
         )
-        result = trainer.train()
+        result = run_trainer(trainer, job)
 
         def save(path: str) -> None:
             # a merged, standalone classifier, so rlhf can load it with reward_model=<dir>
@@ -454,7 +454,7 @@ class Rlhf(Method):
             processing_class=tokenizer, reward_processing_classes=[tokenizer] * len(rewards) if c.reward_model else None,
             peft_config=job.peft_config, callbacks=job.callbacks,
         )
-        result = trainer.train()
+        result = run_trainer(trainer, job)
         outcome = finish(trainer, result, job, tokenizer, len(rows))
         history = [e["reward"] for e in trainer.state.log_history if "reward" in e]
         if history:

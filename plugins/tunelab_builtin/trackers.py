@@ -142,7 +142,12 @@ class CsvTracker(Tracker):
 
     def __init__(self, config: CsvTrackerConfig):
         super().__init__(config)
+        name = config.filename
+        if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or name in ("metrics.json", "config.yaml"):
+            raise ValueError(f"tracker.csv.filename must be a file name inside the run directory (e.g. metrics.csv), got {name!r}")
         self.path: Path | None = None
+        #: the training curve an earlier, interrupted attempt left in this run directory
+        self.earlier: list[list[str]] = []
 
     def _write(self, rows: list[tuple[str, Any, str, float]]) -> None:
         if self.path is None:
@@ -160,6 +165,14 @@ class CsvTracker(Tracker):
     @hookimpl
     def tunelab_run_start(self, run: RunInfo) -> None:
         self.path = run.run_dir / self.config.filename
+        self.earlier = []
+        if self.path.exists():  # a rerun in the same directory: start the file afresh
+            try:
+                with self.path.open(newline="") as fh:
+                    self.earlier = [r for r in list(csv.reader(fh))[1:] if len(r) == 4 and r[0] == "train" and r[1].isdigit()]
+                self.path.unlink()
+            except OSError as exc:
+                warnings.warn(f"csv tracker: cannot replace {self.path} of an earlier attempt: {exc}")
 
     @hookimpl
     def tunelab_stage_end(self, run: RunInfo, stage: str, stats: dict[str, Any]) -> None:
@@ -169,7 +182,16 @@ class CsvTracker(Tracker):
     @hookimpl
     def tunelab_metrics(self, run: RunInfo, metrics: dict[str, float], step: Optional[int]) -> None:
         stage = "train" if step is not None else "final"
-        self._write([(stage, "" if step is None else step, name, value) for name, value in _numbers(metrics).items()])
+        rows: list[tuple[str, Any, str, Any]] = []
+        if step is not None and self.earlier:
+            # past the first logging step: the run continued from a checkpoint (train.save_steps);
+            # keep the earlier attempt's curve up to where this one starts
+            first = (run.config.get("train") or {}).get("logging_steps") or 1
+            if isinstance(first, int) and step > first:
+                rows += [(r[0], int(r[1]), r[2], r[3]) for r in self.earlier if int(r[1]) < step]
+            self.earlier = []
+        rows += [(stage, "" if step is None else step, name, value) for name, value in _numbers(metrics).items()]
+        self._write(rows)
 
 
 # --- Weights & Biases ---------------------------------------------------------------
@@ -237,6 +259,19 @@ class WandbTracker(Tracker):
         if config.mode not in ("auto", "online", "offline", "disabled"):
             raise ValueError(f"tracker.wandb.mode must be auto, online, offline or disabled, got {config.mode!r}")
         self.run: Any = None
+        #: a W&B call failed during this run: log nothing more, only finish the run
+        self.broken = False
+
+    def _safely(self, what: str, action: Any) -> None:
+        """One W&B call; when it fails (W&B unreachable, disk full) warn once and log nothing
+        more for this run: the training and its local results go on."""
+        if self.run is None or self.broken:
+            return
+        try:
+            action()
+        except Exception as exc:
+            self.broken = True
+            warnings.warn(f"wandb tracker: could not {what} ({type(exc).__name__}: {exc}); not logging the rest of this run to W&B")
 
     def mode(self) -> str:
         if os.environ.get("WANDB_MODE"):
@@ -252,21 +287,25 @@ class WandbTracker(Tracker):
         except ImportError:
             _missing("wandb", "wandb", "not tracking to W&B")
             return None
+        from tunelab.redaction import redacted_argv
+
         try:
-            return wandb.init(
-                project=self.config.project,
-                entity=self.config.entity,
-                tags=list(self.config.tags),
-                mode=self.mode(),
-                reinit="finish_previous",
-                **settings,
-            )
+            with redacted_argv():  # wandb records the command line in the run's metadata
+                return wandb.init(
+                    project=self.config.project,
+                    entity=self.config.entity,
+                    tags=list(self.config.tags),
+                    mode=self.mode(),
+                    reinit="finish_previous",
+                    **settings,
+                )
         except Exception as exc:  # W&B unreachable or misconfigured: keep going, warn
             warnings.warn(f"wandb tracker disabled for this run: {exc}")
             return None
 
     @hookimpl
     def tunelab_run_start(self, run: RunInfo) -> None:
+        self.broken = False
         self.run = self._init(
             group=run.group,
             job_type=run.job_type,
@@ -281,8 +320,8 @@ class WandbTracker(Tracker):
         if self.run is None or stage != "prepare":
             return
         numbers = _numbers({k: v for k, v in stats.items() if k != "steps"}, prefix=f"{stage}/")
-        self.run.summary.update(numbers)
-        if self.config.log_dataset:
+        self._safely("log the data statistics", lambda: self.run.summary.update(numbers))
+        if self.config.log_dataset and not self.broken:
             try:
                 self._log_dataset(run, stats)
             except Exception as exc:  # an artifact must not cost the training run
@@ -320,9 +359,9 @@ class WandbTracker(Tracker):
         if self.run is None:
             return
         if step is None:
-            self.run.summary.update(_numbers(metrics))
+            self._safely("log the final metrics", lambda: self.run.summary.update(_numbers(metrics)))
         else:
-            self.run.log(_numbers(metrics), step=step)
+            self._safely("log metrics", lambda: self.run.log(_numbers(metrics), step=step))
 
     def _log_model(self, run: RunInfo, metrics: dict[str, Any]) -> None:
         import wandb
@@ -355,16 +394,17 @@ class WandbTracker(Tracker):
     def tunelab_run_end(self, run: RunInfo, status: str, metrics: dict[str, Any], error: Optional[str]) -> None:
         if self.run is None:
             return
-        self.run.summary["status"] = status
-        if error:
-            self.run.summary["error"] = error
-        if status == "ok" and self.config.log_model:
+        self._safely("log the run's status", lambda: self.run.summary.update({"status": status, **({"error": error} if error else {})}))
+        if status == "ok" and self.config.log_model and not self.broken:
             try:
                 self._log_model(run, metrics)
             except Exception as exc:
                 warnings.warn(f"wandb tracker: could not log the model as an artifact: {exc}")
-        self.run.finish(exit_code=0 if status == "ok" else 1)
-        self.run = None
+        wb, self.run = self.run, None
+        try:
+            wb.finish(exit_code=0 if status == "ok" else 1)
+        except Exception as exc:
+            warnings.warn(f"wandb tracker: could not finish the W&B run ({type(exc).__name__}: {exc})")
 
     @hookimpl
     def tunelab_sweep_end(self, sweep_dir: Path, rows: list[dict[str, Any]], comparison: Any, group: str) -> None:
@@ -626,6 +666,9 @@ class MlflowTracker(Tracker):
             _missing("mlflow", "mlflow-skinny", "not tracking to MLflow")
             return None
         uri, local = self.store(base)
+        from tunelab.redaction import redact_text
+
+        shown = redact_text(uri)  # a tracking server URL may hold a password
         try:
             # parallel jobs of a sweep create the shared SQLite store and its experiment once
             with file_lock(local / "mlflow.db.lock") if local else contextlib.nullcontext():
@@ -636,15 +679,15 @@ class MlflowTracker(Tracker):
                     return client, client.create_experiment(self.config.experiment, **options)
                 if experiment.lifecycle_stage == "deleted":
                     warnings.warn(
-                        f"mlflow tracker disabled: experiment {self.config.experiment!r} is deleted in {uri}; restore it "
+                        f"mlflow tracker disabled: experiment {self.config.experiment!r} is deleted in {shown}; restore it "
                         "(mlflow experiments restore) or set tracker.mlflow.experiment=<another name>"
                     )
                     return None
                 return client, experiment.experiment_id
         except ImportError as exc:  # e.g. the SQLite store needs sqlalchemy and alembic
-            warnings.warn(f"mlflow tracker disabled: cannot open {uri}: {exc}. Fix: pip install 'tunelab[mlflow]'")
+            warnings.warn(f"mlflow tracker disabled: cannot open {shown}: {redact_text(str(exc))}. Fix: pip install 'tunelab[mlflow]'")
         except Exception as exc:
-            warnings.warn(f"mlflow tracker disabled: cannot open {uri}: {exc}")
+            warnings.warn(f"mlflow tracker disabled: cannot open {shown}: {redact_text(str(exc))}")
         return None
 
     def _batch(self, run_id: str, metrics: Optional[dict[str, float]] = None, params: Optional[dict[str, str]] = None,

@@ -20,7 +20,7 @@ from tunelab.api import (
     evaluation_split,
     write_example_scores,
 )
-from tunelab.train.arguments import common_training_arguments, loss_metrics, save_trained
+from tunelab.train.arguments import common_training_arguments, loss_metrics, run_trainer, save_trained
 from tunelab.train.formatting import render_pair, tokenize_pair
 
 
@@ -81,7 +81,7 @@ class Sft(Method):
             peft_config=job.peft_config,
             callbacks=job.callbacks,
         )
-        result = trainer.train()
+        result = run_trainer(trainer, job)
         metrics = {
             **loss_metrics(trainer, result),
             "train_rows": len(trainer.train_dataset),
@@ -175,6 +175,12 @@ class LmEvaluator(Evaluator):
 
     scores = ("causal_lm",)
     required_columns = (PROMPT, COMPLETION)
+
+    def __init__(self, config: LmEvalConfig):
+        super().__init__(config)
+        for key, least in (("batch_size", 1), ("max_generate", 0), ("max_new_tokens", 1)):
+            if getattr(config, key) < least:
+                raise ValueError(f"eval.{key} must be >= {least}, got {getattr(config, key)}")
 
     def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:
         import torch

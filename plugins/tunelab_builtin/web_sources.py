@@ -83,10 +83,79 @@ def _is_local(url: str) -> bool:
     return scheme in ("", "file") or len(scheme) == 1
 
 
-def _opener() -> Any:
+class _Deadline:
+    """The time limit of one whole fetch (redirects included). A socket timeout only bounds
+    each read, so a server that trickles its headers or body a byte at a time could hold a
+    fetch forever; at the deadline a timer shuts down every socket the fetch opened, and the
+    blocked read returns."""
+
+    def __init__(self, seconds: float):
+        import threading
+
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() > self.at
+
+    def track(self, sock: Any) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            self._shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: Any) -> None:
+        import socket
+
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _opener(deadline: _Deadline | None = None) -> Any:
     """A urllib opener with only the handlers web fetching needs (no file:, ftp: or data:
-    handlers at all) that follows redirects to http(s) URLs only."""
+    handlers at all) that follows redirects to http(s) URLs only; with a ``deadline``,
+    every connection it opens is shut down when the deadline passes."""
+    import http.client
     import urllib.request  # imported here: it pulls in the email package, slow for CLI start
+
+    def tracked(base: Any) -> Any:
+        class Tracked(base):  # type: ignore[misc, valid-type]
+            def connect(self) -> None:
+                super().connect()
+                if deadline is not None:
+                    deadline.track(self.sock)
+
+        return Tracked
+
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            return self.do_open(tracked(http.client.HTTPConnection), req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req: Any) -> Any:
+            options = {"context": self._context}
+            if hasattr(self, "_check_hostname"):  # Python < 3.12
+                options["check_hostname"] = self._check_hostname
+            return self.do_open(tracked(http.client.HTTPSConnection), req, **options)
 
     class WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
         def http_error_302(self, req, fp, code, msg, headers):
@@ -103,8 +172,8 @@ def _opener() -> Any:
     opener = urllib.request.OpenerDirector()
     for handler in (
         urllib.request.ProxyHandler(),
-        urllib.request.HTTPHandler(),
-        urllib.request.HTTPSHandler(),
+        Http(),
+        Https(),
         WebOnlyRedirects(),
         urllib.request.HTTPDefaultErrorHandler(),
         urllib.request.HTTPErrorProcessor(),
@@ -120,9 +189,10 @@ def fetch(url: str, *, timeout: float, max_bytes: int, user_agent: str) -> Page:
     import urllib.request
 
     request = urllib.request.Request(url, headers={"User-Agent": user_agent, "Accept": "text/html,application/xhtml+xml,text/plain;q=0.8"})
-    deadline = time.monotonic() + timeout
+    deadline = _Deadline(timeout)
+    timed_out = f"timed out after {timeout:g} s (data.timeout)"
     try:
-        with _opener().open(request, timeout=timeout) as response:
+        with _opener(deadline).open(request, timeout=timeout) as response:
             content_type = response.headers.get_content_type()
             if response.headers.get("Content-Type") and content_type not in HTML_TYPES:
                 raise FetchError(f"not an HTML page (Content-Type {content_type})")
@@ -131,11 +201,13 @@ def fetch(url: str, *, timeout: float, max_bytes: int, user_agent: str) -> Page:
                 raise FetchError(f"page is {int(declared)} bytes, over data.max_bytes={max_bytes}; not downloaded")
             chunks, size = [], 0
             while True:
-                if time.monotonic() > deadline:
-                    raise FetchError(f"timed out after {timeout:g} s (data.timeout)")
-                # read1 returns after one network read, so a slow server cannot hold us past the deadline
+                if deadline.passed():
+                    raise FetchError(timed_out)
+                # read1 returns after one network read; at the deadline the socket is shut down
                 chunk = response.read1(65536)
                 if not chunk:
+                    if deadline.expired:  # the end of a cut-off connection, not of the page
+                        raise FetchError(timed_out)
                     break
                 size += len(chunk)
                 if size > max_bytes:
@@ -147,13 +219,17 @@ def fetch(url: str, *, timeout: float, max_bytes: int, user_agent: str) -> Page:
     except urllib.error.HTTPError as exc:
         raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            raise FetchError(f"timed out after {timeout:g} s (data.timeout)") from None
+        if isinstance(exc.reason, TimeoutError) or deadline.expired:
+            raise FetchError(timed_out) from None
         raise FetchError(f"cannot connect: {exc.reason}") from None
     except TimeoutError:
-        raise FetchError(f"timed out after {timeout:g} s (data.timeout)") from None
+        raise FetchError(timed_out) from None
     except (http.client.HTTPException, OSError, ValueError) as exc:
+        if deadline.expired:  # the deadline shut the connection down mid-read
+            raise FetchError(timed_out) from None
         raise FetchError(f"connection failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        deadline.cancel()
 
 
 def decode_html(body: bytes, charset: str | None) -> str | None:
@@ -258,7 +334,12 @@ class HtmlCollector(FileCollector):
         if size > self.config.max_bytes and not file.name.lower().endswith(".gz"):
             ctx.quarantine(label, 1, f"file is {size} bytes, over data.max_bytes={self.config.max_bytes}")
             return
-        row = self._page_row(self.read_bytes(file), None, label, None, ctx)
+        with self.open_binary(file) as fh:  # a .gz file: at most max_bytes are decompressed (no gzip bomb)
+            body = fh.read(self.config.max_bytes + 1)
+        if len(body) > self.config.max_bytes:
+            ctx.quarantine(label, 1, f"decompressed page is over data.max_bytes={self.config.max_bytes}")
+            return
+        row = self._page_row(body, None, label, None, ctx)
         if row is not None:
             yield 1, row
 

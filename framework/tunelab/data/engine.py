@@ -39,6 +39,9 @@ _STAGE_OF_KIND = {
     "splitter": "split",
 }
 COMPLETE_MARKER = "COMPLETE.json"
+#: sha256 and size of every file of a prepared-data directory, written last (atomically): a
+#: copy is used only when it has a manifest and every file matches it (see :func:`verify`)
+MANIFEST = "MANIFEST.json"
 
 
 class DataError(TunelabError):
@@ -96,11 +99,22 @@ def prepare(rc: RunConfig, plugins: Plugins) -> Prepared:
     key = cache_key(rc, plugins)
     root = rc.cache_dir / "prepared"
     target = root / key
+    rebuilt = ""
     with file_lock(root / f"{key}.lock"):
-        if (target / COMPLETE_MARKER).exists():
-            log.info("prepared data: cache hit %s", target)
-            return _load(target, key, cache_hit=True)
-        if target.exists():  # an interrupted earlier attempt: never trust it
+        for stale in root.glob(f"{key}.tmp-*"):  # a preparation killed half-way (we hold the lock: none is running)
+            log.warning("prepared data: removing %s, a preparation that was interrupted before it finished", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        if target.exists():
+            problem = verify(target)
+            if problem is None:
+                try:
+                    prepared = _load(target, key, cache_hit=True)
+                    log.info("prepared data: cache hit %s", target)
+                    return prepared
+                except Exception as exc:  # verified, yet unreadable: rebuild rather than fail
+                    problem = f"it cannot be loaded ({type(exc).__name__}: {exc})"
+            rebuilt = problem
+            log.warning("prepared data in %s is not usable: %s; it is rebuilt", target, problem)
             shutil.rmtree(target)
         staging = root / f"{key}.tmp-{os.getpid()}"
         if staging.exists():
@@ -110,13 +124,61 @@ def prepare(rc: RunConfig, plugins: Plugins) -> Prepared:
             summary = run_pipeline(rc, plugins, staging)
             summary["key"] = key
             (staging / COMPLETE_MARKER).write_text(json.dumps(summary, indent=2, default=str))
+            write_manifest(staging)  # last: a directory without it is never used
             os.replace(staging, target)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         with (root / "preparations.log").open("a") as fh:  # one line per real preparation
-            fh.write(f"{time.time():.3f} {key} pid={os.getpid()}\n")
+            fh.write(f"{time.time():.3f} {key} pid={os.getpid()}" + (f" rebuilt: {rebuilt}" if rebuilt else "") + "\n")
     return _load(target, key, cache_hit=False)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: Path) -> None:
+    """Write :data:`MANIFEST` (size and sha256 of every file below ``directory``), atomically."""
+    files = {
+        path.relative_to(directory).as_posix(): {"size": path.stat().st_size, "sha256": _sha256(path)}
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+    tmp = directory / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps({"files": files}, indent=1))
+    os.replace(tmp, directory / MANIFEST)
+
+
+def verify(directory: Path) -> str | None:
+    """None when every file :data:`MANIFEST` lists is there with its size and sha256, else
+    what is wrong. Files the manifest does not list are not checked: ``datasets`` adds its
+    own caches (``cache-*.arrow``) next to the splits when a job maps over them."""
+    try:
+        files = json.loads((directory / MANIFEST).read_text())["files"]
+        if not isinstance(files, dict) or COMPLETE_MARKER not in files:
+            raise ValueError(f"it does not list {COMPLETE_MARKER}")
+    except FileNotFoundError:
+        return f"it has no {MANIFEST} (a preparation that did not finish, or a copy made before checksums)"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its {MANIFEST} is unreadable ({exc})"
+    for name, expected in files.items():
+        path = directory / name
+        if not isinstance(expected, dict):
+            return f"its {MANIFEST} is unreadable (entry {name!r} is not a mapping)"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if size != expected.get("size"):
+            return f"{name} has {size} bytes, the manifest says {expected.get('size')} (truncated or rewritten)"
+        if _sha256(path) != expected.get("sha256"):
+            return f"the sha256 of {name} does not match the manifest (the file was damaged or changed)"
+    return None
 
 
 @contextmanager
@@ -174,12 +236,18 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
         except KeyError as exc:
             raise ConfigError(str(exc)) from None
         config = typed_config(component.config_schema, params, kind=kind, name=name, origin=Origin(), group=kind, key_prefix="")
-        return component.cls(config)
+        return component.create(config)
 
     def context(step: str = "") -> StageContext:
         return StageContext(
             seed=rc.data_seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column, factory=factory, step=step
         )
+
+    # PII: with a step that removes personal data (a ``scrub`` method, e.g. pii), nothing from
+    # before it is written raw: the quarantine and the report examples, drop details and
+    # metadata of the earlier steps go through its detector (its own and later ones see clean data)
+    scrub_step, scrub = _scrubber(rc, registry)
+    scrubbing = {"on": scrub is not None}
 
     # collect
     collector = rc.collector.instantiate(registry)
@@ -187,6 +255,8 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
     started = time.perf_counter()
     with _step_errors("collect", rc.collector.name):
         data = collector.collect(ctx)
+    if scrubbing["on"]:
+        _scrub_context(ctx, scrub)
     if ROW_ID not in data.column_names:
         raise DataError(f"collector '{rc.collector.name}' returned rows without an '{ROW_ID}' column")
     if PARENT_ID not in data.column_names:
@@ -229,6 +299,11 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
         started = time.perf_counter()
         with _step_errors(stage, step):
             result = run(data, ctx)
+        if scrubbing["on"]:
+            if (stage, step) == scrub_step:  # the PII step itself reports only redacted text
+                scrubbing["on"] = False
+            else:
+                _scrub_context(ctx, scrub)
         seconds = time.perf_counter() - started
         parts = list(result.values()) if isinstance(result, dict) else [result]
         ids_out: list[str] = []
@@ -316,6 +391,39 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
     return summary
 
 
+def _scrubber(rc: RunConfig, registry: Any) -> tuple[tuple[str, str] | None, Any]:
+    """((stage, step id), scrub function) of the first pipeline step that removes personal
+    data (its operator has a ``scrub(text) -> text`` method), or (None, None)."""
+    for stage in PIPELINE_STAGES:
+        for selected in rc.steps[stage]:
+            scrub = getattr(selected.instantiate(registry), "scrub", None)
+            if callable(scrub):
+                return (stage, selected.step), scrub
+    return None, None
+
+
+def _scrubbed(value: Any, scrub: Any) -> Any:
+    """``value`` (JSON-like) with ``scrub`` applied to every string but row ids."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: v if k in (ROW_ID, PARENT_ID) else _scrubbed(v, scrub) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(v, scrub) for v in value]
+    return value
+
+
+def _scrub_context(ctx: StageContext, scrub: Any) -> None:
+    """Scrub what a step recorded for files (quarantine, examples, drop reasons and details, metadata)."""
+    ctx.quarantined = [{**item, **{k: _scrubbed(item.get(k), scrub) for k in ("raw", "reason")}} for item in ctx.quarantined]
+    ctx.examples = _scrubbed(ctx.examples, scrub)
+    ctx.metadata = _scrubbed(ctx.metadata, scrub)
+    for drop in ctx.drops:
+        drop.reason = scrub(drop.reason)
+        if drop.detail is not None:
+            drop.detail = _scrubbed(drop.detail, scrub)
+
+
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for row in rows:
@@ -326,5 +434,5 @@ def copy_artifacts(prepared: Prepared, run_dir: Path) -> None:
     """Put the data report, ledger, quarantine and every file a step wrote (review
     queues, plots) into a run dir."""
     for source in prepared.directory.iterdir():
-        if source.is_file() and source.name != COMPLETE_MARKER:
+        if source.is_file() and source.name not in (COMPLETE_MARKER, MANIFEST):
             shutil.copyfile(source, run_dir / source.name)

@@ -40,7 +40,9 @@ def common_training_arguments(job: TrainJob) -> dict[str, Any]:
         "warmup_steps": s.warmup_steps,
         "weight_decay": s.weight_decay,
         "logging_steps": s.logging_steps,
-        "save_strategy": "no",
+        # checkpoints only with train.save_steps (tunelab.train.checkpoints); the result is saved by save_trained
+        **({"save_strategy": "steps", "save_steps": s.save_steps, "save_total_limit": s.save_total_limit}
+           if s.save_steps > 0 else {"save_strategy": "no"}),
         "eval_strategy": "no",
         "report_to": "none",
         "seed": job.seed,
@@ -52,6 +54,14 @@ def common_training_arguments(job: TrainJob) -> dict[str, Any]:
         "include_num_input_tokens_seen": True,
         **precision_flags(s.precision),
     }
+
+
+def run_trainer(trainer: Any, job: TrainJob) -> Any:
+    """``trainer.train()``, continuing from ``job.resume_from`` (a complete checkpoint of this
+    job, set when a rerun resumes a killed job) when there is one. Every objective trains
+    through this, so ``train.save_steps`` checkpoints can be resumed with any of them."""
+    checkpoint = str(job.resume_from) if job.resume_from is not None else None
+    return trainer.train(resume_from_checkpoint=checkpoint)
 
 
 def loss_metrics(trainer: Any, result: Any) -> dict[str, float]:

@@ -100,6 +100,18 @@ def resolve(registry: Registry, model: str, method: str, peft: str, evaluator: s
 
 
 def check_approach(rc: RunConfig, registry: Registry) -> Approach:
-    """:func:`resolve` for a validated run config."""
-    return resolve(registry, rc.model.name, rc.method.name, rc.peft.name, rc.evaluator.name)
+    """:func:`resolve` for a validated run config, and whether this machine can train at
+    ``train.precision`` (bf16/fp16 need a CUDA GPU; otherwise transformers refuses once the
+    data is prepared and the model loaded)."""
+    approach = resolve(registry, rc.model.name, rc.method.name, rc.peft.name, rc.evaluator.name)
+    precision = rc.train.precision
+    if precision in ("bf16", "fp16"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.precision={precision} needs a CUDA GPU and this machine has none; "
+                              "use train.precision=auto (bf16 where the GPU supports it, fp32 otherwise) or fp32")
+        if precision == "bf16" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("train.precision=bf16: this GPU does not support bfloat16; use train.precision=fp16 or auto")
+    return approach
 

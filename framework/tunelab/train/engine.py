@@ -98,8 +98,14 @@ def hide_labels(train: Any, label_column: str, fraction: float) -> tuple[Any, in
     return train.map(blank, batched=True, with_indices=True, desc="label_fraction"), len(hide)
 
 
-def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_dir: Path, sink: MetricsSink) -> dict[str, float]:
+def train_and_evaluate(
+    rc: RunConfig, plugins: Plugins, prepared: Prepared, run_dir: Path, sink: MetricsSink, resume_from: Path | None = None
+) -> dict[str, float]:
+    """Train and evaluate; ``resume_from``: a complete checkpoint of this job to continue from
+    (see tunelab.train.checkpoints)."""
     from transformers import set_seed
+
+    from tunelab.train.checkpoints import checkpoint_callback, step_of
 
     registry = plugins.registry
     approach = check_approach(rc, registry)
@@ -141,6 +147,9 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
         raise ConfigError(f"model '{rc.model.name}' for method '{rc.method.name}': {exc}") from None
     peft_config = adaptation.peft_config(loaded)
     budget = budget_callback(rc.train)
+    callbacks = [_log_forwarder(sink), budget]
+    if rc.train.save_steps > 0:
+        callbacks.append(checkpoint_callback())
     job = TrainJob(
         model=loaded,
         splits=splits,
@@ -148,10 +157,11 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
         settings=rc.train,
         output_dir=run_dir,
         seed=rc.seed,
-        callbacks=[_log_forwarder(sink), budget],
+        callbacks=callbacks,
         request=request,
         label_column=rc.label_column,
         data_metadata=prepared.summary.get("metadata") or {},
+        resume_from=resume_from,
     )
     energy = EnergySettings.from_train_settings(rc.train)
     with ResourceMeter(energy=energy) as meter:
@@ -180,6 +190,8 @@ def train_and_evaluate(rc: RunConfig, plugins: Plugins, prepared: Prepared, run_
     metrics["energy_source"] = meter.energy.source
     metrics.update(outcome.metrics)
     metrics.update(label_metrics)
+    if resume_from is not None:  # train_seconds etc. are of this attempt, from that step on
+        metrics["train_resumed_from_step"] = step_of(resume_from)
     if rc.train.max_train_tokens or rc.train.max_train_seconds:
         # which limit ended training: tokens, seconds, or steps/epochs (they came first)
         metrics["train_budget_stop"] = budget.stopped_by or "steps"
