@@ -307,7 +307,7 @@ def test_group_split_keeps_every_group_and_its_derived_rows_together(tmp_path):
         _splitter("group", group_column="customer", missing_group="error").split(data, _ctx(tmp_path))
     with pytest.raises(ValueError, match="group_column 'thread' not in the data"):
         _splitter("group", group_column="thread").split(data, _ctx(tmp_path))
-    with pytest.raises(ConfigError, match="splitter .group.*missing mandatory value: group_column"):
+    with pytest.raises(ConfigError, match="missing value for 'pipeline.params.group.group_column' of splitter 'group'.*Set it"):
         validate(["pipeline.split=group"])
 
 

@@ -107,7 +107,7 @@ def test_second_run_hits_the_cache_and_a_change_misses_it():
 
 
 def test_data_seed_must_be_an_integer():
-    with pytest.raises(ConfigError, match=r"data_seed must be an integer, got 'first'.*data_seed=\$\{seed\}"):
+    with pytest.raises(ConfigError, match=r"data_seed must be an integer.*got 'first'.*data_seed=\$\{seed\}"):
         _prepare(["pipeline=minimal", "data_seed=first"])
 
 

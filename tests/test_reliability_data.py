@@ -487,7 +487,7 @@ def operator_names(models: bool = False) -> list[str]:
     return [f"{kind}/{name}" for kind in DATA_KINDS for name in reg.names(kind) if (name in MODEL_OPERATORS) == models]
 
 
-def collected(draw: Any, root: Path) -> Any:
+def collected(draw: Any, root: Path, most: int = 12) -> Any:
     """Rows as the engine hands them to the first step: generated records written as JSON
     Lines, read by the jsonl collector, with parent_id added; some rows then derived from
     others (as augmenters and oversampling leave them), some parents already dropped."""
@@ -496,7 +496,7 @@ def collected(draw: Any, root: Path) -> Any:
     kind = draw(st.sampled_from(LABEL_KINDS))
     # text columns: junk text and None, wrong types now and then (those rows are quarantined)
     texts = draw(st.sampled_from([st.one_of(junk_text, st.none()), st.one_of(junk_text, junk_text, st.none(), nested), sentences]))
-    rows = draw(st.lists(records_with(kind, texts), min_size=2, max_size=12))
+    rows = draw(st.lists(records_with(kind, texts), min_size=2, max_size=most))
     path = root / "input.jsonl"
     path.write_bytes(b"\n".join(jsonl_lines(draw, rows)) + b"\n")
     data, _ = collect("jsonl", {"path": str(path), "format": draw(st.sampled_from(["none", "none", "auto"]))}, root)
@@ -560,11 +560,11 @@ def test_collector_accounts_for_every_record(name, data):
         account(collected_rows, ctx, expected)
 
 
-def check_operators(components: list[str], data: Any, extra: dict[str, dict[str, Any]]) -> None:
+def check_operators(components: list[str], data: Any, extra: dict[str, dict[str, Any]], most: int = 12) -> None:
     """Each operator on the same generated rows (each on its own copy, as the first step
     of a pipeline would get them): it passes the ledger check or fails clearly."""
     with tempfile.TemporaryDirectory() as tmp:
-        rows = collected(data.draw, Path(tmp))
+        rows = collected(data.draw, Path(tmp), most)
         if not len(rows):
             return
         for component in components:
@@ -592,7 +592,7 @@ def test_operator_lists_are_complete():
 
 
 # every operator runs on each generated case: that is ~25 steps per case, so fewer cases
-@settings(relaxed, max_examples=30 if not SOAK else 800)
+@settings(relaxed, max_examples=20 if not SOAK else 800)
 @given(data=st.data())
 def test_every_operator_accounts_for_every_row(data):
     check_operators(OPERATORS, data, {})
@@ -630,11 +630,11 @@ def tiny_models(tmp_path_factory) -> dict[str, dict[str, Any]]:
     }
 
 
-# a transformer forward pass per case (tiny random models, still the slowest steps)
-@settings(relaxed, max_examples=8 if not SOAK else 200)
+# a transformer forward pass per row (tiny random models, still the slowest steps)
+@settings(relaxed, max_examples=4 if not SOAK else 200)
 @given(data=st.data())
 def test_model_backed_operators_account_for_every_row(data, tiny_models):
-    check_operators([c for c in operator_names(models=True) if c.split("/")[1] not in SKIPPED_OPERATORS], data, tiny_models)
+    check_operators([c for c in operator_names(models=True) if c.split("/")[1] not in SKIPPED_OPERATORS], data, tiny_models, most=5)
 
 
 # --- a whole preparation ---------------------------------------------------------------------
@@ -661,7 +661,7 @@ def random_pipeline(draw: Any) -> list[str]:
     return overrides
 
 
-@settings(relaxed, max_examples=10 if not SOAK else 300)
+@settings(relaxed, max_examples=8 if not SOAK else 300)
 @given(data=st.data())
 def test_prepare_accounts_for_every_input_line(data):
     """The real engine (prepare) on a generated JSON Lines file, with a ready-made pipeline
