@@ -259,6 +259,22 @@ def test_oversample_twice_keeps_ids_unique_and_copies_originals_evenly(tmp_path)
     assert sorted(shuffled["id"]) == sorted(once["id"])
 
 
+def test_count_balancers_pass_unlabelled_data_through_unless_the_step_names_a_column(tmp_path, caplog):
+    """The default pipeline oversamples by `label`; data with no such column (plain
+    prompt/completion pairs) passes unchanged, with a warning and a note in the report."""
+    from tunelab_builtin.balancers import Oversample, OversampleConfig, Undersample, UndersampleConfig
+
+    data = _dataset(_tickets({"billing": 6, "privacy": 2})).remove_columns("label")
+    for step in (Oversample(OversampleConfig(target_ratio=1.0)), Undersample(UndersampleConfig())):
+        ctx = _ctx(tmp_path)
+        with caplog.at_level("WARNING"):
+            out = step.apply(data, ctx)
+        assert out["id"] == data["id"] and ctx.metadata == {"skipped": "no label column 'label'"}
+        assert "rows pass unchanged" in caplog.text
+    with pytest.raises(ValueError, match=r"oversample: label column 'category' not in the data"):
+        Oversample(OversampleConfig(label_column="category")).apply(data, _ctx(tmp_path))
+
+
 # --- splitters -----------------------------------------------------------------------
 
 

@@ -149,6 +149,7 @@ BAD_LINES = st.sampled_from(
         b'{"prompt": {"deep": "\\udc00"}, "text": "nested surrogate"}',
         b"{" * 3 + b"}" * 3,
         b'{"a": ' + b"[" * 3000 + b"]" * 3000 + b"}",  # nested deeper than Python's recursion limit
+        b'{"prompt": "deep", "a": ' + b"[" * 100 + b"]" * 100 + b"}",  # readable, too deep to keep
         b'{"prompt": "dup", "prompt": "keys", "completion": "c"}',
         b"{}",
         b'{"prompt": "x", "completion": "y"} trailing',
@@ -311,7 +312,7 @@ def write_text(draw: Any, root: Path) -> tuple[dict[str, Any], dict[str, int]]:
     parts = draw(st.lists(st.one_of(junk_text.map(lambda s: s.encode("utf-8")), st.just(b""), st.binary(max_size=8)), max_size=8))
     blob = b"\n".join(parts)
     (root / "notes.txt").write_bytes(blob)
-    lines = blob.splitlines()
+    lines = blob.removeprefix(b"\xef\xbb\xbf").splitlines()  # a UTF-8 byte-order mark is not text
     if unit == "file":
         count = int(any(line.strip() for line in lines))
     elif unit == "line":
@@ -815,3 +816,49 @@ def test_broken_file_gets_a_clear_error_or_a_quarantine(case, tmp_path):
     (entry,) = ctx.quarantined
     assert entry["line"] == line and __import__("re").search(reason, entry["reason"]), entry
     assert entry["source"] and len(data) == kept
+
+
+# --- huge values ---------------------------------------------------------------------------
+
+HUGE_TEXTS = [
+    "x" * 200_000, "ab1" * 60_000, "a@" + "b" * 200_000, "https://" + "y" * 200_000, "<b>" * 60_000, "word " * 40_000,
+    "\x00" * 100_000, "é" * 100_000, "1," * 100_000, "$" + "9" * 100_000, "&amp;" * 40_000, "*_" * 100_000, "[a](b)" * 30_000,
+]
+
+
+def test_noise_protection_is_linear_in_a_huge_token():
+    """A 200 kB run without spaces once took the synonym, eda and char_noise augmenters
+    minutes per row (a regular expression backtracking quadratically)."""
+    import time
+
+    from tunelab_builtin.augmenters import protected_mask
+
+    started = time.perf_counter()
+    for text in HUGE_TEXTS:
+        mask = protected_mask(text)
+        assert len(mask) == len(text)
+    assert time.perf_counter() - started < 10
+    text = "order 1234 at https://x.com/a or jo@mail.example.com, thanks"
+    shown = "".join(ch if protected else "_" for ch, protected in zip(text, protected_mask(text)))
+    assert shown == "______1234____https://x.com/a____jo@mail.example.com________"
+
+
+@pytest.mark.soak
+def test_every_operator_handles_huge_values_quickly(tmp_path):
+    """Each operator on rows of 100-200 kB values (every row augmented): done in seconds."""
+    import time
+
+    from datasets import Dataset, Value
+
+    rows = [{"id": f"r{i}", "parent_id": None, "prompt": t, "completion": t, "text": t, "label": "ab"[i % 2], "group": "g", "a1": "a", "a2": "b"} for i, t in enumerate(HUGE_TEXTS)]
+    data = Dataset.from_list(rows).cast_column(PARENT_ID, Value("string"))
+    for component in OPERATORS:
+        kind, name = component.split("/")
+        fixed = OPERATOR_PARAMS.get(name, {})
+        params = {**(fixed(data) if callable(fixed) else fixed), **({"fraction": 1.0} if kind == "augmenter" and name != "template" else {})}
+        started = time.perf_counter()
+        try:
+            run_operator(kind, name, data, tmp_path, params)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            assert_clear_error(exc, name)
+        assert time.perf_counter() - started < 60, f"{component} took {time.perf_counter() - started:.0f} s"

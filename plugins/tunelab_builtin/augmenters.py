@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from tunelab.api import (
     CANONICAL_TEXT_COLUMNS,
@@ -245,11 +245,33 @@ _PROTECTED = re.compile(
 )
 
 
+# a run of non-space characters this long is no word (junk, base64, a long link): matching
+# _PROTECTED inside it backtracks quadratically (minutes for a 100 kB run), so it is judged whole
+_LONG_RUN = 64
+_LONG_TOKEN = re.compile(r"\S{%d,}" % _LONG_RUN)
+_TOKEN = re.compile(r"\S+")
+_PROTECT_WHOLE = re.compile(r"\d|@|https?://|www\.")
+
+
+def _protected_spans(text: str) -> Iterator[tuple[int, int]]:
+    if _LONG_TOKEN.search(text) is None:
+        yield from (match.span() for match in _PROTECTED.finditer(text))
+        return
+    # no match of _PROTECTED spans white space, so token by token finds the same spans
+    for token in _TOKEN.finditer(text):
+        start, word = token.start(), token.group()
+        if len(word) < _LONG_RUN:
+            yield from ((start + m.start(), start + m.end()) for m in _PROTECTED.finditer(word))
+        elif _PROTECT_WHOLE.search(word):
+            yield token.span()
+
+
 def protected_mask(text: str) -> list[bool]:
-    """True for every character inside a link, an e-mail address or a word with a digit."""
+    """True for every character inside a link, an e-mail address or a word with a digit
+    (a run of 64 or more non-space characters holding any of them is protected whole)."""
     mask = [False] * len(text)
-    for match in _PROTECTED.finditer(text):
-        mask[match.start() : match.end()] = [True] * (match.end() - match.start())
+    for start, end in _protected_spans(text):
+        mask[start:end] = [True] * (end - start)
     return mask
 
 

@@ -7,6 +7,7 @@ balancer. Every random choice is drawn per row from the seed and the row id
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import defaultdict
@@ -17,6 +18,7 @@ from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, Bal
 
 from tunelab_builtin.derive import append_rows, row_rng, take_rows
 
+log = logging.getLogger(__name__)
 _SUFFIX = re.compile(r"^(.*?)(\d*)$")
 
 
@@ -31,6 +33,21 @@ def label_column_of(data: Any, configured: Optional[str], ctx: StageContext, ste
             f"set pipeline.label_column or pipeline.params.{step}.label_column"
         )
     return column
+
+
+def label_column_or_none(data: Any, configured: Optional[str], ctx: StageContext, step: str) -> Optional[str]:
+    """The label column, or None when the data has no ``pipeline.label_column`` and the step
+    names none of its own: unlabelled data has nothing to balance, as with rows whose label
+    is blank. A column the step names itself must exist."""
+    if configured is None and ctx.label_column not in data.column_names:
+        log.warning(
+            "%s: no label column '%s' in the data (columns: %s); rows pass unchanged. "
+            "Set pipeline.label_column to balance by another column, or pipeline.balance=[] to drop the step",
+            step, ctx.label_column, data.column_names,
+        )
+        ctx.metadata["skipped"] = f"no label column '{ctx.label_column}'"
+        return None
+    return label_column_of(data, configured, ctx, step)
 
 
 def members_by_label(data: Any, column: str) -> dict[str, list[int]]:
@@ -139,8 +156,8 @@ class Oversample(Balancer):
         check_ratio("oversample", config.target_ratio)
 
     def apply(self, data, ctx: StageContext):
-        column = label_column_of(data, self.config.label_column, ctx, "oversample")
-        by_label = members_by_label(data, column)
+        column = label_column_or_none(data, self.config.label_column, ctx, "oversample")
+        by_label = members_by_label(data, column) if column else {}
         if not by_label:
             return data
         target = int(self.config.target_ratio * max(len(v) for v in by_label.values()))
@@ -179,8 +196,8 @@ class Undersample(Balancer):
             raise ValueError(f"undersample.max_per_class must be a positive number of rows or null, got {config.max_per_class}")
 
     def apply(self, data, ctx: StageContext):
-        column = label_column_of(data, self.config.label_column, ctx, "undersample")
-        by_label = members_by_label(data, column)
+        column = label_column_or_none(data, self.config.label_column, ctx, "undersample")
+        by_label = members_by_label(data, column) if column else {}
         if not by_label:
             return data
         if self.config.max_per_class is not None:

@@ -214,24 +214,38 @@ def short(record: Any, limit: int = 500) -> str:
 def _invalid_text(row: dict[str, Any]) -> str | None:
     """Why a row cannot be stored as Arrow data (None when it can): a string or column
     name holding a lone UTF-16 surrogate, or values nested deeper than Arrow holds."""
-    stack: list[tuple[Any, str, int]] = [(value, str(key), 0) for key, value in row.items()]
-    stack += [(key, str(key), 0) for key in row if isinstance(key, str)]
-    while stack:
-        value, column, depth = stack.pop()
+    for key, value in row.items():
+        column = str(key)
+        if not column.isascii() and _SURROGATE.search(column):
+            return f"column '{_SURROGATE.sub('?', column)}': {_SURROGATE_REASON}"
         if isinstance(value, str):
             if not value.isascii() and _SURROGATE.search(value):
-                return (
-                    f"column '{_SURROGATE.sub('?', column)}' holds a lone UTF-16 surrogate "
-                    f"(an escape such as \\ud800 that is not half of a pair), which is not valid Unicode text"
-                )
+                return f"column '{_SURROGATE.sub('?', column)}' holds {_SURROGATE_REASON}"
         elif isinstance(value, (list, tuple, dict)):
+            why = _invalid_nested(value)
+            if why:
+                return f"column '{_SURROGATE.sub('?', column)}' {why}"
+    return None
+
+
+_SURROGATE_REASON = "a lone UTF-16 surrogate (an escape such as \\ud800 that is not half of a pair), which is not valid Unicode text"
+
+
+def _invalid_nested(value: Any) -> str | None:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return f"holds {_SURROGATE_REASON}"
+        elif isinstance(item, (list, tuple, dict)):
             if depth >= MAX_NESTING:
-                return f"column '{_SURROGATE.sub('?', column)}' is nested more than {MAX_NESTING} levels deep"
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if isinstance(key, str):
-                    stack.append((key, column, depth + 1))
-                stack.append((item, column, depth + 1))
+                return f"is nested more than {MAX_NESTING} levels deep"
+            if isinstance(item, dict):
+                stack.extend((key, depth + 1) for key in item if isinstance(key, str))
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
     return None
 
 
