@@ -37,6 +37,7 @@ docs: $(STAMP)
 
 # Every command shown in README.md and docs/ executed as written (training runs for their
 # full steps: about an hour on 2 CPU cores); the test suite runs them with train.max_steps=2.
+# TUNELAB_DOCS_PAGES=README.md,docs/sweeps.md limits it to those pages.
 docs-check: $(STAMP)
 	WANDB_MODE=offline TUNELAB_DOCS_FULL=1 $(BIN)/python -m pytest -q -s tests/test_docs.py -k every_command_in_the_docs_runs
 

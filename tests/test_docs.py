@@ -498,6 +498,8 @@ def test_the_docs_build_as_a_site_without_broken_links(tmp_path):
 #: appended: the same data, pipeline, evaluation and reports, two optimizer steps. The
 #: test is whether the command works, not the numbers it measures.
 FULL = os.environ.get("TUNELAB_DOCS_FULL") == "1"
+#: TUNELAB_DOCS_PAGES=README.md,docs/sweeps.md runs the commands of those pages only
+ONLY_PAGES = [p for p in os.environ.get("TUNELAB_DOCS_PAGES", "").split(",") if p]
 #: the models the suite trains in docs commands (built in-process, seconds per run)
 CHEAP_MODELS = {"tiny", "tiny_encoder"}
 STEP_CAP = "train.max_steps=2"
@@ -603,23 +605,32 @@ def test_every_command_in_the_docs_runs(tmp_path):
         if (command.where, command.line) not in seen:  # one line may hold two tunelab commands
             seen.add((command.where, command.line))
             pages.setdefault(command.where.split(":")[0], []).append(command)
+    if ONLY_PAGES:
+        assert set(ONLY_PAGES) <= set(pages), f"TUNELAB_DOCS_PAGES names pages with no commands: {set(ONLY_PAGES) - set(pages)}"
+        pages = {page: commands for page, commands in pages.items() if page in ONLY_PAGES}
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
            "TUNELAB_CACHE_DIR": str(tmp_path / "cache"), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
     first_run: dict[str, str] = {}
     deferred: dict[str, str] = {}  # composed here: Hydra's global state is not for threads
+    not_written: dict[tuple[str, str], str] = {}  # (page, sweep dir) -> the command not run here that writes it
     for command in (c for commands in pages.values() for c in commands):
         first_run.setdefault(command.line, command.where)
-        key = command.line
+        key, page = command.line, command.where.split(":")[0]
+        if key not in SKIPPED and key not in VALIDATED_ONLY and key not in deferred:
+            launcher = next((a.split("=", 1)[1] for a in command.args if a.startswith("hydra/launcher=")), None)
+            if launcher in OPTIONAL_LAUNCHERS and not _installed(OPTIONAL_LAUNCHERS[launcher][0]):
+                deferred[key] = f"needs {OPTIONAL_LAUNCHERS[launcher][1]}"
+            elif not FULL and _is_training_run(command.args) and key not in EXPECTED_FAILURES:
+                models = _expensive_models(command)
+                if models:
+                    deferred[key] = f"trains {', '.join(sorted(models))}: run by `make docs-check`"
+            elif command.args[:1] == ["compare"] and (page, command.args[-1]) in not_written:
+                deferred[key] = f"reads the sweep of {not_written[(page, command.args[-1])]}, which does not run here"
         if key in SKIPPED or key in VALIDATED_ONLY or key in deferred:
-            continue
-        launcher = next((a.split("=", 1)[1] for a in command.args if a.startswith("hydra/launcher=")), None)
-        if launcher in OPTIONAL_LAUNCHERS and not _installed(OPTIONAL_LAUNCHERS[launcher][0]):
-            deferred[key] = f"needs {OPTIONAL_LAUNCHERS[launcher][1]}"
-        elif not FULL and _is_training_run(command.args) and key not in EXPECTED_FAILURES:
-            models = _expensive_models(command)
-            if models:
-                deferred[key] = f"trains {', '.join(sorted(models))}: run by `make docs-check`"
+            sweep_dir = next((a.split("=", 1)[1] for a in command.args if a.startswith("hydra.sweep.dir=")), None)
+            if sweep_dir:
+                not_written[(page, sweep_dir)] = command.where
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [
             pool.submit(_execute_page, page, commands, tmp_path / re.sub(r"\W+", "_", page), env, first_run, deferred)

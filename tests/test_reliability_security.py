@@ -465,7 +465,9 @@ def test_the_sweep_wrote_every_kind_of_output(sweep):
     suffixes = {p.suffix for p in sweep["files"]}
     assert {"config.yaml", "hydra.yaml", "overrides.yaml", "multirun.yaml", "metrics.json", "tunelab.log", "metrics.csv",
             "data_report.md", "ledger.jsonl", "quarantine.jsonl", "example_scores.jsonl", "comparison.md",
-            "comparison.html", "mlflow.db", "debug.log", "output.log"} <= names
+            "comparison.html", "mlflow.db", "debug.log"} <= names
+    # W&B's output.log (its copy of the console) is not required: after other runs in the same
+    # process (the full suite) W&B may write none. When it exists, the scans below read it too.
     assert {".wandb", ".arrow", ".safetensors"} <= suffixes
     assert any(n.startswith("events.out.tfevents") for n in names)
     assert any("wandb_data_dir" in str(p) and "staging" in str(p) for p in sweep["files"])  # the dataset artifact
