@@ -325,6 +325,12 @@ def test_quality_filter_missing_policies_fields_and_bad_columns(tmp_path):
         QualityFilter(QualityFilterConfig(fields=["messages"])).apply(messages, _ctx(tmp_path))
 
 
+def test_exact_dedup_without_fields_is_refused_at_validation():
+    """An empty key list would make every row a duplicate of the first."""
+    with pytest.raises(ConfigError, match=r"exact_dedup.fields must name at least one column"):
+        validate(["pipeline.params.exact_dedup.fields=[]"])
+
+
 def test_quality_filter_parameters_are_checked_at_validation():
     with pytest.raises(ConfigError, match=r"quality_filter.max_digit_ratio must be between 0 \(off\) and 1"):
         validate(["pipeline.clean=[quality_filter]", "++pipeline.params.quality_filter.max_digit_ratio=30"])

@@ -319,6 +319,11 @@ class ExactDedupConfig:
 class ExactDedup(Cleaner):
     """Drops exact duplicates, keeping the first occurrence; the ledger names the survivor."""
 
+    def __init__(self, config: ExactDedupConfig):
+        super().__init__(config)
+        if not config.fields:  # every row would have the same (empty) key: all but the first dropped
+            raise ValueError("exact_dedup.fields must name at least one column, e.g. [prompt, completion]")
+
     def _key(self, values: list[Any]) -> str:
         parts = []
         for value in values:
