@@ -120,9 +120,15 @@ def test_a_refused_approach_exits_before_preparing_data(tmp_path, capsys):
         run_cli(["experiment=classify_smoke", "method=sft", f"hydra.run.dir={run_dir}"])
     assert info.value.code == 2
     assert "method=sft needs a model loaded as causal_lm, but model=tiny_encoder" in capsys.readouterr().err
-    # recorded as a failed run (a sweep's comparison lists it), before any data or model work
-    assert read_metrics(run_dir)["status"] == "failed" and "data_key" not in read_metrics(run_dir)
-    assert not (run_dir / "data_report.md").exists() and not (run_dir / "model").exists()
+    assert not run_dir.exists()  # a single run: refused before Hydra made its run directory
+    # a sweep's job: recorded as a failed run (the comparison lists it), before any data or model work
+    sweep_dir = tmp_path / "sweep"
+    assert run_cli(["-m", "experiment=classify_smoke", "method=sft,classify", "train.max_steps=1",
+                    f"hydra.sweep.dir={sweep_dir}"]) == 1  # one of the sweep's jobs failed
+    refused = sweep_dir / "0"
+    assert read_metrics(refused)["status"] == "failed" and "data_key" not in read_metrics(refused)
+    assert not (refused / "data_report.md").exists() and not (refused / "model").exists()
+    assert read_metrics(sweep_dir / "1")["status"] == "ok"
 
 
 def test_evaluator_columns_are_checked_before_training(tmp_path, capsys):

@@ -105,7 +105,7 @@ def test_method_trains_what_it_should_and_its_saved_model_reloads(name, smoke_ar
     assert metrics["test_loss"] < untrained_loss  # training helped on held-out rows
 
 
-def test_qlora_fails_early_on_a_machine_without_cuda(smoke_args, tmp_path):
+def test_qlora_fails_early_on_a_machine_without_cuda(smoke_args, tmp_path, capsys):
     import torch
 
     from tunelab.plugins import get_plugins
@@ -121,9 +121,14 @@ def test_qlora_fails_early_on_a_machine_without_cuda(smoke_args, tmp_path):
     # ... running it is not, and the run says why before training
     with pytest.raises(ValueError, match="peft=qlora needs a CUDA GPU and bitsandbytes .* use peft=lora"):
         method.peft_config(tiny(tmp_path))
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as info:
         run_cli([*smoke_args, "peft=qlora"])
-    metrics = read_metrics(tmp_path / "run")
+    assert info.value.code == 2 and "use peft=lora" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before Hydra made the run directory
+    # a sweep's job says so in its metrics.json, before training
+    assert run_cli(["-m", *[a for a in smoke_args if not a.startswith("hydra.run.dir=")], "peft=qlora",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}"]) == 1
+    metrics = read_metrics(tmp_path / "sweep" / "0")
     assert metrics["status"] == "failed" and "use peft=lora" in metrics["error"]
     assert "train_steps" not in metrics
 

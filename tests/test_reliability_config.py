@@ -532,6 +532,22 @@ def test_the_composed_config_gets_the_same_verdict(picks):
             check_approach(rc, registry())
 
 
+@pytest.mark.parametrize("split, overrides", [
+    ("test", ["pipeline.params.stratified.test=0"]),
+    ("validation", ["pipeline.params.stratified.validation=0", "eval.split=validation"]),
+    ("test", ["pipeline.split=random", "+pipeline.params.random.test=0"]),
+])
+def test_evaluating_a_split_the_splitter_leaves_empty_is_refused_before_any_work(split, overrides):
+    from tunelab.preflight import check_overrides
+    from tunelab.train.compat import check_approach
+
+    rc = check_overrides(["experiment=smoke", *overrides], sources=False)
+    with pytest.raises(ConfigError, match=rf"eval.split is '{split}' but pipeline.params.(stratified|random).{split} is 0"):
+        check_approach(rc, registry())
+    other = "validation" if split == "test" else "test"  # the split that has rows: fine
+    check_approach(check_overrides(["experiment=smoke", *overrides, f"eval.split={other}"], sources=False), registry())
+
+
 # --- malformed syntax and interpolations ---------------------------------------------------------
 
 

@@ -5,8 +5,9 @@ overrides as given, and turns whatever goes wrong into a :class:`~tunelab.config
 that names the override, the key and what would be valid: an override that does not parse,
 an unknown config group option, a key the config lacks (without ``+``), a value Hydra cannot
 merge, an interpolation to a missing key. A single run is then validated (every component,
-every value) and its data source checked, all before Hydra creates the run directory, so a
-bad command line leaves nothing behind and exits 2 with one paragraph, never a traceback.
+every value), its approach checked (for training) and its data source checked, all before
+Hydra creates the run directory, so a bad command line leaves nothing behind and exits 2
+with one paragraph, never a traceback.
 
 A sweep (``-m``) is composed once per value of each swept config group (the combinations
 Hydra would otherwise reject half-way); its jobs' values are validated by the jobs, so one
@@ -48,7 +49,13 @@ def preflight(stage: str, argv: list[str]) -> RunConfig | None:
     overrides = list(args.overrides)
     multirun = bool(args.multirun) or "hydra.mode=MULTIRUN" in overrides
     # --cfg prints the composed config: it must compose, validating is not asked for
-    return check_overrides(overrides, multirun=multirun, compose_only=bool(args.cfg))
+    rc = check_overrides(overrides, multirun=multirun, compose_only=bool(args.cfg))
+    if rc is not None and stage == "train":  # model x method x peft x evaluator, eval.split, precision
+        from tunelab.plugins import get_plugins
+        from tunelab.train.compat import check_approach
+
+        check_approach(rc, get_plugins().registry)
+    return rc
 
 
 def check_overrides(overrides: list[str], *, multirun: bool = False, sources: bool = True,

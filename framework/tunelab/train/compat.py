@@ -104,6 +104,7 @@ def check_approach(rc: RunConfig, registry: Registry) -> Approach:
     ``train.precision`` (bf16/fp16 need a CUDA GPU; otherwise transformers refuses once the
     data is prepared and the model loaded)."""
     approach = resolve(registry, rc.model.name, rc.method.name, rc.peft.name, rc.evaluator.name)
+    _check_evaluation_split(rc)
     precision = rc.train.precision
     if precision in ("bf16", "fp16"):
         import torch
@@ -114,4 +115,17 @@ def check_approach(rc: RunConfig, registry: Registry) -> Approach:
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise ConfigError("train.precision=bf16: this GPU does not support bfloat16; use train.precision=fp16 or auto")
     return approach
+
+
+def _check_evaluation_split(rc: RunConfig) -> None:
+    """``eval.split`` names a split the splitter is set to leave empty (``test: 0``): found
+    here, not after training."""
+    split = getattr(rc.evaluator.config, "split", None)
+    fraction = getattr(rc.splitter.config, split, None) if isinstance(split, str) and rc.splitter else None
+    if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and fraction == 0:
+        step, other = rc.splitter.step, "validation" if split == "test" else "test"
+        raise ConfigError(
+            f"eval.split is '{split}' but pipeline.params.{step}.{split} is 0, so that split has no rows to evaluate on; "
+            f"give it rows (pipeline.params.{step}.{split}=0.1) or evaluate another split (eval.split={other})"
+        )
 
