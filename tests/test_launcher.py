@@ -255,7 +255,9 @@ def test_interrupting_the_sweep_leaves_no_job_running(tmp_path, sig):
         f"hydra.sweep.dir={sweep}",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
-    sweep_process = subprocess.Popen([sys.executable, "-c", code, *args], env=env, start_new_session=True)
+    # as from a terminal: a runner started in the background (CI, nohup) passes SIGINT on ignored
+    sweep_process = subprocess.Popen([sys.executable, "-c", code, *args], env=env, start_new_session=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         pid_files = [sweep / str(n) / "job.pid" for n in (0, 1)]
         deadline = time.time() + 240
