@@ -104,3 +104,49 @@ def test_registration_hook_that_raises_skips_only_that_plugin(installed_plugin):
     with pytest.warns(UserWarning, match="nope"):
         plugins = get_plugins(reload=True)
     assert "lora" in plugins.registry.names("peft")
+
+
+HOLDOUT_SPLITTER = '''
+from dataclasses import dataclass
+from tunelab.api import Component, Splitter, hookimpl
+
+@dataclass
+class HoldoutConfig:
+    every: int = 5
+
+class Holdout(Splitter):
+    """Every n-th row is held out."""
+    splits = ("train", "holdout")
+    def split(self, data, ctx):
+        rows = range(len(data))
+        return {"train": data.select([i for i in rows if i % self.config.every]),
+                "holdout": data.select([i for i in rows if not i % self.config.every])}
+
+@hookimpl
+def tunelab_register_splitters():
+    return [Component("holdout", Holdout, HoldoutConfig)]
+'''
+
+
+def test_a_plugin_splitter_declares_the_splits_eval_split_may_name(installed_plugin):
+    from tunelab.config import ConfigError
+    from tunelab.preflight import check_overrides
+    from tunelab.train.compat import check_approach
+
+    installed_plugin("tl_holdout", HOLDOUT_SPLITTER)
+    registry = get_plugins(reload=True).registry
+    base = ["experiment=smoke", "pipeline.split=holdout"]
+    check_approach(check_overrides([*base, "eval.split=holdout"], sources=False), registry)
+    with pytest.raises(ConfigError, match=r"eval.split is 'test', a split the splitter 'holdout' does not make; "
+                                          r"it makes train, holdout: set eval.split to one of those \(eval.split=holdout\)"):
+        check_approach(check_overrides(base, sources=False), registry)
+
+
+def test_a_splitter_returning_a_split_it_does_not_declare_is_an_error(installed_plugin, tmp_path, capsys):
+    installed_plugin("tl_holdout", HOLDOUT_SPLITTER.replace('splits = ("train", "holdout")', 'splits = ("train", "test")'))
+    get_plugins(reload=True)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["prepare", "experiment=smoke", "pipeline.split=holdout", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert exit_info.value.code == 1
+    assert ("the splitter 'holdout' returned splits ['holdout'] it does not declare (it declares ['train', 'test']); "
+            "the splitter's `splits` class attribute must list every split it makes") in capsys.readouterr().err

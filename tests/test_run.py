@@ -141,12 +141,29 @@ def test_help_is_fast_because_nothing_heavy_is_imported():
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_failed_run_is_recorded_and_reported(smoke_args, tmp_path):
-    with pytest.raises(SystemExit):
-        run_cli([*smoke_args, "eval.split=holdout"])
+def test_failed_run_is_recorded_and_reported(smoke_args, tmp_path, capsys):
+    # a test fraction too small for the data: the split is empty once the data is prepared,
+    # which is found before the model is loaded (not after training, by the evaluator)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli([*smoke_args, "pipeline.params.stratified.test=0.001"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "config error: eval.split is 'test' but the prepared data has no 'test' rows" in err
+    assert "Traceback" not in err
     metrics = read_metrics(tmp_path / "run")
-    assert metrics["status"] == "failed" and "holdout" in metrics["error"]
-    assert (tmp_path / "run" / "error.txt").is_file()
+    assert metrics["status"] == "failed" and "no 'test' rows" in metrics["error"]
+    assert metrics["data_test"] == 0 and metrics["data_train"] > 0
+    assert not any(key.startswith("train_") for key in metrics)  # nothing was trained
+    assert "ConfigError" in (tmp_path / "run" / "error.txt").read_text()
+
+
+def test_evaluating_a_split_the_splitter_does_not_make_is_refused_before_any_work(smoke_args, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli([*smoke_args, "eval.split=holdout"])
+    assert exit_info.value.code == 2
+    assert ("eval.split is 'holdout', a split the splitter 'stratified' does not make; it makes train, validation, "
+            "test: set eval.split to one of those (eval.split=test)") in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_compare_of_a_data_only_sweep_shows_split_sizes(tmp_path, capsys):

@@ -241,6 +241,9 @@ class Splitter:
     """Partitions the dataset into named splits (``train``/``validation``/``test``)."""
 
     kind: ClassVar[str] = "splitter"
+    #: the names of the splits :meth:`split` returns (some may be empty); ``eval.split`` must
+    #: name one of them, checked before any work. A splitter making other splits overrides it.
+    splits: ClassVar[tuple[str, ...]] = ("train", "validation", "test")
 
     def __init__(self, config: Any):
         self.config = config

@@ -133,7 +133,10 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
         metrics["data_key"] = prepared.key
         if stage == "train":
             from tunelab.train import checkpoints
+            from tunelab.train.compat import check_evaluation_rows
             from tunelab.train.engine import train_and_evaluate
+
+            check_evaluation_rows(rc, prepared.summary["splits"])  # before the model is loaded
 
             def sink(values: dict[str, float], step: int | None) -> None:
                 hook("tunelab_metrics", run=info, metrics=values, step=step)

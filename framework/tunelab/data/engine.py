@@ -351,6 +351,13 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
     # split
     splitter = rc.splitter.instantiate(registry)
     splits = checked_step("split", rc.splitter.name, f"splitter/{rc.splitter.name}", data, splitter.split)
+    declared = tuple(getattr(splitter, "splits", ()))
+    undeclared = sorted(set(splits) - set(declared)) if declared else []
+    if undeclared:
+        raise DataError(
+            f"the splitter '{rc.splitter.name}' returned splits {undeclared} it does not declare (it declares "
+            f"{list(declared)}); the splitter's `splits` class attribute must list every split it makes"
+        )
 
     # the whole-run invariant: every input record is in a split, dropped or quarantined
     total_added = sum(s.added for s in steps)

@@ -104,7 +104,7 @@ def check_approach(rc: RunConfig, registry: Registry) -> Approach:
     ``train.precision`` (bf16/fp16 need a CUDA GPU; otherwise transformers refuses once the
     data is prepared and the model loaded)."""
     approach = resolve(registry, rc.model.name, rc.method.name, rc.peft.name, rc.evaluator.name)
-    _check_evaluation_split(rc)
+    _check_evaluation_split(rc, registry)
     precision = rc.train.precision
     if precision in ("bf16", "fp16"):
         import torch
@@ -117,10 +117,17 @@ def check_approach(rc: RunConfig, registry: Registry) -> Approach:
     return approach
 
 
-def _check_evaluation_split(rc: RunConfig) -> None:
-    """``eval.split`` names a split the splitter is set to leave empty (``test: 0``): found
-    here, not after training."""
+def _check_evaluation_split(rc: RunConfig, registry: Registry) -> None:
+    """``eval.split`` names a split the splitter does not make (``holdout``) or is set to
+    leave empty (``test: 0``): found here, not after training."""
     split = getattr(rc.evaluator.config, "split", None)
+    if isinstance(split, str) and rc.splitter:
+        made = tuple(getattr(registry.get("splitter", rc.splitter.name).cls, "splits", ()))
+        if made and split not in made:
+            raise ConfigError(
+                f"eval.split is '{split}', a split the splitter '{rc.splitter.name}' does not make; "
+                f"it makes {', '.join(made)}: set eval.split to one of those (eval.split={'test' if 'test' in made else made[-1]})"
+            )
     fraction = getattr(rc.splitter.config, split, None) if isinstance(split, str) and rc.splitter else None
     if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and fraction == 0:
         step, other = rc.splitter.step, "validation" if split == "test" else "test"
@@ -129,3 +136,16 @@ def _check_evaluation_split(rc: RunConfig) -> None:
             f"give it rows (pipeline.params.{step}.{split}=0.1) or evaluate another split (eval.split={other})"
         )
 
+
+def check_evaluation_rows(rc: RunConfig, split_sizes: dict[str, int]) -> None:
+    """After the data is prepared and before the model is loaded: the split ``eval.split``
+    names has rows (fractions too small for the data can round a split down to none)."""
+    split = getattr(rc.evaluator.config, "split", None)
+    if not isinstance(split, str) or split_sizes.get(split, 0) > 0:
+        return
+    have = ", ".join(f"{name} ({rows} rows)" for name, rows in split_sizes.items())
+    fix = f"pipeline.params.{rc.splitter.step}.{split}=0.1" if rc.splitter else f"a '{split}' fraction for the splitter"
+    raise ConfigError(
+        f"eval.split is '{split}' but the prepared data has no '{split}' rows (splits: {have}); give that split "
+        f"rows ({fix}) or evaluate a split that has rows; found before training"
+    )
