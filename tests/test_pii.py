@@ -343,3 +343,46 @@ def test_pii_on_more_rows_than_one_batch_where_the_first_batch_has_none(tmp_path
     out = Pii(PiiConfig()).apply(data, ctx)
     assert out["prompt"][-1] == "Mail me at <EMAIL> please"
     assert out["prompt"][:1500] == clean
+
+
+def test_row_ids_holding_personal_data_are_renamed_before_anything_is_written(tmp_path, capsys):
+    import sqlite3
+
+    from conftest import run_cli
+
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:120]]
+    emails = [f"customer.{i}@example.org" for i in range(len(rows))]
+    db = tmp_path / "tickets.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE tickets (email, question, answer, category)")
+        connection.executemany("INSERT INTO tickets VALUES (?, ?, ?, ?)", [
+            (email, r.get("question"), r.get("answer"), r.get("category")) for email, r in zip(emails, rows)
+        ])
+    connection.close()
+    common = ["prepare", "data=sql", f"data.url=sqlite:///{db}", 'data.query="SELECT * FROM tickets"',
+              "data.id_column=email", "data.columns={question: prompt, answer: completion, category: label}",
+              "pipeline.clean=[pii,normalize,drop_missing,exact_dedup]",
+              "pipeline.params.pii.fields=[prompt,completion,email]"]  # the id column is a column too
+    assert run_cli([*common, f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    written = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    written += [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert any(p.name == "ledger.jsonl" for p in written) and any(p.suffix == ".arrow" for p in written)
+    leaked = {str(p): [e for e in emails if e.encode() in p.read_bytes()] for p in written}
+    assert not {p: e for p, e in leaked.items() if e}
+    assert not [e for e in emails if e in capsys.readouterr().err]
+    ledger = read_ledger(tmp_path / "run" / "ledger.jsonl")
+    kept = sorted(r["id"] for r in ledger if r["action"] == "kept")
+    assert kept and all(re.fullmatch(r"sql:<EMAIL>#\d+(~\w+)?", i) for i in kept)  # ~: augmented, oversampled
+    assert "| sql | row ids renamed (personal data) | 120 |" in (tmp_path / "run" / "data_report.md").read_text()
+
+    # the error for a duplicate id_column value names the rows, not the value
+    with sqlite3.connect(db) as connection:
+        connection.execute("INSERT INTO tickets VALUES ('customer.0@example.org', 'dup', 'x', 'billing')")
+    connection.close()
+    with pytest.raises(SystemExit):
+        run_cli([*common, f"hydra.run.dir={tmp_path / 'dup'}"])
+    err = capsys.readouterr().err
+    assert "data.id_column 'email' is not unique: rows 1 and 121 of the query have the same value" in err
+    assert "customer.0@" not in err
+    assert (tmp_path / "dup" / "error.txt").is_file()
+    assert not [p for p in (tmp_path / "dup").rglob("*") if p.is_file() and b"customer.0@" in p.read_bytes()]

@@ -173,7 +173,9 @@ class SqlCollector(RecordCollector):
                     continue
                 key = str(key)
                 if key in seen:
-                    raise SourceError(f"data.id_column '{c.id_column}' is not unique: the value {key!r} is on rows {seen[key]} and {number}")
+                    # the value is row data (an e-mail address, a name): it stays out of the message
+                    raise SourceError(f"data.id_column '{c.id_column}' is not unique: rows {seen[key]} and {number} of the "
+                                      "query have the same value; pick a unique column or leave data.id_column empty")
                 seen[key] = number
                 row_id = f"sql:{key}"
             else:

@@ -192,6 +192,31 @@ def _step_errors(stage: str, step: str) -> Iterator[None]:
         raise DataError(f"{stage} step '{step}' failed: {exc}") from exc
 
 
+def _scrub_ids(data: Any, scrub: Any) -> tuple[Any, list[str]]:
+    """Row ids with personal data in them (``data.id_column`` of e-mail addresses, a file
+    name) take the detector's placeholders and a running number (``sql:<EMAIL>#1``): ids
+    are written to the ledger, the splits, reports and per-example scores. Returns the data
+    and the new ids."""
+    ids, parents = _ids(data)
+    taken = set(ids)
+    renamed: dict[str, str] = {}
+    for row_id in ids:
+        clean = scrub(row_id)
+        if clean == row_id:
+            continue
+        number = len(renamed) + 1
+        while f"{clean}#{number}" in taken:
+            number += 1
+        renamed[row_id] = f"{clean}#{number}"
+        taken.add(renamed[row_id])
+    if not renamed:
+        return data, []
+    data = data.remove_columns([ROW_ID, PARENT_ID])
+    data = data.add_column(ROW_ID, [renamed.get(i, i) for i in ids])
+    data = data.add_column(PARENT_ID, [renamed.get(p, p) if p is not None else None for p in parents])
+    return data, list(renamed.values())
+
+
 def _load(directory: Path, key: str, cache_hit: bool) -> Prepared:
     from datasets import load_from_disk
 
@@ -265,7 +290,13 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
     ids, _ = _ids(data)
     if len(ids) != len(set(ids)):
         dupes = [i for i, n in Counter(ids).items() if n > 1][:5]
-        raise DataError(f"collector '{rc.collector.name}' produced duplicate row ids, e.g. {dupes}")
+        raise DataError((scrub or str)(f"collector '{rc.collector.name}' produced duplicate row ids, e.g. {dupes}"))
+    if scrubbing["on"]:
+        data, renamed = _scrub_ids(data, scrub)
+        if renamed:
+            log.warning("%d row ids held personal data; they are renamed with placeholders (e.g. %s)",
+                        len(renamed), renamed[0])
+            ctx.count("row ids renamed (personal data)", len(renamed))
     ledger.quarantined("collect", rc.collector.name, ctx.quarantined)
     if ctx.metadata:
         metadata[rc.collector.name] = ctx.metadata
