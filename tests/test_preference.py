@@ -81,6 +81,8 @@ def test_kto_and_orpo_train_on_pairs(tmp_path):
     if "orpo" in get_plugins().registry.names("method"):  # registered only when TRL ships it
         outcome = Orpo(OrpoConfig()).train(job_for(tmp_path / "orpo", pairs()))
         assert outcome.metrics["train_steps"] == 2 and outcome.metrics["train_loss_first"] > 0
+        # its batches carry chosen/rejected ids, not input_ids: the tokens are counted all the same
+        assert outcome.metrics["train_tokens"] > 0 and outcome.metrics["train_tokens_per_second"] > 0
 
 
 def test_rlhf_with_reward_functions_runs_two_steps(tmp_path):

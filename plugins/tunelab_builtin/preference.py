@@ -49,8 +49,9 @@ def rendered_pairs(split: Any, tokenizer: Any) -> Any:
 
 
 def trainer_args(config_cls: type, job: TrainJob, **extra: Any) -> Any:
-    """A TRL config with the run's shared settings (same choices as every objective)."""
-    return config_cls(**common_training_arguments(job), **extra)
+    """A TRL config with the run's shared settings (same choices as every objective);
+    ``extra`` adds the objective's own arguments and may override a shared one."""
+    return config_cls(**{**common_training_arguments(job), **extra})
 
 
 def reference_copy(job: TrainJob) -> Any:
@@ -239,10 +240,33 @@ class Orpo(PairObjective):
             warnings.simplefilter("ignore")  # "experimental" notice
             from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-        return ORPOTrainer, ORPOConfig
+        return counting_input_tokens(ORPOTrainer), ORPOConfig
 
     def trl_arguments(self) -> dict[str, Any]:
-        return {"beta": self.config.beta}
+        # the trainer's own count looks for input_ids, which ORPO's batches lack (it warned at
+        # every step and counted nothing); counting_input_tokens counts instead
+        return {"beta": self.config.beta, "include_num_input_tokens_seen": "no"}
+
+
+def counting_input_tokens(trainer_cls: type) -> type:
+    """``trainer_cls`` counting the tokens the model reads per step into
+    ``state.num_input_tokens_seen`` (what ``train_tokens``, tokens/s and the
+    ``train.max_train_tokens`` budget read) for batches of ``chosen_input_ids`` and
+    ``rejected_input_ids``: both sequences, padded to the longer one, as the trainer
+    concatenates them. Padding counts, as in the other objectives' counts."""
+    import torch
+
+    class CountingTrainer(trainer_cls):
+        def training_step(self, model, inputs, *args, **kwargs):
+            chosen, rejected = inputs.get("chosen_input_ids"), inputs.get("rejected_input_ids")
+            if chosen is not None and rejected is not None:
+                read = 2 * chosen.shape[0] * max(chosen.shape[1], rejected.shape[1])
+                read = torch.as_tensor(read, device=self.args.device, dtype=torch.int64)
+                self.state.num_input_tokens_seen += int(self.accelerator.gather(read).sum().item())
+            return super().training_step(model, inputs, *args, **kwargs)
+
+    CountingTrainer.__name__ = CountingTrainer.__qualname__ = f"TokenCounting{trainer_cls.__name__}"
+    return CountingTrainer
 
 
 # --- reward model -----------------------------------------------------------------------
