@@ -167,7 +167,14 @@ def test_semi_supervised_with_scarce_labels_through_the_cli(tmp_path):
     assert semi["semi_labelled"] == kept and semi["semi_unlabelled"] == hidden
     assert semi["semi_round_1_accepted"] == hidden  # a 0.01 threshold accepts every pseudo-label
     assert supervised["train_rows"] == kept  # plain classify skips the unlabelled rows
-    assert supervised["test_accuracy"] >= 0 and semi["test_accuracy"] >= 0
+    # both are scored on the same test rows, and each accuracy is what its per-row scores say
+    scored = {}
+    for run, metrics in (("semi", semi), ("classify", supervised)):
+        lines = [json.loads(line) for line in (tmp_path / run / "example_scores.jsonl").read_text().splitlines()]
+        scored[run] = [line["id"] for line in lines]
+        assert len(lines) == metrics["data_test"] > 0
+        assert metrics["test_accuracy"] == pytest.approx(sum(line["correct"] for line in lines) / len(lines))
+    assert scored["semi"] == scored["classify"]
 
 
 def test_label_fraction_is_refused_for_a_method_that_is_not_a_classifier(smoke_args, tmp_path):
