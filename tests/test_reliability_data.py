@@ -777,6 +777,7 @@ FILE_FAULTS: dict[str, tuple[str, Callable[[Path], dict[str, Any]], tuple[Any, .
     "gzip damaged": ("jsonl", _gzip_corrupt, ("error", r"cannot read .*rows\.jsonl\.gz: .*(invalid|incorrect|corrupt)")),
     "gzip csv ends early": ("csv", lambda tmp: _write("t.csv.gz", gzip.compress(b"prompt,completion\n" + b"".join(b"q%d,a%d\n" % (i, i * i) for i in range(5000)))[:3000])(tmp), ("error", r"cannot read .*t\.csv\.gz: Compressed file ended")),
     "json document cut short": ("json", _write("doc.json", b'[{"prompt": "a", "completion": "b"}, {"prompt": "c"'), ("quarantine", 1, r"invalid JSON: .*the file was not read", 0)),
+    "jsonl NUL in a column name": ("jsonl", _write("t.jsonl", b'{"prompt": "a", "completion": "b"}\n{"pro\\u0000mpt": "c", "completion": "d"}\n', format="none"), ("quarantine", 2, r"column name 'pro\\x00mpt' holds a NUL character", 1)),
     "jsonl invalid utf-8 line": ("jsonl", _write("t.jsonl", b'{"prompt": "a", "completion": "b"}\n{"prompt": "\xff"}\n'), ("quarantine", 2, r"not valid utf-8", 1)),
     "text invalid utf-8 line": ("text", _write("notes.txt", b"good line\n\xff\xfe bad\n", unit="line"), ("quarantine", 2, r"not valid utf-8", 1)),
     "html page without text": ("html", _write("page.html", b"<html><head><script>var x = 1;</script></head><body><nav></nav></body></html>"), ("quarantine", 1, r"no extractable text", 0)),
@@ -793,6 +794,10 @@ FILE_FAULTS: dict[str, tuple[str, Callable[[Path], dict[str, Any]], tuple[Any, .
     "sql not a database": ("sql", lambda tmp: {"url": f"sqlite:///{_write('tickets.db', b'not a database at all, just text' * 40)(tmp)['path']}", "query": "SELECT * FROM tickets"}, ("error", r"file is not a database")),
     "sql text not utf-8": ("sql", lambda tmp: {**_sqlite("SELECT * FROM tickets")(tmp), "query": "SELECT CAST(x'ff41' AS TEXT) AS prompt, 'b' AS completion UNION ALL SELECT 'ok', 'fine'"}, ("quarantine", 1, r"not valid UTF-8", 1)),
     "hf saved dataset cut short": ("hf_dataset", _hf_saved_cut, ("error", r"saved")),
+    "hf json builder, nesting too deep": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"prompt": "a", "deep": ' + b"[" * 300 + b"1" + b"]" * 300 + b"}\n")(tmp)["path"]]}, ("error", r"rows\.jsonl with the 'json' builder: .*(Recursion|nested too deeply)")),
+    "hf json builder, columns that do not merge": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"prompt": "a", "label": 0, "": [null, null]}\n{"prompt": "b", "label": 0.0}\n')(tmp)["path"]]}, ("error", r"rows\.jsonl with the 'json' builder: Unable to merge: Field label has incompatible types")),
+    # pyarrow crashed the process on this (a column of mixed types and a line longer than its parse block)
+    "hf json builder, a 500 kB line, a column of mixed types": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"prompt": "a", "a1": 1}\n{"prompt": "' + b"word " * 100_000 + b'", "a1": true}\n')(tmp)["path"]]}, ("rows", 2)),
     "hf json builder, a null record": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'null\n{"prompt": "a"}\n')(tmp)["path"]]}, ("error", r"rows\.jsonl line 1: a JSON Lines record must be an object")),
 }
 

@@ -212,10 +212,13 @@ def short(record: Any, limit: int = 500) -> str:
 
 
 def _invalid_text(row: dict[str, Any]) -> str | None:
-    """Why a row cannot be stored as Arrow data (None when it can): a string or column
-    name holding a lone UTF-16 surrogate, or values nested deeper than Arrow holds."""
+    """Why a row cannot be stored as Arrow data (None when it can): a column name holding
+    a NUL, a string or column name holding a lone UTF-16 surrogate, or values nested
+    deeper than Arrow holds."""
     for key, value in row.items():
         column = str(key)
+        if "\x00" in column:  # Arrow cuts a column name at a NUL, and the table no longer fits its schema
+            return f"column name {_SURROGATE.sub('?', column)!r} holds a NUL character, which Arrow column names cannot hold; rename the key in the source"
         if not column.isascii() and _SURROGATE.search(column):
             return f"column '{_SURROGATE.sub('?', column)}': {_SURROGATE_REASON}"
         if isinstance(value, str):

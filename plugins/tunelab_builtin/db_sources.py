@@ -245,13 +245,21 @@ class HfDatasetConfig(RecordOptions):
 _JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 
 
-def _check_json_lines(files: list[Path]) -> None:
+#: the datasets json builder's default chunk size; pyarrow parses a chunk in blocks of 1/32 of it
+_JSON_CHUNK = 10 << 20
+
+
+def _check_json_lines(files: list[Path]) -> int:
     """Refuse JSON Lines files holding a record that is not an object (``null``, ``3``,
-    ``"text"``), naming the file and line. pyarrow's JSON reader, under the datasets json
-    builder, crashes the whole process (a segmentation fault) on a ``null`` record."""
+    ``"text"``), naming the file and line, and return the chunk size the datasets json
+    builder must read them with. pyarrow's JSON reader, under that builder, crashes the
+    whole process (a segmentation fault) on a ``null`` record, and on a column of mixed
+    types when a line is longer than a parse block (1/32 of the chunk size): the chunk
+    size returned makes every block at least twice the longest line."""
     import gzip
     import json
 
+    longest = 0
     for file in files:
         name = file.name.lower()
         if not name.endswith(_JSON_SUFFIXES):
@@ -260,6 +268,7 @@ def _check_json_lines(files: list[Path]) -> None:
             with (gzip.open(file, "rb") if name.endswith(".gz") else file.open("rb")) as fh:
                 first = True
                 for number, line in enumerate(fh, start=1):
+                    longest = max(longest, len(line))
                     head = line.strip().lstrip(b"\xef\xbb\xbf")
                     if not head:
                         continue
@@ -279,6 +288,7 @@ def _check_json_lines(files: list[Path]) -> None:
                     )
         except (OSError, EOFError) as exc:
             raise SourceError(f"cannot read {file}: {exc}") from None
+    return max(_JSON_CHUNK, 64 * longest)
 
 
 def _decodable_rows(data: Any, source: str, ctx: StageContext) -> list[dict[str, Any] | None]:
@@ -374,6 +384,7 @@ class HfDatasetCollector(RecordCollector):
 
     def _load(self, mode: str, cache_dir: str) -> Any:
         import datasets
+        import pyarrow
 
         c = self.config
         if mode == "saved":
@@ -391,21 +402,26 @@ class HfDatasetCollector(RecordCollector):
         try:
             if mode == "builder":
                 files = self._data_files()
-                if c.path == "json":
-                    _check_json_lines(files)
-                return datasets.load_dataset(c.path, data_files=[str(p) for p in files], split=c.split, cache_dir=cache_dir)
+                options = {"chunksize": _check_json_lines(files)} if c.path == "json" else {}
+                return datasets.load_dataset(c.path, data_files=[str(p) for p in files], split=c.split, cache_dir=cache_dir, **options)
             if mode == "folder":
-                _check_json_lines(self.input_files())
-                return datasets.load_dataset(str(Path(c.path).expanduser()), split=c.split, cache_dir=cache_dir)
+                files = self.input_files()
+                chunk = _check_json_lines(files)
+                # a folder of JSON files only is read by the json builder, which takes the chunk size
+                options = {"chunksize": chunk} if files and all(p.name.lower().endswith(_JSON_SUFFIXES) for p in files) else {}
+                return datasets.load_dataset(str(Path(c.path).expanduser()), split=c.split, cache_dir=cache_dir, **options)
             return self._load_hub()
         except SourceError:
             raise
-        except (DatasetGenerationError, ValueError) as exc:
+        # pyarrow's errors escape the json builder unwrapped when its fallback parse fails too
+        except (DatasetGenerationError, ValueError, RecursionError, pyarrow.ArrowException) as exc:
             if isinstance(exc, ValueError) and "split" in str(exc).lower():
                 raise SourceError(f"data.split '{c.split}': {exc}") from None
             # a DatasetGenerationError's cause is the builder's own reason ("JSON parse error: ... in row 3")
             cause = exc.__cause__ if isinstance(exc, DatasetGenerationError) and exc.__cause__ else exc
             reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+            if isinstance(cause, RecursionError):  # datasets walks the inferred schema recursively
+                reason = f"values are nested too deeply for the builder ({reason})"
             what = f"{', '.join(c.data_files)} with the '{c.path}' builder" if mode == "builder" else f"'{c.path}'"
             raise SourceError(
                 f"cannot load {what}: {reason}. Fix the file, or read it with a file collector "
