@@ -616,6 +616,13 @@ def test_hf_saved_dataset_dict_split_class_names_and_builder_files(tmp_path):
     data, ctx = collect("hf_dataset", tmp_path, path=str(folder))
     assert sorted(data["text"]) == ["Great fit", "Too small"] and data["id"] == ["csv_shards:train:0", "csv_shards:train:1"]
     assert ctx.counters["records in format text_label (detected)"] == 2
+    # a folder of JSON Lines: a 500 kB line next to a column of mixed types once crashed pyarrow
+    folder = tmp_path / "jsonl_shards"
+    folder.mkdir()
+    rows = [{"text": "Great fit", "label": "positive", "stars": 5}, {"text": "long " * 100_000, "label": "negative", "stars": True}]
+    (folder / "part-1.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    data, _ = collect("hf_dataset", tmp_path, path=str(folder))
+    assert sorted(map(len, data["text"])) == [9, 500_000]
     with pytest.raises(ConfigError, match=r"data.path=json is a builder: give the files to read in data.data_files"):
         validate(["data=hf_dataset", "data.path=json"])
 
