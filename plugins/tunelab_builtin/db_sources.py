@@ -413,8 +413,9 @@ class HfDatasetCollector(RecordCollector):
             return self._load_hub()
         except SourceError:
             raise
-        # pyarrow's errors escape the json builder unwrapped when its fallback parse fails too
-        except (DatasetGenerationError, ValueError, RecursionError, pyarrow.ArrowException) as exc:
+        # the builders raise many types for a bad file: a DatasetGenerationError, or (when the
+        # json builder's fallback parse fails too) a bare pyarrow, overflow or recursion error
+        except Exception as exc:  # noqa: BLE001 - each becomes a SourceError naming the file
             if isinstance(exc, ValueError) and "split" in str(exc).lower():
                 raise SourceError(f"data.split '{c.split}': {exc}") from None
             # a DatasetGenerationError's cause is the builder's own reason ("JSON parse error: ... in row 3")
@@ -422,6 +423,8 @@ class HfDatasetCollector(RecordCollector):
             reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
             if isinstance(cause, RecursionError):  # datasets walks the inferred schema recursively
                 reason = f"values are nested too deeply for the builder ({reason})"
+            elif not isinstance(cause, (ValueError, pyarrow.ArrowException)):
+                reason = f"{type(cause).__name__}: {reason}"
             what = f"{', '.join(c.data_files)} with the '{c.path}' builder" if mode == "builder" else f"'{c.path}'"
             raise SourceError(
                 f"cannot load {what}: {reason}. Fix the file, or read it with a file collector "
