@@ -799,6 +799,7 @@ FILE_FAULTS: dict[str, tuple[str, Callable[[Path], dict[str, Any]], tuple[Any, .
     "hf json builder, an integer too big for Arrow": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"prompt": "a", "": [27670116110564327424]}\n{"prompt": "b", " ": [null, null]}\n')(tmp)["path"]]}, ("error", r"rows\.jsonl with the 'json' builder: OverflowError: Python int too large")),
     # pyarrow crashed the process on this (a column of mixed types and a line longer than its parse block)
     "hf json builder, a 500 kB line, a column of mixed types": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"prompt": "a", "a1": 1}\n{"prompt": "' + b"word " * 100_000 + b'", "a1": true}\n')(tmp)["path"]]}, ("rows", 2)),
+    "hf json builder, 300 kB lines, columns that change type": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"a1": 0.5, "prompt": "' + "\u00e9 ".encode() * 100_000 + b'"}\n{"a1": 0, "label": 0}\n{"a1": "a", "label": true, "prompt": "' + b"<b>" * 100_000 + b'"}\n')(tmp)["path"]]}, ("rows", 3)),
     "hf json builder, a null record": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'null\n{"prompt": "a"}\n')(tmp)["path"]]}, ("error", r"rows\.jsonl line 1: a JSON Lines record must be an object")),
 }
 

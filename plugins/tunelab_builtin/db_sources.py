@@ -247,20 +247,27 @@ _JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjso
 
 #: the datasets json builder's default chunk size; pyarrow parses a chunk in blocks of 1/32 of it
 _JSON_CHUNK = 10 << 20
+#: the largest chunk size asked for: Python allocates a read buffer of the chunk size
+_JSON_CHUNK_LIMIT = 1 << 30
 
 
 def _check_json_lines(files: list[Path]) -> int:
     """Refuse JSON Lines files holding a record that is not an object (``null``, ``3``,
     ``"text"``), naming the file and line, and return the chunk size the datasets json
-    builder must read them with. pyarrow's JSON reader, under that builder, crashes the
-    whole process (a segmentation fault) on a ``null`` record, and on a column of mixed
-    types when a line is longer than a parse block (1/32 of the chunk size): the chunk
-    size returned makes every block at least twice the longest line."""
+    builder must read them with.
+
+    pyarrow's JSON reader, under that builder, crashes the whole process (a segmentation
+    fault) on a ``null`` record, and when a column changes type in a line that crosses a
+    parse block (1/32 of the chunk size). The chunk size returned makes a block at least
+    four times the largest file where that fits in 1 GiB chunks (files up to 8 MiB), so
+    such a file is parsed as one block even after the builder re-encodes its mixed-type
+    columns as JSON text; otherwise at least twice the longest line."""
     import gzip
     import json
 
-    longest = 0
+    longest = largest = 0
     for file in files:
+        size = 0
         name = file.name.lower()
         if not name.endswith(_JSON_SUFFIXES):
             continue
@@ -269,6 +276,7 @@ def _check_json_lines(files: list[Path]) -> int:
                 first = True
                 for number, line in enumerate(fh, start=1):
                     longest = max(longest, len(line))
+                    size += len(line)
                     head = line.strip().lstrip(b"\xef\xbb\xbf")
                     if not head:
                         continue
@@ -288,7 +296,9 @@ def _check_json_lines(files: list[Path]) -> int:
                     )
         except (OSError, EOFError) as exc:
             raise SourceError(f"cannot read {file}: {exc}") from None
-    return max(_JSON_CHUNK, 64 * longest)
+        largest = max(largest, size)
+    one_block = 128 * largest if 128 * largest <= _JSON_CHUNK_LIMIT else 0
+    return max(_JSON_CHUNK, one_block, min(64 * longest, _JSON_CHUNK_LIMIT))
 
 
 def _decodable_rows(data: Any, source: str, ctx: StageContext) -> list[dict[str, Any] | None]:
