@@ -301,7 +301,11 @@ def test_text_label_with_renamed_fields_and_wrong_types(tmp_path):
     assert data["text"] == ["The headlamp died after an hour.", "Warm and light."] and data["label"] == [1, 5]
     q = quarantine_by_line(ctx)
     assert q[3]["reason"] == "column 'text' holds list, expected text"
-    assert "needs a column 'label'" in q[4]["reason"]
+    # a record without the mapped key is quarantined naming it (before: "format text_label needs a column 'label'")
+    assert q[4]["reason"] == (
+        "the record has no 'stars' (data.columns maps 'stars' onto 'label'; other records have it); "
+        "its columns: review. Add it to the record (null is kept)"
+    )
     assert "column 'label' holds dict" in q[5]["reason"]
     assert all(item["source"] == "reviews.jsonl" and item["raw"] for item in ctx.quarantined)
 

@@ -134,6 +134,8 @@ class StageContext:
         self.counters: Counter[str] = Counter()
         self.examples: list[dict[str, Any]] = []
         self.modifications: list[tuple[list[str], str]] = []
+        #: rows a collector made from one record each (child id, record id, which part)
+        self.explosions: list[tuple[str, str, str]] = []
         #: structured results for the report and for later stages (e.g. agreement
         #: metrics, class weights); must be JSON-serializable
         self.metadata: dict[str, Any] = {}
@@ -173,6 +175,12 @@ class StageContext:
         if ids:
             self.modifications.append((ids, what))
             self.counters[f"modified: {what}"] += len(ids)
+
+    def exploded(self, ids: Iterable[str], parents: Iterable[str], what: Iterable[str]) -> None:
+        """Record rows a collector made from parts of one source record (the elements of a
+        list, ``data.explode``): the ledger keeps each row's record id as its ``parent_id``,
+        so `tunelab explain` can say where it came from. Collectors only, once per step."""
+        self.explosions.extend(zip(ids, parents, what))
 
     def example(self, row_id: str, before: str, after: str, limit: int = 5) -> None:
         """Keep an example of an edit for the report (at most ``limit`` per step)."""

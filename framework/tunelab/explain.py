@@ -30,15 +30,17 @@ def explain(row_id: str, ledger_path: Path) -> list[str]:
     """The story of ``row_id`` as lines of text; raises KeyError if the ledger never saw it."""
     records = [json.loads(line) for line in ledger_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     own = [r for r in records if r["id"] == row_id]
-    children = [r for r in records if r.get("action") == "added" and r.get("parent_id") == row_id]
+    children = [r for r in records if r.get("action") in ("added", "exploded") and r.get("parent_id") == row_id]
     duplicates = [r for r in records if r.get("action") == "dropped" and (r.get("detail") or {}).get("kept") == row_id]
     if not own and not children and not duplicates:
         sample = next((r["id"] for r in records if r.get("action") == "kept"), None)
         hint = f"; ids look like '{sample}'" if sample else ""
         raise KeyError(f"no row '{row_id}' in {ledger_path}{hint}")
     lines = [f"row {row_id}"]
-    added = next((r for r in own if r["action"] == "added"), None)
-    if added:
+    added = next((r for r in own if r["action"] in ("added", "exploded")), None)
+    if added and added["action"] == "exploded":
+        lines.append(f"  read by {_step(added)} from record {added['parent_id']} ({added['reason']})")
+    elif added:
         lines.append(f"  made by {_step(added)} from row {added['parent_id']}")
     elif ":" in row_id:
         source, _, line = row_id.rpartition(":")
@@ -61,7 +63,10 @@ def explain(row_id: str, ledger_path: Path) -> list[str]:
         where = "unknown"
         if fate is not None:
             where = f"{fate['split']} split" if fate["action"] == "kept" else f"dropped by {_step(fate)}: {fate['reason']}"
-        lines.append(f"  derived row {record['id']} (by {_step(record)}): {where}")
+        if record["action"] == "exploded":
+            lines.append(f"  row {record['id']} ({record['reason']}, by {_step(record)}): {where}")
+        else:
+            lines.append(f"  derived row {record['id']} (by {_step(record)}): {where}")
     for record in duplicates:
         lines.append(f"  row {record['id']} was dropped by {_step(record)} as its {record['reason']}")
     return lines

@@ -298,6 +298,11 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
                         len(renamed), renamed[0])
             ctx.count("row ids renamed (personal data)", len(renamed))
     ledger.quarantined("collect", rc.collector.name, ctx.quarantined)
+    if ctx.explosions:  # rows exploded from one record's list: the ledger names the record (ids as renamed)
+        final_ids = dict(zip(ids, _ids(data)[0]))
+        ledger.exploded("collect", rc.collector.name, [
+            (final_ids.get(c, c), (scrub or str)(p), (scrub or str)(what)) for c, p, what in ctx.explosions
+        ])
     if ctx.metadata:
         metadata[rc.collector.name] = ctx.metadata
     _write_jsonl(out_dir / "quarantine.jsonl", ctx.quarantined)

@@ -63,6 +63,13 @@ class Ledger:
                 {"id": where, "stage": stage, "step": step, "action": "quarantined", "reason": item["reason"]}
             )
 
+    def exploded(self, stage: str, step: str, explosions: list[tuple[str, str, str]]) -> None:
+        """Rows a collector made from one source record each: the record's id is the parent."""
+        self.records.extend(
+            {"id": row_id, "stage": stage, "step": step, "action": "exploded", "parent_id": parent, "reason": what}
+            for row_id, parent, what in explosions
+        )
+
     def modified(self, stage: str, step: str, modifications: list[tuple[list[str], str]]) -> None:
         for ids, what in modifications:
             self.records.extend(
