@@ -86,6 +86,27 @@ def alpaca_json(path: Path, page: str) -> None:
     path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+def seed_tasks_jsonl(path: Path, page: str) -> None:
+    """Self-Instruct seed tasks ({id, name, instruction, instances: [{input, output}], is_classification}):
+    one to three instances per task, and one task whose instance list is empty."""
+    rows = _tickets(90)
+    tasks, start = [], 0
+    for number in range(40):
+        count = 1 + number % 3
+        part, start = rows[start:start + count], start + count
+        if not part:
+            break
+        category = part[0]["category"]
+        tasks.append({
+            "id": f"seed_task_{number}", "name": f"support_{category}_{number}",
+            "instruction": f"Answer this {category} question from a customer of an outdoor-gear shop.",
+            "instances": [{"input": r["question"], "output": r["answer"]} for r in part], "is_classification": False,
+        })
+    tasks.append({"id": f"seed_task_{len(tasks)}", "name": "empty", "instruction": "Say hello.", "instances": [],
+                  "is_classification": False})
+    _jsonl(path, tasks)
+
+
 def train_parquet(path: Path, page: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -191,6 +212,7 @@ FIXTURES: dict[str, tuple[str, Callable[[Path, str], None]]] = {
     "crawl.jsonl": ("crawl.jsonl", crawl_jsonl),
     "exports/": ("exports", exports_dir),
     "alpaca_data.json": ("alpaca_data.json", alpaca_json),
+    "seed_tasks.jsonl": ("seed_tasks.jsonl", seed_tasks_jsonl),
     "data/train-*.parquet": ("data/train-00000-of-00001.parquet", train_parquet),
     "notes/": ("notes", notes_dir),
     "pages/": ("pages", pages_dir),
