@@ -137,3 +137,121 @@ def test_prepare_without_a_run_dir_keeps_the_files_next_to_the_cache_entry(tmp_p
     assert str(info.value).endswith("first reasons:\n  broken.jsonl:1: invalid JSON: Expecting value (column 1)")
     assert [r["raw"] for r in _records(kept / "quarantine.jsonl")] == ["nope\n"]
     assert not list((isolated_cache / "prepared").glob("*.tmp-*"))
+
+
+# --- 11. run directories, cache_dir and Hydra's logging config --------------------------------------
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A directory nothing can be created in, for root too: procfs refuses mkdir to everyone."""
+    if os.geteuid() == 0:
+        return Path("/proc/tunelab-nope/run")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    return locked / "run"
+
+
+@pytest.mark.parametrize("case", ["a file", "under a file", "unwritable"])
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_a_run_or_sweep_dir_that_cannot_be_made_is_a_config_error_naming_the_key(case, key, tmp_path, capsys, isolated_cache):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    target = {"a file": afile, "under a file": afile / "run", "unwritable": _unwritable(tmp_path)}[case]
+    problem = {
+        "a file": f"{afile} is a file, not a directory",
+        "under a file": f"{afile} is a file, so no directory can be made under it",
+        "unwritable": (f"cannot create {target.parent}: No such file or directory" if os.geteuid() == 0
+                       else f"cannot create {target}: Permission denied"),
+    }[case]
+    kind, example = ("sweep", "multirun/my_sweep") if key == "hydra.sweep.dir" else ("run", "outputs/my_run")
+    args = ["prepare", *(["-m", "seed=0,1"] if kind == "sweep" else []), f"{key}={target}"]
+    assert _refused(capsys, args) == (
+        f"tunelab: config error: {key}={target} cannot be the {kind} directory: {problem} "
+        f"(from the command-line override '{key}={target}'). Fix: {key}=DIR naming a new or existing directory "
+        f"you can write, e.g. {key}={example}"
+    )
+    assert afile.read_text() == "x" and not (isolated_cache / "prepared").exists()
+
+
+def test_checking_the_run_dir_leaves_nothing_behind(tmp_path):
+    from tunelab.config import directory_problem
+
+    assert directory_problem(tmp_path / "a" / "b" / "c") is None
+    assert list(tmp_path.iterdir()) == []
+    assert directory_problem(tmp_path / "kept" / "x", keep=True) is None
+    assert (tmp_path / "kept" / "x").is_dir() and list((tmp_path / "kept" / "x").iterdir()) == []
+
+
+def test_a_cache_dir_at_a_file_is_a_config_error(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    run_dir = tmp_path / "run"
+    assert _refused(capsys, ["prepare", f"cache_dir={afile}", f"hydra.run.dir={run_dir}"]) == (
+        f"tunelab: config error: cache_dir={afile}: {afile} is a file, not a directory. Fix: cache_dir=DIR (or the "
+        "environment variable TUNELAB_CACHE_DIR) naming a directory you can write, e.g. cache_dir=$HOME/.cache/tunelab"
+    )
+    assert not run_dir.exists()
+
+
+SENTINEL_MODULE = """
+import logging
+from pathlib import Path
+Path({sentinel!r}).write_text("imported")
+class Handler(logging.StreamHandler):
+    pass
+thing = None
+"""
+
+LOGGING_PROBLEM = {
+    "+hydra.job_logging.handlers.x.class=tl_sentinel_log.Handler":
+        "hydra.job_logging.handlers.x.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class of "
+        "the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+    "+hydra.hydra_logging.handlers.x.class=tl_sentinel_log.Handler":
+        "hydra.hydra_logging.handlers.x.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class "
+        "of the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+    "hydra.job_logging.handlers.console.stream=ext://tl_sentinel_log.thing":
+        "hydra.job_logging.handlers.console.stream: 'ext://tl_sentinel_log.thing' would be imported by the logging "
+        "config (allowed: ext://sys.stderr, ext://sys.stdout)",
+    "+hydra.job_logging.filters.f.class=tl_sentinel_log.Handler":
+        "hydra.job_logging.filters.f.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class of "
+        "the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+    # under logging. but not a handler: fileConfig would load another config naming any class
+    "hydra.job_logging.handlers.console.class=logging.config.fileConfig":
+        "hydra.job_logging.handlers.console.class: 'logging.config.fileConfig' is not a handler, formatter or filter "
+        "class of the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+}
+
+
+@pytest.mark.parametrize("override", sorted(LOGGING_PROBLEM))
+def test_a_logging_class_on_the_command_line_is_refused_and_never_imported(override, tmp_path, capsys, monkeypatch):
+    sentinel = tmp_path / "imported.txt"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "tl_sentinel_log.py").write_text(SENTINEL_MODULE.format(sentinel=str(sentinel)))
+    monkeypatch.syspath_prepend(str(site))
+    run_dir = tmp_path / "run"
+    assert _refused(capsys, ["prepare", override, f"hydra.run.dir={run_dir}"]) == (
+        "tunelab: config error: refusing to run: Hydra's logging config names code to import: "
+        f"{LOGGING_PROBLEM[override]}. Neither a config file nor the command line may name one "
+        "(logging.config.dictConfig would import it before the run starts); use the classes of the logging package, "
+        "or configure your own logging in a plugin (docs/config.md#security)"
+    )
+    assert not sentinel.exists() and "tl_sentinel_log" not in sys.modules and not run_dir.exists()
+
+
+def test_the_logging_package_s_own_handlers_still_pass_from_the_command_line(tmp_path):
+    from tunelab.preflight import check_overrides
+
+    log_file = tmp_path / "extra.log"
+    rc = check_overrides(["+hydra.job_logging.handlers.file2.class=logging.handlers.RotatingFileHandler",
+                          f"+hydra.job_logging.handlers.file2.filename={log_file}",
+                          f"hydra.run.dir={tmp_path / 'run'}"], sources=False)
+    assert rc is not None and not log_file.exists()
+
+
+def test_a_missing_config_dir_is_a_config_error(tmp_path, capsys):
+    assert _refused(capsys, ["prepare", "--config-dir", str(tmp_path / "nope"), f"hydra.run.dir={tmp_path / 'run'}"]) == (
+        f"tunelab: config error: --config-dir {tmp_path / 'nope'}: no such directory. Fix: --config-dir DIR naming a "
+        "directory of config groups (e.g. DIR/experiment/mine.yaml for experiment=mine)"
+    )

@@ -613,7 +613,9 @@ def check_sources(rc: RunConfig, registry: Registry) -> None:
     raises ``ValueError``/``OSError`` naming the key, or else with ``input_files()`` (the local
     files it would read, raising ``ValueError`` for a path that is not there), whose files are
     opened here; one with neither is not checked. Separate from :func:`validate`, which checks
-    values and never touches the file system."""
+    values and never touches the file system. ``cache_dir`` is checked here too (it is
+    created if missing; see :func:`check_cache_dir`)."""
+    check_cache_dir(rc)
     collector = rc.collector.instantiate(registry)
     path = getattr(rc.collector.config, "path", None)
     try:
@@ -636,6 +638,57 @@ def check_sources(rc: RunConfig, registry: Registry) -> None:
                           f"{exc.filename or path}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise ConfigError(f"data: collector '{rc.collector.name}': {exc}") from None
+
+
+def directory_problem(path: str | Path, *, keep: bool = False) -> str | None:
+    """None when ``path`` is a directory tunelab can write in, or one it can create; else
+    what stands in the way (a file at the path or above it, a place where nothing can be
+    created or written). It tries (as root, permission bits say nothing): the directories it
+    had to create are removed again unless ``keep``, and its probe file always is."""
+    import tempfile
+
+    path = Path(path).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a directory"
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, so no directory can be made under it"
+    missing = [path, *path.parents][: len(path.parts) - len(existing.parts)][::-1]
+    created: list[Path] = []
+    try:
+        for directory in missing:
+            try:
+                directory.mkdir()
+                created.append(directory)
+            except FileExistsError:  # made meanwhile (a parallel job): fine if it is a directory
+                if not directory.is_dir():
+                    return f"{directory} is a file, so no directory can be made under it"
+        handle, probe = tempfile.mkstemp(dir=path, prefix=".tunelab-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        what = "create" if len(created) < len(missing) else "write in"
+        return f"cannot {what} {exc.filename or path}: {exc.strerror or exc}"
+    finally:
+        for directory in [] if keep else reversed(created):
+            try:
+                directory.rmdir()
+            except OSError:  # something was put there meanwhile: it stays
+                break
+    return None
+
+
+def check_cache_dir(rc: RunConfig) -> None:
+    """``cache_dir`` is (or can become) a directory tunelab can write in: before any work,
+    rather than a NotADirectoryError from the first lock file. It is created if missing."""
+    problem = directory_problem(rc.cache_dir, keep=True)
+    if problem:
+        raise ConfigError(
+            f"cache_dir={rc.cache_dir}: {problem}. Fix: cache_dir=DIR (or the environment variable TUNELAB_CACHE_DIR) "
+            "naming a directory you can write, e.g. cache_dir=$HOME/.cache/tunelab"
+        )
 
 
 def default_cache_dir() -> Path:
