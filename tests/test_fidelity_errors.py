@@ -255,3 +255,74 @@ def test_a_missing_config_dir_is_a_config_error(tmp_path, capsys):
         f"tunelab: config error: --config-dir {tmp_path / 'nope'}: no such directory. Fix: --config-dir DIR naming a "
         "directory of config groups (e.g. DIR/experiment/mine.yaml for experiment=mine)"
     )
+
+
+# --- 12. a refused key names the file it came from -------------------------------------------------
+
+
+def _their_configs(tmp_path: Path, **presets: str) -> Path:
+    folder = tmp_path / "their_configs"
+    (folder / "experiment").mkdir(parents=True, exist_ok=True)
+    for name, body in presets.items():
+        (folder / "experiment" / f"{name}.yaml").write_text("# @package _global_\n" + body)
+    return folder
+
+
+TARGET_PRESET = "pipeline:\n  params:\n    strip_markup:\n      _target_: os.system\n"
+
+
+def test_a_target_in_an_experiment_file_is_blamed_on_that_file(tmp_path):
+    folder = _their_configs(tmp_path, mine=TARGET_PRESET)
+    with pytest.raises(ConfigError) as info:
+        validate([f"hydra.searchpath=[file://{folder}]", "experiment=mine"])
+    assert str(info.value) == (
+        "unknown key 'pipeline.params.strip_markup._target_' for cleaner 'strip_markup' (from "
+        f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)). Valid keys: fields, html, link_urls, markdown."
+    )
+
+
+@pytest.mark.parametrize("how", ["--config-dir", "hydra.searchpath"])
+def test_the_cli_blames_the_experiment_file_of_a_config_dir(how, tmp_path, capsys):
+    folder = _their_configs(tmp_path, mine=TARGET_PRESET)
+    where = ["--config-dir", str(folder)] if how == "--config-dir" else [f"hydra.searchpath=[file://{folder}]"]
+    run_dir = tmp_path / "run"
+    assert _refused(capsys, ["prepare", *where, "experiment=mine", f"hydra.run.dir={run_dir}"]) == (
+        "tunelab: config error: unknown key 'pipeline.params.strip_markup._target_' for cleaner 'strip_markup' (from "
+        f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)). Valid keys: fields, html, link_urls, markdown."
+    )
+    assert not run_dir.exists()
+
+
+def test_a_key_a_packaged_experiment_sets_is_blamed_on_it_not_on_the_group_file():
+    with pytest.raises(ConfigError) as info:
+        validate(["experiment=smoke", "eval=classification"])
+    assert str(info.value) == (
+        "unknown key 'eval.max_generate' for evaluator 'classification' (from "
+        f"{CONF / 'experiment' / 'smoke.yaml'} (selected by experiment=smoke)). Valid keys: batch_size, split, text_columns."
+    )
+
+
+@pytest.mark.parametrize("body, message", [
+    # a bad value in a section the group's file also sets: the later file (the preset) set it
+    ("pipeline:\n  params:\n    strip_markup:\n      fields: 3\n",
+     "bad value for 'pipeline.params.strip_markup.fields' of cleaner 'strip_markup' (from {preset})"),
+    ("defaults:\n  - override /model: tiny\nmodel:\n  hidden_sizee: 3\n",
+     "unknown key 'model.hidden_sizee' for model 'tiny' (from {preset})"),
+    ("train:\n  max_stepz: 3\n", "unknown key 'train.max_stepz' for settings 'train' (from {preset})"),
+    ("tracker:\n  csv:\n    colour: red\n", "unknown key 'tracker.csv.colour' for tracker 'csv' (from {preset})"),
+])
+def test_every_group_names_the_preset_that_set_the_key(body, message, tmp_path):
+    folder = _their_configs(tmp_path, mine=body)
+    with pytest.raises(ConfigError) as info:
+        validate([f"hydra.searchpath=[file://{folder}]", "experiment=mine"])
+    preset = f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)"
+    assert message.format(preset=preset) in str(info.value)
+
+
+def test_a_key_only_the_group_file_sets_is_still_blamed_on_the_group_file(tmp_path):
+    folder = _their_configs(tmp_path, mine="train:\n  max_steps: 3\n")
+    (folder / "model").mkdir()
+    (folder / "model" / "theirs.yaml").write_text("name: tiny\nhidden_sizee: 3\n")
+    with pytest.raises(ConfigError) as info:
+        validate([f"hydra.searchpath=[file://{folder}]", "experiment=mine", "model=theirs"])
+    assert f"(from {folder / 'model' / 'theirs.yaml'} (selected by model=theirs))" in str(info.value)

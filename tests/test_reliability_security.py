@@ -184,7 +184,8 @@ def test_trust_remote_code_only_from_the_command_line(tmp_path):
     with pytest.raises(ConfigError) as info:
         validate([searchpath, "experiment=remote"])
     message = str(info.value)
-    assert "model.trust_remote_code=true is set in a config file" in message and "the preset experiment=remote" in message
+    remote = tmp_path / "their_configs" / "experiment" / "remote.yaml"
+    assert f"model.trust_remote_code=true is set in a config file ({remote} (selected by experiment=remote))" in message
     assert "pass it on the command line yourself: model.trust_remote_code=true" in message
     # the user's own command line turns it on (for a preset's model, or any hf model)
     assert validate([searchpath, "experiment=remote", "model.trust_remote_code=true"]).model.config.trust_remote_code is True
