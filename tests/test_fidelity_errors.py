@@ -326,3 +326,20 @@ def test_a_key_only_the_group_file_sets_is_still_blamed_on_the_group_file(tmp_pa
     with pytest.raises(ConfigError) as info:
         validate([f"hydra.searchpath=[file://{folder}]", "experiment=mine", "model=theirs"])
     assert f"(from {folder / 'model' / 'theirs.yaml'} (selected by model=theirs))" in str(info.value)
+
+
+# --- the same class elsewhere ----------------------------------------------------------------------
+
+
+def test_predict_names_an_input_file_it_cannot_read(tmp_path, capsys):
+    binary = tmp_path / "inputs.txt"
+    binary.write_bytes(b"\xff\xfe")
+    cases = {
+        str(tmp_path / "nope.txt"): f"tunelab predict: cannot read {tmp_path / 'nope.txt'}: No such file or directory",
+        str(tmp_path): f"tunelab predict: cannot read {tmp_path}: Is a directory",
+        str(binary): f"tunelab predict: {binary} is not UTF-8 text (invalid start byte at byte 0); give one input text "
+                     "per line, UTF-8 encoded",
+    }
+    for given, message in cases.items():
+        assert run_cli(["predict", str(tmp_path / "run"), given]) == 2
+        assert capsys.readouterr().err.strip() == message

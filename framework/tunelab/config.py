@@ -726,7 +726,7 @@ def directory_problem(path: str | Path, *, keep: bool = False) -> str | None:
     had to create are removed again unless ``keep``, and its probe file always is."""
     import tempfile
 
-    path = Path(path).expanduser().absolute()
+    path = Path(path).absolute()  # no expanduser: Hydra makes hydra.run.dir=~/x as written (cache_dir is expanded already)
     if path.exists() and not path.is_dir():
         return f"{path} is a file, not a directory"
     existing = path
