@@ -71,15 +71,15 @@ def _is_logging_class(name: Any) -> bool:
     """Whether ``name`` is a Handler, Formatter or Filter class of ``logging`` or
     ``logging.handlers`` (not merely a name under ``logging.``: ``logging.config.fileConfig``
     would load another config, naming any class)."""
-    import importlib
     import logging
+    import logging.handlers
 
     if not isinstance(name, str):
         return False
     module, _, attribute = name.rpartition(".")
     if module not in _LOGGING_MODULES:
         return False
-    value = getattr(importlib.import_module(module), attribute, None)
+    value = getattr({"logging": logging, "logging.handlers": logging.handlers}[module], attribute, None)
     return isinstance(value, type) and issubclass(value, (logging.Handler, logging.Formatter, logging.Filter))
 
 
