@@ -213,7 +213,15 @@ def cmd_predict(argv: list[str]) -> int:
     parser.add_argument("input", nargs="?", type=Path, help="a text file, one input per line (default: stdin)")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="generation length for causal-LM runs")
     args = parser.parse_args(argv)
-    lines = (args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()).splitlines()
+    try:
+        lines = (args.input.read_text(encoding="utf-8") if args.input else sys.stdin.read()).splitlines()
+    except OSError as exc:  # a missing or unreadable input file: say which, not a traceback
+        print(f"tunelab predict: cannot read {exc.filename or args.input}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        print(f"tunelab predict: {args.input} is not UTF-8 text ({exc.reason} at byte {exc.start}); give one input "
+              "text per line, UTF-8 encoded", file=sys.stderr)
+        return 2
     texts = [line for line in lines if line.strip()]
     if not texts:
         print("tunelab predict: no input lines", file=sys.stderr)

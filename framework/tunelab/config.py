@@ -67,6 +67,10 @@ class Origin:
     choices: dict[str, str] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
+    #: how Hydra composed the config (every config source as (provider, url), the primary
+    #: config's name, the task overrides, the run mode), to find the file that set a key
+    #: (:meth:`file_setting`)
+    composition: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_hydra(cls) -> "Origin":
@@ -79,8 +83,65 @@ class Origin:
         sources = tuple(
             f"{s.schema}://{s.path}" for s in hc.runtime.config_sources if s.schema in ("file", "pkg")
         )
+        # the search path as composed (hydra.searchpath and --config-dir included)
+        search_path = tuple((s.provider, f"{s.schema}://{s.path}") for s in hc.runtime.config_sources)
+        task = [o for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
+        composition = (search_path, hc.job.config_name, task, hc.mode)
         # unresolved: an override such as seed=${nope} is reported by validate(), not here
-        return cls(choices, sources, tuple(OmegaConf.to_container(hc.overrides.task, resolve=False)))
+        return cls(choices, sources, tuple(OmegaConf.to_container(hc.overrides.task, resolve=False)), composition)
+
+    def _config_files(self) -> list[tuple[str, str, str, Any]]:
+        """(file, group=option or '', package, content) of every config file Hydra merged
+        (tunelab's and plugins' groups, a ``--config-dir``, the primary config), in merge
+        order: a later one's value wins. Computed once, when an error names a file."""
+        if "_files" in self.__dict__:
+            return self.__dict__["_files"]
+        files: list[tuple[str, str, str, Any]] = []
+        if self.composition is not None:
+            from hydra._internal.config_loader_impl import ConfigLoaderImpl
+            from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+
+            search_path, config_name, overrides, mode = self.composition
+            try:
+                path = ConfigSearchPathImpl()
+                for provider, url in search_path:
+                    path.append(provider, url)
+                loader = ConfigLoaderImpl(path)
+                for default in loader.compute_defaults_list(config_name, list(overrides), mode).defaults:
+                    package = default.package or ""
+                    if default.config_path is None or package == "hydra" or package.startswith("hydra."):
+                        continue
+                    result = loader.repository.load_config(default.config_path)
+                    if result is None or result.is_schema_source:
+                        continue
+                    content = OmegaConf.to_container(result.config, resolve=False)
+                    if isinstance(content, dict):
+                        content.pop("defaults", None)
+                    group, _, option = default.config_path.rpartition("/")
+                    selected = f"{group.replace('/', '.')}={option}" if group else ""
+                    files.append((_source_file(result.path, default.config_path), selected, package, content))
+            except Exception:  # naming a file is a courtesy: never let it hide the error being reported
+                files = []
+        self.__dict__["_files"] = files  # frozen dataclass: cache outside the fields
+        return files
+
+    def file_setting(self, dotted_key: str) -> str | None:
+        """'FILE (selected by GROUP=OPTION)' of the last config file that sets ``dotted_key``
+        (or a key inside it), e.g. an experiment preset that sets ``pipeline.params.x``; None
+        when no file does (or Hydra's composition is not known)."""
+        parts = dotted_key.split(".")
+        for path, selected, package, content in reversed(self._config_files()):
+            prefix = package.split(".") if package else []
+            if parts[: len(prefix)] != prefix:
+                continue
+            node = content
+            for part in parts[len(prefix):]:
+                if not isinstance(node, dict) or part not in node:
+                    break
+                node = node[part]
+            else:
+                return f"{path} (selected by {selected})" if selected else f"{path} (the primary config)"
+        return None
 
     def file_of(self, group: str) -> str | None:
         """Path of the YAML file selected for ``group`` (e.g. ``peft/lora.yaml``)."""
@@ -124,10 +185,26 @@ class Origin:
             # the override sets this key, a section holding it, or a key inside it (tracker.x for tracker.x.y=1)
             if key == dotted_key or dotted_key.startswith(key + ".") or ("." in dotted_key and key.startswith(dotted_key + ".")):
                 return f"the command-line override '{redact_text(override)}'"
+        setting = self.file_setting(dotted_key)  # an experiment preset, a --config-dir file, the group's own file
+        if setting:
+            return setting
         where = self.file_of(group)
         if where:
             return f"{where} (selected by {group}={self.choices.get(group)})"
         return f"the '{group}' section of the primary config"
+
+
+def _source_file(source: str, config_path: str) -> str:
+    """The path of ``config_path``.yaml in a Hydra config source (``file://DIR``, ``pkg://package``)."""
+    schema, _, where = source.partition("://")
+    if schema == "pkg":
+        import importlib.resources
+
+        try:
+            return str(importlib.resources.files(where.replace("/", ".")) / f"{config_path}.yaml")
+        except ModuleNotFoundError:
+            pass
+    return str(Path(where or source) / f"{config_path}.yaml")
 
 
 @dataclass
@@ -279,7 +356,7 @@ def _section(registry: Registry, origin: Origin, group: str, kind: str, section:
     key_prefix = key_prefix or f"{group}."
     name_key = name_key or f"{group}.name"
     if not isinstance(section, dict) or "name" not in section:
-        where = origin.file_of(group) or f"group '{group}'"
+        where = origin.file_setting(group) or origin.file_of(group) or f"group '{group}'"
         raise ConfigError(
             f"'{group}' must be a mapping with a 'name' key naming a registered {kind} (from {where}). "
             f"Registered {kind}s: {', '.join(registry.names(kind))}. Select one with {group}=<option>."
@@ -578,9 +655,11 @@ def _check_remote_code(resolved: dict[str, Any], origin: Origin) -> None:
                 if key in COMMAND_LINE_ONLY_KEYS and item is True:
                     dotted = ".".join(here)
                     if not origin.from_command_line(dotted):
-                        presets = [f"{g}={c}" for g, c in origin.choices.items() if g in ("experiment", "approach") and c != "None"]
+                        setting = origin.file_setting(dotted)
+                        presets = [] if setting else [
+                            f"{g}={c}" for g, c in origin.choices.items() if g in ("experiment", "approach") and c != "None"]
                         raise ConfigError(
-                            f"{dotted}=true is set in a config file ({origin.describe(here[0], dotted)}"
+                            f"{dotted}=true is set in a config file ({setting or origin.describe(here[0], dotted)}"
                             f"{''.join(f', or the preset {p}' for p in presets)}), not on the command line. It runs code "
                             f"shipped with the model, so a config file cannot turn it on. If you trust that code, pass it "
                             f"on the command line yourself: {dotted}=true"
@@ -613,7 +692,9 @@ def check_sources(rc: RunConfig, registry: Registry) -> None:
     raises ``ValueError``/``OSError`` naming the key, or else with ``input_files()`` (the local
     files it would read, raising ``ValueError`` for a path that is not there), whose files are
     opened here; one with neither is not checked. Separate from :func:`validate`, which checks
-    values and never touches the file system."""
+    values and never touches the file system. ``cache_dir`` is checked here too (it is
+    created if missing; see :func:`check_cache_dir`)."""
+    check_cache_dir(rc)
     collector = rc.collector.instantiate(registry)
     path = getattr(rc.collector.config, "path", None)
     try:
@@ -636,6 +717,57 @@ def check_sources(rc: RunConfig, registry: Registry) -> None:
                           f"{exc.filename or path}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise ConfigError(f"data: collector '{rc.collector.name}': {exc}") from None
+
+
+def directory_problem(path: str | Path, *, keep: bool = False) -> str | None:
+    """None when ``path`` is a directory tunelab can write in, or one it can create; else
+    what stands in the way (a file at the path or above it, a place where nothing can be
+    created or written). It tries (as root, permission bits say nothing): the directories it
+    had to create are removed again unless ``keep``, and its probe file always is."""
+    import tempfile
+
+    path = Path(path).absolute()  # no expanduser: Hydra makes hydra.run.dir=~/x as written (cache_dir is expanded already)
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a directory"
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, so no directory can be made under it"
+    missing = [path, *path.parents][: len(path.parts) - len(existing.parts)][::-1]
+    created: list[Path] = []
+    try:
+        for directory in missing:
+            try:
+                directory.mkdir()
+                created.append(directory)
+            except FileExistsError:  # made meanwhile (a parallel job): fine if it is a directory
+                if not directory.is_dir():
+                    return f"{directory} is a file, so no directory can be made under it"
+        handle, probe = tempfile.mkstemp(dir=path, prefix=".tunelab-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        what = "create" if len(created) < len(missing) else "write in"
+        return f"cannot {what} {exc.filename or path}: {exc.strerror or exc}"
+    finally:
+        for directory in [] if keep else reversed(created):
+            try:
+                directory.rmdir()
+            except OSError:  # something was put there meanwhile: it stays
+                break
+    return None
+
+
+def check_cache_dir(rc: RunConfig) -> None:
+    """``cache_dir`` is (or can become) a directory tunelab can write in: before any work,
+    rather than a NotADirectoryError from the first lock file. It is created if missing."""
+    problem = directory_problem(rc.cache_dir, keep=True)
+    if problem:
+        raise ConfigError(
+            f"cache_dir={rc.cache_dir}: {problem}. Fix: cache_dir=DIR (or the environment variable TUNELAB_CACHE_DIR) "
+            "naming a directory you can write, e.g. cache_dir=$HOME/.cache/tunelab"
+        )
 
 
 def default_cache_dir() -> Path:

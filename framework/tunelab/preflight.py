@@ -28,8 +28,7 @@ SYNTAX = (
     "quote a value holding spaces, commas, brackets, quotes or '$' (data.path='my data.jsonl')"
 )
 #: Hydra flags after which there is nothing to check (help, printing the config, another config)
-_SKIP_FLAGS = ("help", "hydra_help", "info", "shell_completion", "config_path", "config_dir", "config_name",
-               "experimental_rerun")
+_SKIP_FLAGS = ("help", "hydra_help", "info", "shell_completion", "config_path", "config_name", "experimental_rerun")
 
 
 def preflight(stage: str, argv: list[str]) -> RunConfig | None:
@@ -49,7 +48,7 @@ def preflight(stage: str, argv: list[str]) -> RunConfig | None:
     overrides = list(args.overrides)
     multirun = bool(args.multirun) or "hydra.mode=MULTIRUN" in overrides
     # --cfg prints the composed config: it must compose, validating is not asked for
-    rc = check_overrides(overrides, multirun=multirun, compose_only=bool(args.cfg))
+    rc = check_overrides(overrides, multirun=multirun, compose_only=bool(args.cfg), config_dir=args.config_dir)
     if rc is not None and stage == "train":  # model x method x peft x evaluator, eval.split, precision
         from tunelab.plugins import get_plugins
         from tunelab.train.compat import check_approach
@@ -59,17 +58,17 @@ def preflight(stage: str, argv: list[str]) -> RunConfig | None:
 
 
 def check_overrides(overrides: list[str], *, multirun: bool = False, sources: bool = True,
-                    compose_only: bool = False) -> RunConfig | None:
+                    compose_only: bool = False, config_dir: str | None = None) -> RunConfig | None:
     """Compose the config from ``overrides`` like ``tunelab`` does and check it (see the module
-    docstring; ``sources=False`` leaves the data source unchecked); the validated config of a
-    single run, None for a sweep."""
+    docstring; ``sources=False`` leaves the data source unchecked; ``config_dir`` is the
+    directory ``--config-dir`` adds); the validated config of a single run, None for a sweep."""
     from tunelab.plugins import get_plugins
 
     registry = get_plugins().registry
-    with hydra_loader() as loader:
+    with hydra_loader(config_dir) as loader:
         parsed = [_parse(o, loader) for o in overrides]
         for text, override in zip(overrides, parsed):
-            _check_group_choice(text, override, loader)
+            _check_group_choice(text, override, loader, overrides)
             if override.is_sweep_override() and not multirun:
                 key = override.get_key_element()
                 raise ConfigError(
@@ -78,20 +77,26 @@ def check_overrides(overrides: list[str], *, multirun: bool = False, sources: bo
                     f"{key}=[a,b] or one string as {key}='a,b'"
                 )
         if multirun:
-            for variant in _variants(overrides, parsed, loader):
+            first = None
+            for variant in _variants(overrides, parsed, loader, overrides):
                 try:
-                    _compose(variant, registry)
+                    cfg = _compose(variant, registry)
                 except ConfigError as exc:  # name the sweep override as written (peft=none,lorax)
                     message = str(exc)
                     for one, written in zip(variant, overrides):
                         if one != written:
                             message = message.replace(f"'{redact_text(one)}'", f"'{redact_text(written)}'")
                     raise ConfigError(message) from None
+                first = cfg if first is None else first
+            if first is not None and not compose_only:
+                _check_resolves(first, "hydra.sweep.dir")
+                _check_output_dir(first, "hydra.sweep.dir", overrides)
             return None
         cfg = _compose(overrides, registry)
         if compose_only:
             return None
         _check_resolves(cfg, "hydra.run.dir")
+        _check_output_dir(cfg, "hydra.run.dir", overrides)
         rc = validate(cfg, registry, Origin.from_hydra())
         if sources:
             check_sources(rc, registry)
@@ -99,9 +104,13 @@ def check_overrides(overrides: list[str], *, multirun: bool = False, sources: bo
 
 
 @contextmanager
-def hydra_loader() -> Iterator[Any]:
-    """Hydra initialised on tunelab's config directory (and the plugins' search paths)."""
+def hydra_loader(config_dir: str | None = None) -> Iterator[Any]:
+    """Hydra initialised on tunelab's config directory (and the plugins' search paths), with
+    ``config_dir`` added where ``tunelab --config-dir DIR`` adds it."""
+    import os
+
     from hydra import initialize_config_dir
+    from hydra.core.config_search_path import SearchPathQuery
     from hydra.core.global_hydra import GlobalHydra
 
     from tunelab.app import conf_dir, register_hydra_plugins
@@ -109,8 +118,17 @@ def hydra_loader() -> Iterator[Any]:
 
     register_hydra_plugins()
     register_resolvers()
+    if config_dir is not None and not os.path.isdir(config_dir):
+        raise ConfigError(f"--config-dir {config_dir}: no such directory. Fix: --config-dir DIR naming a directory "
+                          "of config groups (e.g. DIR/experiment/mine.yaml for experiment=mine)")
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        yield GlobalHydra.instance().config_loader()
+        loader = GlobalHydra.instance().config_loader()
+        if config_dir is not None:  # as Hydra's main does for --config-dir: before the structured configs
+            search_path = loader.config_search_path  # the repository's sources are made from it: remake them
+            search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(config_dir)}",
+                                anchor=SearchPathQuery(provider="schema"))
+            loader.repository.initialize_sources(search_path)
+        yield loader
 
 
 def _parse(text: str, loader: Any) -> Any:
@@ -127,14 +145,26 @@ def _parse(text: str, loader: Any) -> Any:
     return override
 
 
-def _check_group_choice(text: str, override: Any, loader: Any) -> None:
+def _group_options(loader: Any, group: str, overrides: list[str]) -> list[str]:
+    """The options of config group ``group``, in the directories a ``hydra.searchpath``
+    override adds too (as Hydra will see them)."""
+    searchpath = [o for o in overrides if _key_of(o) == "hydra.searchpath"]
+    if searchpath:
+        try:
+            return loader.get_group_options(group, config_name="config", overrides=searchpath)
+        except Exception:  # a bad search path: composing says what is wrong with it
+            pass
+    return loader.get_group_options(group)
+
+
+def _check_group_choice(text: str, override: Any, loader: Any, overrides: list[str]) -> None:
     """``GROUP=OPTION`` must name options of the group (``tracker=[csv,wandb]``: each one)."""
     from hydra.core.override_parser.types import Glob
 
     group = override.key_or_group
     if override.is_delete() or "." in group:
         return
-    options = loader.get_group_options(group)
+    options = _group_options(loader, group, overrides)
     if not options:  # not a config group (seed=1, +foo=1): validate() speaks about those
         return
     if override.is_sweep_override():
@@ -163,7 +193,7 @@ def _check_group_choice(text: str, override: Any, loader: Any) -> None:
             )
 
 
-def _variants(overrides: list[str], parsed: list[Any], loader: Any) -> list[list[str]]:
+def _variants(overrides: list[str], parsed: list[Any], loader: Any, every: list[str]) -> list[list[str]]:
     """The jobs of a sweep worth composing: every override at its first value, then each
     further value of a swept config group (only those can fail to compose on their own)."""
     columns = []
@@ -178,7 +208,7 @@ def _variants(overrides: list[str], parsed: list[Any], loader: Any) -> list[list
     base = [column[0] for column in columns]
     variants = [base]
     for index, (override, column) in enumerate(zip(parsed, columns)):
-        if len(column) > 1 and "." not in override.key_or_group and loader.get_group_options(override.key_or_group):
+        if len(column) > 1 and "." not in override.key_or_group and _group_options(loader, override.key_or_group, every):
             variants += [[*base[:index], value, *base[index + 1:]] for value in column[1:]]
     return variants
 
@@ -187,8 +217,12 @@ def _compose(overrides: list[str], registry: Any, *, retry: bool = True) -> Any:
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
 
+    from tunelab.security import UnsafeConfigError
+
     try:
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    except UnsafeConfigError as exc:  # the guard's own words (written for Hydra to print them as they are)
+        raise ConfigError(str(exc).removeprefix("tunelab: config error: ")) from None
     except Exception as exc:
         raise _explain(exc, overrides, registry, retry) from None
     HydraConfig.instance().set_config(cfg)
@@ -287,3 +321,24 @@ def _check_resolves(cfg: Any, key: str) -> None:
     except OmegaConfBaseException as exc:
         problem = str(getattr(exc, "msg", exc)).strip().splitlines()[0]
         raise ConfigError(f"cannot resolve '{key}': {problem}. Set it on the command line: {key}=DIR") from None
+
+
+def _check_output_dir(cfg: Any, key: str, overrides: list[str]) -> None:
+    """Hydra makes the run (or sweep) directory ``key`` names before the job starts, where a
+    file in the way or a place it cannot write ends in a raw FileExistsError /
+    NotADirectoryError traceback: try it here (leaving nothing behind)."""
+    from omegaconf import OmegaConf
+
+    from tunelab.config import directory_problem
+
+    value = OmegaConf.select(cfg, key)
+    problem = directory_problem(str(value))
+    if problem:
+        # hydra.* overrides are not among the job's (task) overrides Origin knows of
+        source = next((o for o in reversed(overrides) if _key_of(o) == key), None)
+        where = f"the command-line override '{redact_text(source)}'" if source else Origin.from_hydra().describe("hydra", key)
+        kind, example = ("sweep", "multirun/my_sweep") if "sweep" in key else ("run", "outputs/my_run")
+        raise ConfigError(
+            f"{key}={redact_text(str(value))} cannot be the {kind} directory: {redact_text(problem)} (from {where}). "
+            f"Fix: {key}=DIR naming a new or existing directory you can write, e.g. {key}={example}"
+        )

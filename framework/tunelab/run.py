@@ -121,7 +121,7 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
 
             check_approach(rc, plugins.registry)
         started = time.perf_counter()
-        prepared = prepare(rc, plugins)
+        prepared = prepare(rc, plugins, failed_dir=run_dir)  # a failure keeps its quarantine and ledger here
         copy_artifacts(prepared, run_dir)
         # directory + key: what a tracker needs to log the prepared data as an artifact
         data_stats = {**prepared.summary, "directory": str(prepared.directory), "key": prepared.key,

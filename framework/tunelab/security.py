@@ -13,6 +13,9 @@ configures logging or instantiates a callback. What the user's own command-line
 overrides set is their choice (as with ``model.trust_remote_code``): a callback of their
 own, ``+hydra.callbacks.mine._target_=my_module.MyCallback``, passes; a file cannot give
 it parameters, nor write ``hydra.overrides`` to pass its entries off as the command line's.
+Hydra's logging config is the exception: ``dictConfig`` imports what it names while Hydra
+sets up logging, before tunelab could report anything, so a ``class`` outside the logging
+package, a ``()`` factory or an ``ext://`` object is refused from the command line too.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from tunelab.config import ConfigError
 ALLOWED_CALLBACKS = frozenset({"tunelab.app.SweepEnd", "hydra.experimental.callbacks.LogJobReturnCallback"})
 #: ``()`` factories allowed in Hydra's logging config (hydra/job_logging=colorlog uses it).
 ALLOWED_LOGGING_FACTORIES = frozenset({"colorlog.ColoredFormatter"})
+#: ``ext://`` objects Hydra's logging config may name (its own default handlers use them).
+ALLOWED_LOGGING_EXTERNALS = frozenset({"ext://sys.stdout", "ext://sys.stderr"})
+#: Modules of the logging package a logging ``class`` may come from (importing them runs no one else's code).
+_LOGGING_MODULES = ("logging", "logging.handlers")
 #: Environment variables ``hydra.job.env_set`` may not set: they load code into every process the job starts.
 REFUSED_ENV = frozenset({
     "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "DYLD_LIBRARY_PATH", "PYTHONPATH",
@@ -60,10 +67,28 @@ def _leaves(value: Any, path: str) -> list[str]:
     return [path]
 
 
+def _is_logging_class(name: Any) -> bool:
+    """Whether ``name`` is a Handler, Formatter or Filter class of ``logging`` or
+    ``logging.handlers`` (not merely a name under ``logging.``: ``logging.config.fileConfig``
+    would load another config, naming any class)."""
+    import logging
+    import logging.handlers
+
+    if not isinstance(name, str):
+        return False
+    module, _, attribute = name.rpartition(".")
+    if module not in _LOGGING_MODULES:
+        return False
+    value = getattr({"logging": logging, "logging.handlers": logging.handlers}[module], attribute, None)
+    return isinstance(value, type) and issubclass(value, (logging.Handler, logging.Formatter, logging.Filter))
+
+
 def hydra_section_problems(hydra: Any) -> list[tuple[list[str], str]]:
     """What is wrong with a composed ``hydra`` section (a plain dict, interpolations
     unresolved): ``(paths, message)`` per problem; ``paths`` are the keys whose values make
-    it, which a command-line override may set (the user's own choice) but a file may not."""
+    it, which a command-line override may set (the user's own choice) but a file may not.
+    An empty ``paths`` is a problem wherever it comes from: Hydra's logging config, which
+    ``logging.config.dictConfig`` would import from before any error could be reported."""
     if not isinstance(hydra, dict):
         return []
     problems: list[tuple[list[str], str]] = []
@@ -82,12 +107,19 @@ def hydra_section_problems(hydra: Any) -> list[tuple[list[str], str]]:
         for path, key, item in _walk(hydra.get(section) or {}, f"hydra.{section}"):
             if (key == "_target_" and path != f"hydra.{section}._target_") or key == "_args_":
                 problems.append((_leaves(item, path), f"{path}: a nested {key} would be instantiated with the {section}"))
+    # logging: dictConfig imports what these keys name while Hydra sets up logging, before a
+    # job or tunelab's own error handling runs; so not even the command line may name more
+    # (paths []: no override excuses it)
     for section in ("job_logging", "hydra_logging"):
         for path, key, item in _walk(hydra.get(section) or {}, f"hydra.{section}"):
             if key == "()" and item not in ALLOWED_LOGGING_FACTORIES:
-                problems.append(([path], f"{path}: logging factory {item!r} (allowed: {', '.join(sorted(ALLOWED_LOGGING_FACTORIES))})"))
-            elif key == "class" and not (isinstance(item, str) and item.startswith("logging.")):
-                problems.append(([path], f"{path}: {item!r} is not a class of the logging package"))
+                problems.append(([], f"{path}: logging factory {item!r} (allowed: {', '.join(sorted(ALLOWED_LOGGING_FACTORIES))})"))
+            elif key == "class" and not _is_logging_class(item):
+                problems.append(([], f"{path}: {item!r} is not a handler, formatter or filter class of the logging package "
+                                 "(e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)"))
+            elif isinstance(item, str) and item.startswith("ext://") and item not in ALLOWED_LOGGING_EXTERNALS:
+                problems.append(([], f"{path}: {item!r} would be imported by the logging config "
+                                 f"(allowed: {', '.join(sorted(ALLOWED_LOGGING_EXTERNALS))})"))
     env_set = (hydra.get("job") or {}).get("env_set") or {}
     for name in env_set:
         if str(name).upper() in REFUSED_ENV:
@@ -119,8 +151,17 @@ def check_hydra_section(cfg: Any, overrides: list[str] | None = None) -> None:
     def set_on_command_line(path: str) -> bool:
         return any(path == key or path.startswith(key + ".") for key in from_command_line)
 
-    problems = [message for paths, message in hydra_section_problems(hydra)
-                if not all(set_on_command_line(path) for path in paths)]
+    found = hydra_section_problems(hydra)
+    logging_problems = [message for paths, message in found if not paths]
+    if logging_problems:
+        raise UnsafeConfigError(
+            "tunelab: config error: refusing to run: Hydra's logging config names code to import: "
+            + "; ".join(logging_problems)
+            + ". Neither a config file nor the command line may name one (logging.config.dictConfig would import "
+            "it before the run starts); use the classes of the logging package, or configure your own logging in a "
+            "plugin (docs/config.md#security)"
+        )
+    problems = [message for paths, message in found if not all(set_on_command_line(path) for path in paths)]
     if problems:
         raise UnsafeConfigError(
             "tunelab: config error: refusing to run: a config file names code for Hydra to run: "

@@ -90,15 +90,20 @@ def cache_key(rc: RunConfig, plugins: Plugins) -> str:
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
-def prepare(rc: RunConfig, plugins: Plugins) -> Prepared:
+def prepare(rc: RunConfig, plugins: Plugins, failed_dir: Path | None = None) -> Prepared:
     """Return the prepared splits, from the cache when an identical preparation exists.
 
     Concurrent callers with the same key (the jobs of a sweep) wait on a file lock, so
     the data is prepared once and every caller reads the same complete copy.
+
+    A preparation that fails leaves its quarantine and ledger (partial, as far as it got) in
+    ``failed_dir`` (the run directory; by default ``<cache>/prepared/<key>.failed``) — its
+    staging directory is deleted — and its error names them and lists the first reasons.
     """
     key = cache_key(rc, plugins)
     root = rc.cache_dir / "prepared"
     target = root / key
+    failed_dir = failed_dir if failed_dir is not None else root / f"{key}{FAILED_SUFFIX}"
     rebuilt = ""
     with file_lock(root / f"{key}.lock"):
         for stale in root.glob(f"{key}.tmp-*"):  # a preparation killed half-way (we hold the lock: none is running)
@@ -126,12 +131,90 @@ def prepare(rc: RunConfig, plugins: Plugins) -> Prepared:
             (staging / COMPLETE_MARKER).write_text(json.dumps(summary, indent=2, default=str))
             write_manifest(staging)  # last: a directory without it is never used
             os.replace(staging, target)
+        except BaseException as exc:
+            # the staging directory goes: what the error points at must outlive it
+            _keep_failed(staging, failed_dir, exc)
+            raise
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(root / f"{key}{FAILED_SUFFIX}", ignore_errors=True)  # an earlier failure's files: fixed now
         with (root / "preparations.log").open("a") as fh:  # one line per real preparation
             fh.write(f"{time.time():.3f} {key} pid={os.getpid()}" + (f" rebuilt: {rebuilt}" if rebuilt else "") + "\n")
     return _load(target, key, cache_hit=False)
+
+
+#: What a failed preparation keeps (partial but true: the rows as far as it got).
+FAILED_FILES = ("quarantine.jsonl", "ledger.jsonl")
+#: ``<key>.failed``: where a failed preparation keeps them when no run directory is given
+FAILED_SUFFIX = ".failed"
+#: How many reasons a failed preparation's error lists (one line each).
+FIRST_REASONS = 5
+
+
+def _keep_failed(staging: Path, failed_dir: Path, exc: BaseException) -> None:
+    """Copy :data:`FAILED_FILES` of a failed preparation out of its staging directory into
+    ``failed_dir`` and, for tunelab's own errors, make the message point at the copies and
+    list the first reasons the files give (redacted like every message)."""
+    from tunelab.redaction import redact_text
+
+    kept = []
+    try:
+        failed_dir.mkdir(parents=True, exist_ok=True)
+        for name in FAILED_FILES:
+            source = staging / name
+            if source.is_file():
+                shutil.copyfile(source, failed_dir / name)
+                kept.append(failed_dir / name)
+    except OSError as copy_error:  # the original error matters more than its files
+        log.warning("could not keep the files of the failed preparation in %s: %s", failed_dir, copy_error)
+        return
+    if not kept or not isinstance(exc, TunelabError) or len(exc.args) != 1 or not isinstance(exc.args[0], str):
+        return
+    message = exc.args[0]
+    pointed = str(staging) in message
+    message = message.replace(str(staging), str(failed_dir))
+    if not pointed:  # a step that raised (its error is the reason): the rows so far are still worth a look
+        exc.args = (message + f" (the quarantine and ledger so far: {', '.join(str(p) for p in kept)})",)
+        return
+    lines = _first_reasons(failed_dir, message)
+    if lines:
+        message += "\nfirst reasons:\n" + "\n".join(f"  {redact_text(line)}" for line in lines)
+    exc.args = (message,)
+
+
+def _first_reasons(directory: Path, message: str) -> list[str]:
+    """Up to :data:`FIRST_REASONS` lines ``id: reason`` from the file ``message`` points at:
+    the quarantine, or the drops of the step that left no rows (the ledger's last step)."""
+    records: list[dict[str, Any]] = []
+    for name in FAILED_FILES:
+        if str(directory / name) not in message:
+            continue
+        try:
+            with (directory / name).open(encoding="utf-8") as fh:
+                records = [json.loads(line) for line in fh if line.strip()]
+        except (OSError, ValueError):
+            return []
+        if name == "ledger.jsonl":
+            drops = [r for r in records if r.get("action") in ("dropped", "quarantined")]
+            last = (drops[-1].get("stage"), drops[-1].get("step")) if drops else None
+            records = [r for r in drops if (r.get("stage"), r.get("step")) == last]
+        break
+    lines = []
+    for record in records[:FIRST_REASONS]:
+        if "source" in record:  # a quarantined record: file and line
+            where = f"{record['source']}:{record['line']}" if record.get("line") is not None else str(record["source"])
+        else:
+            where = str(record.get("id"))
+        line = f"{where}: {' '.join(str(record.get('reason', '')).split())}"
+        detail = record.get("detail")
+        if isinstance(detail, dict):  # the measured value and the limit, e.g. (field=prompt, value=65, limit=10000)
+            scalars = [f"{k}={v}" for k, v in detail.items() if isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 40)]
+            line += f" ({', '.join(scalars)})" if scalars else ""
+        lines.append(line if len(line) <= 200 else line[:197] + "...")
+    if len(records) > FIRST_REASONS:
+        lines.append(f"... and {len(records) - FIRST_REASONS} more")
+    return lines
 
 
 def _sha256(path: Path) -> str:
@@ -243,13 +326,25 @@ def _label_counts(data: Any, label_column: str) -> dict[str, int]:
 
 
 def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, Any]:
-    """Run every stage, write splits, ledger, quarantine and report into ``out_dir``."""
+    """Run every stage, write splits, ledger, quarantine and report into ``out_dir``.
+
+    When a step fails, the ledger of the steps before it (and the quarantine, once the
+    collector has run) are still written, so that the error can point at them."""
+    ledger = Ledger()
+    try:
+        return _run_pipeline(rc, plugins, out_dir, ledger)
+    except BaseException:
+        if (out_dir / "quarantine.jsonl").is_file():  # the collector ran: its quarantine is there
+            ledger.write(out_dir / "ledger.jsonl")
+        raise
+
+
+def _run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path, ledger: Ledger) -> dict[str, Any]:
     from datasets import DatasetDict, Value
 
     from tunelab.data.report import length_profile, write_data_report
 
     registry = plugins.registry
-    ledger = Ledger()
     steps: list[StepStats] = []
     metadata: dict[str, Any] = {}
 
