@@ -1,0 +1,168 @@
+"""Leaks (issue 15, items 5 and 6): credentials in a URL's query string, and personal data in
+file, folder and column names, never reach an output, a log, an id or a tracker.
+
+5. A database URL with the password in its query string (``?user=etl&password=...``,
+   ``sqlite:///x.db?password=...``), through the CLI: a run that fails to connect, a
+   sweep over SQLite that succeeds; every file of the run, Hydra's ``.hydra/`` files and
+   the console are searched for the password, and ``user=etl`` stays readable.
+6. Files, a folder and columns named with e-mail addresses, phone numbers, SSNs, IPs and
+   card numbers, prepared with ``pii`` in the pipeline: every output file, the cache, the
+   offline W&B run and the console are searched for each planted value; a Hypothesis
+   generator of PII-bearing names drives the collector + pii step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import SAMPLE, run_cli
+from tunelab.data.ledger import read_ledger
+
+PASSWORD = "Hunter2Pw0rd"
+SSL_PASSWORD = "SslKeyPass-31f9"
+
+
+def _files(*roots: Path) -> list[Path]:
+    return sorted(p for root in roots if root.exists() for p in root.rglob("*") if p.is_file())
+
+
+def _found(files: list[Path], console: str, needles: list[str]) -> dict[str, list[str]]:
+    """needle -> the files (and ``<console>``) it appears in."""
+    found: dict[str, list[str]] = {}
+    for path in files:
+        data = path.read_bytes()
+        for needle in needles:
+            if needle.encode() in data:
+                found.setdefault(needle, []).append(str(path))
+    for needle in needles:
+        if needle in console:
+            found.setdefault(needle, []).append("<console>")
+    return found
+
+
+def _cli(args: list[str]) -> tuple[int, str]:
+    """Exit status and console output (stdout and stderr) of one CLI call."""
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+        try:
+            code = run_cli(args)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, console.getvalue()
+
+
+def _tickets_db(path: Path, rows: int = 60) -> None:
+    records = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:rows]]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE tickets (question, answer, category)")
+        db.executemany("INSERT INTO tickets VALUES (?, ?, ?)",
+                       [(r.get("question"), r.get("answer"), r.get("category")) for r in records])
+        db.commit()
+
+
+# --- 5. credentials in a URL's query string --------------------------------------------------
+
+
+def test_redact_text_masks_secret_query_parameters_and_keeps_the_others():
+    from tunelab.redaction import is_secret_key, is_secret_param, redact_text, url_secrets
+
+    cases = {
+        "postgresql://127.0.0.1:1/t?user=etl&password=Hunter2Pw0rd": "postgresql://127.0.0.1:1/t?user=etl&password=***",
+        "sqlite:///x.db?password=Hunter2Pw0rd": "sqlite:///x.db?password=***",
+        "data.url='postgresql://h/db?sslmode=require&sslpassword=pw-1234&sslkey=/etc/client.key'":
+            "data.url='postgresql://h/db?sslmode=require&sslpassword=***&sslkey=/etc/client.key'",
+        "mysql://app:pa55word@h/shop?charset=utf8mb4&pwd=other-1": "mysql://app:***@h/shop?charset=utf8mb4&pwd=***",
+        # a presigned S3 URL: the credential and the signature go, the algorithm and expiry stay
+        "https://b.s3.amazonaws.com/o.jsonl?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAX%2F20240101"
+        "&X-Amz-Expires=600&X-Amz-Signature=9f86d081884c7d65":
+            "https://b.s3.amazonaws.com/o.jsonl?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***"
+            "&X-Amz-Expires=600&X-Amz-Signature=***",
+        "https://acct.blob.core.windows.net/c/f.csv?sv=2022-11-02&sp=r&sig=AbC%2Bdef%3D": 
+            "https://acct.blob.core.windows.net/c/f.csv?sv=2022-11-02&sp=r&sig=***",
+        "https://api.example.com/v1/items?api_key=k-123456&page=2&access_token=tok-abcdef#top":
+            "https://api.example.com/v1/items?api_key=***&page=2&access_token=***#top",
+        "<a href='https://x.example/?a=1&amp;token=tok123'>": "<a href='https://x.example/?a=1&amp;token=***'>",
+        # Hydra's escaped form (a sweep's override_dirname): a comma of the value is \,
+        r"data.url=postgresql\://h/t?user\=etl&password\=Hun\,ter2,data=sql": r"data.url=postgresql\://h/t?user\=etl&password\=***,data=sql",
+        "url: sqlite:///x.db?password=${oc.env:DB_PASSWORD}": "url: sqlite:///x.db?password=${oc.env:DB_PASSWORD}",
+        "https://example.com/search?q=password&sort=key": "https://example.com/search?q=password&sort=key",
+        # metric names are numbers, not secrets
+        '{"test_token_accuracy": 0.53, "token_loss": 1.2, "max_new_tokens": 64}':
+            '{"test_token_accuracy": 0.53, "token_loss": 1.2, "max_new_tokens": 64}',
+    }
+    for text, expected in cases.items():
+        assert redact_text(text) == expected, text
+    assert url_secrets("postgresql://u:p%40ss@h/t?user=etl&password=Hunter2Pw0rd&sslkey=/k") == ["p%40ss", "Hunter2Pw0rd"]
+    for name in ("password", "PWD", "sslpassword", "token", "key", "sig", "X-Amz-Signature", "db_password", "client_secret"):
+        assert is_secret_param(name), name
+    for name in ("user", "sslmode", "sslkey", "sslcert", "page", "q", "charset", "X-Amz-Expires"):
+        assert not is_secret_param(name), name
+    for metric in ("test_token_accuracy", "eval_token_accuracy", "token_loss", "train_token_rate"):
+        assert not is_secret_key(metric), metric
+    assert is_secret_key("hf_token") and is_secret_key("access_token")
+
+
+def test_a_password_in_the_query_string_of_a_url_that_fails_reaches_no_output(tmp_path):
+    url = f"postgresql://127.0.0.1:1/t?user=etl&password={PASSWORD}"
+    run = tmp_path / "run"
+    code, console = _cli(["prepare", "data=sql", f"data.url='{url}'", 'data.query="SELECT 1"', f"hydra.run.dir={run}"])
+    assert code != 0
+    assert "data.url postgresql://127.0.0.1:1/t?user=etl&password=***" in console
+    files = _files(run, tmp_path / "cache")
+    assert {"error.txt", "metrics.json", "config.yaml", "overrides.yaml", "hydra.yaml"} <= {p.name for p in files}
+    assert not _found(files, console, [PASSWORD])
+    # what is not a secret stays readable
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["data"]["url"] == "postgresql://127.0.0.1:1/t?user=etl&password=***"
+    assert "data.url='postgresql://127.0.0.1:1/t?user=etl&password=***'" in (run / ".hydra" / "overrides.yaml").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert metrics["status"] == "failed" and "password=***" in metrics["error"]
+
+
+def test_a_password_in_the_query_string_of_a_sqlite_url_reaches_no_output(tmp_path):
+    db = tmp_path / "tickets.db"
+    _tickets_db(db)
+    url = f"sqlite:///{db}?password={PASSWORD}&sslpassword={SSL_PASSWORD}&mode=ro"
+    sweep = tmp_path / "sweep"
+    code, console = _cli(["prepare", "-m", "data=sql", f"data.url='{url}'",
+                          'data.query="SELECT question, answer, category FROM tickets"',
+                          "data.columns={question:prompt,answer:completion,category:label}", f"hydra.sweep.dir={sweep}"])
+    assert code == 0, console[-3000:]
+    files = _files(sweep, tmp_path / "cache")
+    assert {"multirun.yaml", "overrides.yaml", "hydra.yaml", "config.yaml", "metrics.json", "ledger.jsonl"} <= {p.name for p in files}
+    assert any(p.suffix == ".arrow" for p in files)
+    assert not _found(files, console, [PASSWORD, SSL_PASSWORD])
+    job = sweep / "0"
+    shown = f"sqlite:///{db}?password=***&sslpassword=***&mode=ro"
+    assert yaml.safe_load((job / "config.yaml").read_text())["data"]["url"] == shown
+    # the rows' source names the database without its credentials
+    from datasets import load_from_disk
+
+    key = json.loads((job / "metrics.json").read_text())["metrics"]["data_key"]
+    train = load_from_disk(str(tmp_path / "cache" / "prepared" / key / "splits" / "train"))
+    assert set(train["source"]) == {shown}
+
+
+def test_a_driver_message_quoting_the_query_string_password_is_masked(tmp_path):
+    from tunelab.api import StageContext
+    from tunelab_builtin.collectors import SourceError
+    from tunelab_builtin.db_sources import SqlCollector, SqlSourceConfig
+
+    not_a_db = tmp_path / "notes.db"
+    not_a_db.write_text("this is not an SQLite file\n" * 50)
+    url = f"sqlite:///{not_a_db}?password={PASSWORD}"
+    collector = SqlCollector(SqlSourceConfig(url=url, query="SELECT * FROM t"))
+    with pytest.raises(SourceError) as failure:
+        collector.collect(StageContext(seed=0, num_proc=1, work_dir=tmp_path))
+    message = str(failure.value)
+    assert message == "data.query failed: file is not a database. Query: SELECT * FROM t"
+    assert collector._scrub(f"FATAL: password {PASSWORD} rejected for {url}") == \
+        f"FATAL: password *** rejected for sqlite:///{not_a_db}?password=***"
