@@ -166,3 +166,106 @@ def test_a_driver_message_quoting_the_query_string_password_is_masked(tmp_path):
     assert message == "data.query failed: file is not a database. Query: SELECT * FROM t"
     assert collector._scrub(f"FATAL: password {PASSWORD} rejected for {url}") == \
         f"FATAL: password *** rejected for sqlite:///{not_a_db}?password=***"
+
+
+# --- 6. personal data in file, folder and column names ------------------------------------
+
+NAMES_PII = {
+    "folder phone": "555-867-5309",
+    "email": "john.doe@example.com",
+    "ip": "203.0.113.9",
+    "card": "4111111111111111",
+    "phone": "212-555-0199",
+    "ssn": "123-45-6789",
+    "column email": "jane_roe@example.org",
+}
+
+
+def _name_needles() -> list[str]:
+    """Each planted value as written and as bare digits (a tokenizer or a slug may drop separators)."""
+    needles = set(NAMES_PII.values())
+    needles |= {re.sub(r"\D", "", v) for v in NAMES_PII.values() if "@" not in v}
+    return sorted(needles)
+
+
+def _planted_tree(root: Path) -> Path:
+    """A folder named with a phone number holding files named with an e-mail address and a
+    phone, an IP and a card number, and one whose only line does not parse; rows carry
+    columns named with an SSN and an e-mail address."""
+    folder = root / "data" / f"ops-{NAMES_PII['folder phone']}"
+    folder.mkdir(parents=True)
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:90]]
+    for i, row in enumerate(rows):
+        if i % 3 == 0:
+            row[f"ssn {NAMES_PII['ssn']}"] = f"v{i}"
+        if i % 5 == 0:
+            row[f"contact_{NAMES_PII['column email']}"] = i
+    first = folder / f"export_{NAMES_PII['email']}_{NAMES_PII['folder phone']}.jsonl"
+    second = folder / f"ip_{NAMES_PII['ip']}_card-{NAMES_PII['card']}.jsonl"
+    first.write_text("".join(json.dumps(r) + "\n" for r in rows[:45]) + "{not json\n", encoding="utf-8")
+    second.write_text("".join(json.dumps(r) + "\n" for r in rows[45:]), encoding="utf-8")
+    (folder / f"bad_{NAMES_PII['phone']}.jsonl").write_text("[1, 2\n", encoding="utf-8")
+    return root / "data"
+
+
+def test_personal_data_in_file_folder_and_column_names_reaches_no_output(tmp_path, monkeypatch):
+    data = _planted_tree(tmp_path / "input")
+    out = tmp_path / "out"
+    for name in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        monkeypatch.setenv(name, str(out / name.lower()))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run = out / "run"
+    code, console = _cli(["prepare", "data=jsonl", f"data.path={data}",
+                          "data.columns={question: prompt, answer: completion, category: label}",
+                          "tracker=[wandb]", "tracker.wandb.log_dataset=true", "tracker.wandb.project=tunelab-leaks",
+                          f"hydra.run.dir={run}"])
+    assert code == 0, console[-3000:]
+    files = _files(out, tmp_path / "cache")
+    names = {p.name for p in files}
+    assert {"ledger.jsonl", "quarantine.jsonl", "data_report.md", "data_report.html", "COMPLETE.json",
+            "config.yaml", "hydra.yaml", "metrics.json"} <= names
+    assert any(p.suffix == ".arrow" for p in files) and any(p.suffix == ".wandb" for p in files)
+    leaks = _found(files, console, _name_needles())
+    assert not leaks, leaks
+    # no file or folder is named with one either
+    assert not [p for p in files if any(n in str(p.relative_to(tmp_path)) for n in _name_needles())]
+
+    # each file keeps one stable name, with placeholders; its rows keep their line numbers
+    first = "ops-<PHONE>/export_<EMAIL>_<PHONE>.jsonl"
+    second = "ops-<PHONE>/ip_<IPV4>_card-<CREDIT_CARD>.jsonl"
+    from datasets import load_from_disk
+
+    key = json.loads((run / "metrics.json").read_text())["metrics"]["data_key"]
+    splits = load_from_disk(str(tmp_path / "cache" / "prepared" / key / "splits"))
+    rows = [r for part in splits.values() for r in part]
+    assert {r["source"] for r in rows} == {first, second}
+    assert all(re.fullmatch(rf"({re.escape(first)}|{re.escape(second)}):\d+(~\w+)?", r["id"]) for r in rows)
+    # contact_jane_roe@example.org is an address as a whole (an underscore fits its first part)
+    assert {"ssn <US_SSN>", "<EMAIL>"} <= set(splits["train"].column_names)
+    quarantined = [json.loads(line) for line in (run / "quarantine.jsonl").read_text().splitlines()]
+    assert {(q["source"], q["line"]) for q in quarantined} == {(first, 46), ("ops-<PHONE>/bad_<PHONE>.jsonl", 2)}
+    ledger = read_ledger(run / "ledger.jsonl")
+    assert {r["id"] for r in ledger if r["action"] == "quarantined"} == {f"{first}:46", "ops-<PHONE>/bad_<PHONE>.jsonl:2"}
+    report = (run / "data_report.md").read_text()
+    assert "| jsonl | source names renamed (personal data) | 3 |" in report
+    assert "| jsonl | column names renamed (personal data) | 2 |" in report
+    # the console says so, with the placeholder
+    assert "3 source names held personal data; they are renamed with placeholders" in console
+    assert "2 column names held personal data; they are renamed with placeholders (e.g. ssn <US_SSN>)" in console
+
+
+def test_an_error_naming_a_file_shows_its_renamed_name_when_pii_is_on(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / f"export_{NAMES_PII['email']}.json").write_text('{"version": 2, "rows": []}', encoding="utf-8")
+    run = tmp_path / "run"
+    code, console = _cli(["prepare", "data=json", f"data.path={folder}", "data.records_key=data", f"hydra.run.dir={run}"])
+    assert code != 0
+    # the address takes the name's first word with it (an underscore fits an address), not the suffix
+    assert "<EMAIL>.json: data.records_key 'data' holds nothing, expected a list of records (top-level keys: version, rows)" in console
+    assert not _found(_files(run, tmp_path / "cache"), console, [NAMES_PII["email"]])
+    assert "failed: <EMAIL>.json: data.records_key" in (run / "error.txt").read_text()
+    # without pii the name is shown as it is: it is the user's own file
+    code, console = _cli(["prepare", "data=json", f"data.path={folder}", "data.records_key=data",
+                          "pipeline.clean=[normalize]", f"hydra.run.dir={tmp_path / 'plain'}"])
+    assert code != 0 and f"export_{NAMES_PII['email']}.json: data.records_key 'data' holds nothing" in console

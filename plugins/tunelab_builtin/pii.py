@@ -194,7 +194,8 @@ def _ibans(text: str) -> Iterator[Match]:
 _IPV4 = re.compile(
     r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)"
 )
-_VERSION_BEFORE = re.compile(r"(?:version|ver\.?|release|build|v)\s*$", re.IGNORECASE)
+# a word of its own: "dev 10.0.0.5" is an address, "v1.2.3.4" and "version 1.2.3.4" are not
+_VERSION_BEFORE = re.compile(r"\b(?:version|ver\.?|release|build|v)\s*$", re.IGNORECASE)
 
 
 def _ipv4s(text: str) -> Iterator[Match]:
@@ -289,6 +290,87 @@ def detect(text: str, entities: tuple[str, ...] = ENTITIES) -> list[Match]:
         if all(m.end <= t.start or m.start >= t.end for t in taken):
             taken.append(m)
     return sorted(taken)
+
+
+# Names (files, folders, columns, ids made from them) glue words together where text has a
+# space: export_john.doe@example.com_555-867-5309.jsonl, ssn123-45-6789, report-10.0.0.5.csv.
+# The detectors' lookarounds, right for prose, see "_555" as the inside of a word.
+_NAME_SEPARATORS = str.maketrans({"_": " ", "/": " ", "\\": " "})
+_NAME_JOINERS = "-.+,=~"
+
+
+def _name_views(name: str) -> Iterator[tuple[str, list[int | None]]]:
+    """Ways to read a name as text, each with the position in ``name`` of every character
+    (None for an inserted space): as written, with ``_ / \\`` as spaces, and also split
+    where letters meet digits (a joiner there, such as the dash of ``report-555``, is a space)."""
+    yield name, list(range(len(name)))
+    spaced = name.translate(_NAME_SEPARATORS)
+    yield spaced, list(range(len(name)))
+    chars: list[str] = []
+    origin: list[int | None] = []
+    for i, ch in enumerate(spaced):
+        before, after = spaced[i - 1] if i else "", spaced[i + 1] if i + 1 < len(spaced) else ""
+        if ch in _NAME_JOINERS and ((before.isalpha() and after.isdigit()) or (before.isdigit() and after.isalpha())):
+            ch = " "
+        chars.append(ch)
+        origin.append(i)
+        if (ch.isalpha() and after.isdigit()) or (ch.isdigit() and after.isalpha()):
+            chars.append(" ")
+            origin.append(None)
+    split, split_origin = "".join(chars), origin
+    yield split, split_origin
+    # a joiner between two digit runs may end an entity (report-555-867-5309-2024.csv): read
+    # the name once with each such joiner as a space (a name holds only a few)
+    joints = [i for i, ch in enumerate(split) if ch in _NAME_JOINERS and 0 < i < len(split) - 1
+              and split[i - 1].isdigit() and split[i + 1].isdigit()]
+    if len(joints) <= _MAX_JOINTS:
+        for i in joints:
+            yield split[:i] + " " + split[i + 1 :], split_origin
+
+
+#: names with more digit-joiner-digit places than this are read without splitting at them
+_MAX_JOINTS = 16
+
+
+#: file suffixes read apart from the name: in export_a@b.com.json the address ends before .json
+_DATA_SUFFIX = re.compile(
+    r"(?:\.(?:jsonl|json|ndjson|csv|tsv|tab|txt|text|md|parquet|arrow|html?|xhtml|pdf|db|sqlite3?|xml|ya?ml)"
+    r"(?:\.gz)?|\.gz)$",
+    re.IGNORECASE,
+)
+
+
+def _name_matches(name: str, entities: tuple[str, ...]) -> list[Match]:
+    found: list[Match] = []
+    for view, origin in _name_views(name):
+        for m in detect(view, entities):
+            kept = [origin[i] for i in range(m.start, m.end) if origin[i] is not None]
+            if kept:
+                found.append(Match(kept[0], kept[-1] + 1, m.entity, m.key))
+    return found
+
+
+def _take(found: list[Match], taken: list[Match]) -> list[Match]:
+    """``taken`` plus the matches of ``found`` that overlap none, longest first."""
+    found = sorted(found, key=lambda m: (-(m.end - m.start), ENTITIES.index(m.entity), m.start))
+    for m in found:
+        if all(m.end <= t.start or m.start >= t.end for t in taken):
+            taken.append(m)
+    return taken
+
+
+def detect_in_name(name: str, entities: tuple[str, ...] = ENTITIES) -> list[Match]:
+    """Non-overlapping PII matches in a file, folder or column name (positions in ``name``):
+    what :func:`detect` finds in any of the name's readings (:func:`_name_views`), longest
+    first; the name without a data file suffix (``.jsonl``, ``.csv.gz``) is read first, then
+    the whole name (``a@b.md`` is an address, not a Markdown file)."""
+    if not _MAYBE_PII.search(name):
+        return []
+    taken: list[Match] = []
+    suffix = _DATA_SUFFIX.search(name)
+    if suffix and suffix.start() > 0:
+        taken = _take(_name_matches(name[: suffix.start()], entities), taken)
+    return sorted(_take(_name_matches(name, entities), taken))
 
 
 # --- replacements --------------------------------------------------------------------
@@ -441,6 +523,20 @@ class Pii(Cleaner):
         runs what the steps before this one record for files (the quarantine, report examples,
         drop details) through it, so no raw value is written before the data is redacted."""
         return self.redact(text, 0, replace=False)[2] if isinstance(text, str) else text
+
+    def scrub_name(self, name: str) -> str:
+        """A file, folder, column or row-id name with placeholders for the entities this step
+        detects, also where the name glues them to its words (``export_<EMAIL>_<PHONE>.jsonl``
+        for ``export_john.doe@example.com_555-867-5309.jsonl``). The engine renames sources,
+        ids, quarantine records and columns with it right after collection."""
+        if not isinstance(name, str):
+            return name
+        matches = detect_in_name(name, self.entities)
+        out, last = [], 0
+        for m in matches:
+            out += [name[last : m.start], placeholder(m.entity)]
+            last = m.end
+        return "".join(out) + name[last:]
 
     def redact(self, text: str, seed: int, replace: bool = True) -> tuple[str, list[Match], str]:
         """``(redacted text, matches, text with placeholders)`` for one string; with
