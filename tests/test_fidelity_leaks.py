@@ -269,3 +269,140 @@ def test_an_error_naming_a_file_shows_its_renamed_name_when_pii_is_on(tmp_path):
     code, console = _cli(["prepare", "data=json", f"data.path={folder}", "data.records_key=data",
                           "pipeline.clean=[normalize]", f"hydra.run.dir={tmp_path / 'plain'}"])
     assert code != 0 and f"export_{NAMES_PII['email']}.json: data.records_key 'data' holds nothing" in console
+
+
+# --- 6. property: generated PII-bearing file and column names ------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from conftest import SOAK  # noqa: E402
+
+#: words of real export names; no "v"/"version"/"build" (before an IPv4 address they make it
+#: read as a version number, which the detector leaves alone on purpose)
+WORDS = ["export", "customers", "backup", "final", "report", "crm", "tickets", "notes", "copy", "dev", "team",
+         "q3", "2024", "part", "eu", "de", "raw", "clean", "x"]
+
+
+@st.composite
+def _email(draw) -> str:
+    local = draw(st.sampled_from([".", "_", "-", ""])).join(draw(st.lists(st.sampled_from(["john", "doe", "ana", "li", "k"]),
+                                                                            min_size=1, max_size=3)))
+    local += draw(st.sampled_from(["", "7", "1984"]))
+    domain = draw(st.sampled_from(["example", "mail", "corp-it", "uni"]))
+    return f"{local}@{domain}.{draw(st.sampled_from(['com', 'org', 'net', 'io', 'co.uk', 'de']))}"
+
+
+@st.composite
+def _phone(draw) -> str:
+    area, exchange = draw(st.integers(200, 999)), draw(st.integers(200, 999))
+    line = f"{draw(st.integers(0, 9999)):04d}"
+    form = draw(st.sampled_from(["{a}-{e}-{l}", "{a}.{e}.{l}", "({a}) {e}-{l}", "+1-{a}-{e}-{l}", "+1 {a} {e} {l}",
+                                 "+44 20 {e} {l}"]))
+    return form.format(a=area, e=exchange, l=line)
+
+
+@st.composite
+def _ssn(draw) -> str:
+    area = draw(st.integers(1, 899).filter(lambda n: n != 666))
+    return f"{area:03d}-{draw(st.integers(1, 99)):02d}-{draw(st.integers(1, 9999)):04d}"
+
+
+@st.composite
+def _ipv4(draw) -> str:
+    return ".".join(str(draw(st.integers(0, 255))) for _ in range(4))
+
+
+@st.composite
+def _card(draw) -> str:
+    from tunelab_builtin.pii import luhn_valid
+
+    prefix = draw(st.sampled_from(["4", "51", "55"]))
+    body = prefix + "".join(str(draw(st.integers(0, 9))) for _ in range(15 - len(prefix)))
+    digits = next(body + c for c in "0123456789" if luhn_valid(body + c))  # 16 digits, Luhn-valid
+    sep = draw(st.sampled_from(["", "-", " "]))
+    return sep.join(digits[i : i + 4] for i in range(0, 16, 4))
+
+
+ENTITY = st.one_of(_email(), _phone(), _ssn(), _ipv4(), _card())
+
+
+def _joined(draw, parts: list[str], separators: list[str], planted: list[str]) -> str:
+    """``parts`` joined by drawn separators. Two digits are never glued together (that makes
+    one longer number, not the planted one), and two planted values are joined by ``_`` or a
+    space (``a@b.com.c@d.com`` is one address as much as two)."""
+    out = parts[0]
+    for previous, part in zip(parts, parts[1:]):
+        sep = draw(st.sampled_from(separators))
+        if previous in planted and part in planted:
+            sep = draw(st.sampled_from(["_", " "]))
+        if sep == "" and out[-1:].isdigit() and part[:1].isdigit():
+            sep = "_"
+        out += sep + part
+    return out
+
+
+@st.composite
+def pii_names(draw, separators: tuple[str, ...] = ("_", "-", ".", " ", "")) -> tuple[str, list[str]]:
+    """(a realistic name with personal data mixed in, the planted values)."""
+    planted = draw(st.lists(ENTITY, min_size=1, max_size=2))
+    parts = draw(st.lists(st.sampled_from(WORDS), max_size=3)) + planted
+    parts = draw(st.permutations(parts))
+    return _joined(draw, list(parts), list(separators), planted), planted
+
+
+def _digits(value: str) -> str:
+    return re.sub(r"\D", "", value)
+
+
+@settings(max_examples=3000 if SOAK else 400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pii_names(), st.sampled_from(["", ".jsonl", ".csv", ".json.gz", ".parquet"]))
+def test_no_planted_value_survives_in_a_generated_name(named, suffix):
+    from tunelab_builtin.pii import Pii, PiiConfig
+
+    name, planted = named
+    clean = Pii(PiiConfig()).scrub_name(name + suffix)
+    for value in planted:
+        assert value not in clean, (name + suffix, clean)
+        if "@" not in value:  # the number may not survive with other separators either
+            assert _digits(value) not in _digits(clean), (name + suffix, clean)
+    assert clean.endswith(suffix)  # the file's type stays readable
+
+
+@st.composite
+def pii_files(draw) -> tuple[str, str, list[str]]:
+    """(file path below the data folder, a column name, planted values): a folder and a file
+    named with personal data, and a column too."""
+    folder, in_folder = draw(pii_names(separators=("_", "-", " ")))
+    file, in_file = draw(pii_names())
+    column, in_column = draw(pii_names(separators=("_", " ", "-")))
+    return f"{folder}/{file}.jsonl", column, in_folder + in_file + in_column
+
+
+@settings(max_examples=200 if SOAK else 20, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(pii_files())
+def test_a_generated_pii_named_file_and_column_leave_no_trace_in_the_prepared_data(tmp_path_factory, case):
+    from conftest import validate
+    from tunelab.data.engine import prepare
+    from tunelab.plugins import get_plugins
+
+    relative, column, planted = case
+    root = tmp_path_factory.mktemp("names")
+    path = root / "data" / relative
+    path.parent.mkdir(parents=True)
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:24]]
+    path.write_text("".join(json.dumps({**r, column: i}) + "\n" for i, r in enumerate(rows)) + "{broken\n", encoding="utf-8")
+    rc = validate(["data=jsonl", f"data.path={root / 'data'}", f"cache_dir={root / 'cache'}",
+                   "data.columns={question: prompt, answer: completion, category: label}",
+                   "pipeline.clean=[pii]", "pipeline.augment=[]", "pipeline.balance=[]"])
+    prepared = prepare(rc, get_plugins())
+    files = _files(prepared.directory)
+    assert any(p.suffix == ".arrow" for p in files) and any(p.name == "quarantine.jsonl" for p in files)
+    needles = planted + [_digits(v) for v in planted if "@" not in v]
+    assert not _found(files, "", needles), (relative, column)
+    assert not [n for n in needles for p in files if n in str(p.relative_to(prepared.directory))]
+    splits = prepared.splits
+    assert sum(len(part) for part in splits.values()) == 24
+    assert len({s for part in splits.values() for s in part["source"]}) == 1
