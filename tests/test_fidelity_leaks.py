@@ -406,3 +406,20 @@ def test_a_generated_pii_named_file_and_column_leave_no_trace_in_the_prepared_da
     splits = prepared.splits
     assert sum(len(part) for part in splits.values()) == 24
     assert len({s for part in splits.values() for s in part["source"]}) == 1
+
+
+def test_a_run_named_after_a_pii_named_data_file_gets_the_placeholder(tmp_path, monkeypatch):
+    """Tracker run names (W&B, MLflow) and TensorBoard's folders are made from the command-line
+    overrides; data.path there may name a file holding personal data."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    data = folder / f"export_{NAMES_PII['email']}.jsonl"
+    data.write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    logdir = tmp_path / "tb"
+    code, console = _cli(["prepare", "data=jsonl", f"data.path={data}", "tracker=[tensorboard]",
+                          "data.columns={question: prompt, answer: completion, category: label}",
+                          f"tracker.tensorboard.logdir={logdir}", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert code == 0, console[-2000:]
+    folders = [p.relative_to(logdir).as_posix() for p in logdir.rglob("*") if p.is_dir()]
+    assert folders and not [f for f in folders if NAMES_PII["email"][:7] in f]  # a slug may cut the name short
+    assert any("EMAIL" in f for f in folders), folders

@@ -579,6 +579,12 @@ def _run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path, names: _Names 
     return summary
 
 
+def name_scrubber(rc: RunConfig, registry: Any) -> Any:
+    """The name scrubber of the pipeline's pii step (``name -> name`` with placeholders), or
+    None without one: run names made from command-line overrides may name a data file."""
+    return _scrubber(rc, registry)[2]
+
+
 def _scrubber(rc: RunConfig, registry: Any) -> tuple[tuple[str, str] | None, Any, Any]:
     """((stage, step id), scrub function, name scrub function) of the first pipeline step that
     removes personal data (its operator has a ``scrub(text) -> text`` method, and maybe a
