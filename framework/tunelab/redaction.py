@@ -9,6 +9,10 @@ A secret is
   ``pad_token_id`` are not), in a mapping, a ``key=value`` override or a ``key: value`` line;
 * the password in a URL (``postgresql://user:secret@host/db``, also in Hydra's escaped
   form ``postgresql\\://user\\:secret@host/db``);
+* the value of a URL query parameter that holds a credential (:func:`is_secret_param`:
+  ``?password=``, ``&pwd=``, ``&token=``, ``&key=``, ``&sslpassword=``, a presigned URL's
+  ``X-Amz-Signature``/``X-Amz-Credential``/``sig``, ...): ``sqlite:///x.db?password=***``,
+  ``postgresql://h/db?user=etl&password=***`` (``user=etl`` stays);
 * the value of an environment variable named like a secret (``WANDB_API_KEY``,
   ``HF_TOKEN``, ``DB_PASSWORD``, ...), wherever it shows up;
 * every secret value of the current run's config (:func:`remember_config`), wherever it
@@ -33,12 +37,33 @@ MASK = "***"
 SECRET_WORDS = {"password", "passwd", "secret", "token", "apikey", "salt", "credentials"}
 #: "token" is also a vocabulary item: ``pad_token``, ``eos_token_id`` and ``token_type_ids`` are not secrets.
 _VOCABULARY_WORDS = {"pad", "eos", "bos", "unk", "sep", "cls", "mask", "id", "ids", "type", "types", "special", "vocab",
-                     "count", "counts", "length"}
+                     "count", "counts", "length",
+                     # metric names: test_token_accuracy, token_loss, train_token_rate are numbers, not secrets
+                     "accuracy", "acc", "loss", "entropy", "perplexity", "ppl", "rate", "f1", "precision", "recall",
+                     "score", "scores", "frac", "fraction"}
+#: URL query parameters whose value is a credential, besides every name :func:`is_secret_key`
+#: accepts (``db_password``, ``hf_token``): database drivers' ``password``/``pwd``/``sslpassword``,
+#: API keys, and the signature and credential of presigned URLs (S3, GCS, Azure SAS). Not
+#: ``sslkey``/``sslcert``: their values are file paths.
+SECRET_PARAMS = {
+    "password", "passwd", "pwd", "pass", "passphrase", "sslpassword", "secret", "client_secret", "token",
+    "access_token", "refresh_token", "id_token", "auth_token", "session_token", "api_key", "apikey", "key",
+    "auth", "authorization", "signature", "sig", "credential", "credentials", "private_key",
+    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature", "x-goog-credential",
+}
 #: Shorter secret values are masked where their key names them, but not searched for as
 #: free text (masking every "abc" in a log would garble it and reveal nothing anyway).
 MIN_FREE_TEXT_LENGTH = 6
 
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*\\?://[^:/@\s'\"]*\\?:)([^@\s'\"]+)(@)")
+# name=value after ? & ; (or &amp; in HTML) of a URL's query string, also in Hydra's escaped
+# form (password\=x); the value is an interpolation, or ends at & ; , # whitespace, a quote or
+# a closing bracket (URLs percent-encode those in a value), and a backslash escapes the
+# character after it (Hydra writes a comma of a value as \,)
+_URL_QUERY_PARAM = re.compile(
+    r"(?P<lead>(?:[?&;]|&amp;)\\?)(?P<name>[A-Za-z][\w.\-%]*)(?P<eq>\\?=)"
+    r"(?P<value>\$\\?\{[^}\n]*\}|(?:\\\S|[^&;,#\s'\"<>\]}\\])*)"
+)
 _ENV_INTERPOLATION = re.compile(r"^\$\{oc\.env:[A-Za-z_][A-Za-z0-9_]*\}$")
 # key=value (overrides, override_dirname, command lines) and key: value (YAML, inline
 # mappings); the key may be dotted (pipeline.params.pii.salt) and quoted ("salt": ...)
@@ -58,6 +83,36 @@ def is_secret_key(key: Any) -> bool:
     if found == {"token"} and words & _VOCABULARY_WORDS:
         return False
     return bool(found) or "api_key" in text or "apikey" in text
+
+
+def is_secret_param(name: str) -> bool:
+    """``password``, ``pwd``, ``sslpassword``, ``token``, ``key``, ``X-Amz-Signature``: a URL query
+    parameter holding a credential. ``user``, ``sslmode``, ``sslkey`` (a path): no."""
+    from urllib.parse import unquote
+
+    name = unquote(name).strip()
+    return name.lower() in SECRET_PARAMS or is_secret_key(name)
+
+
+def _mask_query_param(match: re.Match) -> str:
+    value = match.group("value")
+    if not value or value == MASK or not is_secret_param(match.group("name")) or _ENV_INTERPOLATION.match(value.replace("\\", "")):
+        return match.group(0)
+    return f"{match.group('lead')}{match.group('name')}{match.group('eq')}{MASK}"
+
+
+def url_secrets(text: str) -> list[str]:
+    """The credentials written into the URLs of ``text``: userinfo passwords and the values of
+    secret query parameters (``?password=...``), as written (percent-encoded or not)."""
+    found = [m.group(2) for m in _URL_PASSWORD.finditer(text)]
+    found += [m.group("value") for m in _URL_QUERY_PARAM.finditer(text) if m.group("value") and is_secret_param(m.group("name"))]
+    return [value for value in found if value != MASK]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its userinfo password and secret query parameters masked:
+    ``postgresql://etl:***@h/db?sslmode=require&sslpassword=***``."""
+    return _URL_QUERY_PARAM.sub(_mask_query_param, _URL_PASSWORD.sub(rf"\1{MASK}\3", url))
 
 
 def env_secrets() -> list[str]:
@@ -92,7 +147,7 @@ def remember_config(config: Any) -> None:
         for value in config:
             remember_config(value)
     elif isinstance(config, str):
-        remember(*(m.group(2) for m in _URL_PASSWORD.finditer(config)))
+        remember(*url_secrets(config))
 
 
 def _known_values() -> list[str]:
@@ -111,10 +166,11 @@ def _mask_assignment(match: re.Match) -> str:
 
 
 def redact_text(text: str, known: Iterable[str] | None = None) -> str:
-    """``text`` with URL passwords, values of secret-named keys and every known secret value masked."""
+    """``text`` with URL passwords and secret query parameters, values of secret-named keys and
+    every known secret value masked."""
     if not text:
         return text
-    text = _URL_PASSWORD.sub(rf"\1{MASK}\3", text)
+    text = redact_url(text)  # first: a key: value pattern would take the whole URL as one value
     text = _ASSIGNMENT.sub(_mask_assignment, text)
     for value in _known_values() if known is None else known:
         if value in text:

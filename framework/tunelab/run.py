@@ -69,7 +69,7 @@ def _register_trackers(plugins: Plugins, rc: RunConfig) -> list[str]:
 
 def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
     """Run one job and return its metrics. Raises on failure after telling the hooks."""
-    from tunelab.data.engine import copy_artifacts, prepare
+    from tunelab.data.engine import copy_artifacts, name_scrubber, prepare
 
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}")
@@ -85,6 +85,9 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
     redact_hydra_outputs()
     run_dir, name, group, overrides = _hydra_context()
     name, overrides = redact_text(name), [redact_text(o) for o in overrides]
+    scrub_name = name_scrubber(rc, plugins.registry)
+    if scrub_name is not None:  # the run name (trackers' run names, TensorBoard folders) may name a data file
+        name, overrides = scrub_name(name), [scrub_name(o) for o in overrides]
     run_dir.mkdir(parents=True, exist_ok=True)
     public_config = redact_secrets(rc.resolved)
     public_config.pop("hydra", None)

@@ -2,8 +2,9 @@
 datasets (saved folders, local files through a packaged builder, Hub datasets).
 
 SQL: the query runs in a transaction that is rolled back, SQLite files are opened
-read-only, and only read statements are accepted. The password in the URL never
-appears in row ids, the ``source`` column or any message (``user:***@host``).
+read-only, and only read statements are accepted. The credentials in the URL (the
+password, and secret query parameters such as ``?password=``) never appear in row ids,
+the ``source`` column or any message (``user:***@host``, ``?sslpassword=***``).
 
 Hugging Face: the Hub is only contacted when ``path`` names a Hub dataset; offline
 (``HF_HUB_OFFLINE``) or unreachable, the error says how to use a local copy instead.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from tunelab.api import Component, StageContext
+from tunelab.redaction import redact_url, url_secrets
 
 from tunelab_builtin.collectors import RawRecord, RecordCollector, RecordOptions, SourceError, require_module
 
@@ -26,12 +28,12 @@ from tunelab_builtin.collectors import RawRecord, RecordCollector, RecordOptions
 #: statements that only read; anything else is refused before it reaches the database
 READ_STATEMENTS = ("select", "with", "values", "table", "show", "explain", "describe", "desc")
 _SQL_COMMENTS = re.compile(r"(--[^\n]*(\n|$))|(/\*.*?\*/)", re.S)
-_URL_PASSWORD = re.compile(r"^([a-zA-Z][\w+.-]*://[^:/@\s]*:)([^@\s]*)(@)")
 
 
 def redact_db_url(url: str) -> str:
-    """``postgresql://user:***@host/db`` for ``postgresql://user:secret@host/db``."""
-    return _URL_PASSWORD.sub(r"\1***\3", url)
+    """``postgresql://user:***@host/db?user=etl&password=***`` for a URL with a password in its
+    userinfo or its query string (``sqlite:///x.db?password=...``, ``sslpassword=...``)."""
+    return redact_url(url)
 
 
 @dataclass
@@ -60,17 +62,13 @@ class SqlCollector(RecordCollector):
                 f"data.query must be a read-only statement starting with SELECT or WITH, got {config.query[:80]!r}"
             )
 
-    # the password itself, to scrub from any message a driver produces
-    def _secret(self) -> str | None:
-        match = _URL_PASSWORD.match(self.config.url)
-        return match.group(2) if match and match.group(2) else None
-
     def _scrub(self, text: str) -> str:
-        secret = self._secret()
-        text = text.replace(self.config.url, redact_db_url(self.config.url))
-        if secret:
-            from urllib.parse import unquote
+        """``text`` without the URL's credentials: a driver's message may quote the URL, or the
+        password alone (as written or percent-decoded)."""
+        from urllib.parse import unquote
 
+        text = text.replace(self.config.url, redact_db_url(self.config.url))
+        for secret in url_secrets(self.config.url):
             for form in {secret, unquote(secret)}:
                 text = text.replace(form, "***")
         return text

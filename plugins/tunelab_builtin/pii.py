@@ -121,7 +121,8 @@ def _phones(text: str) -> Iterator[Match]:
             yield Match(m.start(), m.end(), PHONE, "+44" + digits[1:])
 
 
-_CARD = re.compile(r"(?<![\w+\-.])\d(?:[ \-]?\d){12,18}(?!\w|[.\-]\d)")
+# up to 40 digits: a run may hold a card after another number, which _cards finds
+_CARD = re.compile(r"(?<![\w+\-.])\d(?:[ \-]?\d){12,39}(?!\w|[.\-]\d)")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -141,15 +142,21 @@ def _cards(text: str) -> Iterator[Match]:
     for m in _CARD.finditer(text):
         groups = re.split(r"([ \-])", m.group())
         # try the whole run, then shorter runs of whole digit groups: "4111 1111 1111
-        # 1111 12" is a card followed by a number
-        for cut in range(len(groups), 0, -2):
-            candidate = "".join(groups[:cut])
-            digits = _digits(candidate)
-            # 2-6: the first digit of Mastercard (2-series and 5), Amex/Diners/JCB (3),
-            # Visa (4) and Discover/Maestro (6); other leading digits are not cards
-            if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_valid(digits):
-                yield Match(m.start(), m.start() + len(candidate), CREDIT_CARD, digits)
-                break
+        # 1111 12" is a card followed by a number; and runs starting at a later group:
+        # "001-01-0001 4111 1111 1111 1111" is a number followed by a card
+        first = 0
+        while first < len(groups):
+            offset = m.start() + len("".join(groups[:first]))
+            for cut in range(len(groups), first, -2):
+                candidate = "".join(groups[first:cut])
+                digits = _digits(candidate)
+                # 2-6: the first digit of Mastercard (2-series and 5), Amex/Diners/JCB (3),
+                # Visa (4) and Discover/Maestro (6); other leading digits are not cards
+                if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_valid(digits):
+                    yield Match(offset, offset + len(candidate), CREDIT_CARD, digits)
+                    first = cut - 2  # go on after this card
+                    break
+            first += 2
 
 
 #: IBAN length by country (ISO 13616 registry); a country not listed is not matched
@@ -194,7 +201,8 @@ def _ibans(text: str) -> Iterator[Match]:
 _IPV4 = re.compile(
     r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)"
 )
-_VERSION_BEFORE = re.compile(r"(?:version|ver\.?|release|build|v)\s*$", re.IGNORECASE)
+# a word of its own: "dev 10.0.0.5" is an address, "v1.2.3.4" and "version 1.2.3.4" are not
+_VERSION_BEFORE = re.compile(r"\b(?:version|ver\.?|release|build|v)\s*$", re.IGNORECASE)
 
 
 def _ipv4s(text: str) -> Iterator[Match]:
@@ -272,8 +280,8 @@ _DIGIT_RUN = re.compile(r"\d(?:[ .\-()/]{0,2}\d){6}")
 _NEED_DIGIT_RUN = {PHONE, CREDIT_CARD, US_SSN}
 
 
-def detect(text: str, entities: tuple[str, ...] = ENTITIES) -> list[Match]:
-    """Non-overlapping PII matches in ``text``, in text order."""
+def _candidates(text: str, entities: tuple[str, ...]) -> list[Match]:
+    """Every detector's matches in ``text``, overlapping ones included."""
     if not _MAYBE_PII.search(text):
         return []
     digit_run = _DIGIT_RUN.search(text) is not None
@@ -282,6 +290,12 @@ def detect(text: str, entities: tuple[str, ...] = ENTITIES) -> list[Match]:
         if (entity in _NEED_DIGIT_RUN and not digit_run) or (entity in _NEEDS and not _NEEDS[entity](text)):
             continue
         found += _DETECTORS[entity](text)
+    return found
+
+
+def detect(text: str, entities: tuple[str, ...] = ENTITIES) -> list[Match]:
+    """Non-overlapping PII matches in ``text``, in text order."""
+    found = _candidates(text, entities)
     # longest first; on equal length the entity listed first in ENTITIES wins
     found.sort(key=lambda m: (-(m.end - m.start), ENTITIES.index(m.entity), m.start))
     taken: list[Match] = []
@@ -289,6 +303,105 @@ def detect(text: str, entities: tuple[str, ...] = ENTITIES) -> list[Match]:
         if all(m.end <= t.start or m.start >= t.end for t in taken):
             taken.append(m)
     return sorted(taken)
+
+
+# Names (files, folders, columns, ids made from them) glue words together where text has a
+# space: export_john.doe@example.com_555-867-5309.jsonl, ssn123-45-6789, report-10.0.0.5.csv.
+# The detectors' lookarounds, right for prose, see "_555" as the inside of a word.
+_NAME_SEPARATORS = str.maketrans({"_": " ", "/": " ", "\\": " "})
+_NAME_JOINERS = "-.,=~"
+
+
+def _name_views(name: str) -> Iterator[tuple[str, list[int | None]]]:
+    """Ways to read a name as text, each with the position in ``name`` of every character
+    (None for an inserted space): as written, with ``_ / \\`` as spaces (and each dash), and also split
+    where letters meet digits, ``(`` or ``+`` (a joiner that is not inside a word or a
+    number, such as the dash of ``report-555`` or ``0001-(200)``, is a space)."""
+    yield name, list(range(len(name)))
+    spaced = name.translate(_NAME_SEPARATORS)
+    yield spaced, list(range(len(name)))
+    # a dash may end an address (john@corp-it.com-export: a domain cannot end in one): read the
+    # name once with each dash as a space (a name holds only a few)
+    dashes = [i for i, ch in enumerate(spaced) if ch == "-"]
+    if len(dashes) <= _MAX_JOINTS:
+        for i in dashes:
+            yield spaced[:i] + " " + spaced[i + 1 :], list(range(len(name)))
+    chars: list[str] = []
+    origin: list[int | None] = []
+    for i, ch in enumerate(spaced):
+        before, after = spaced[i - 1] if i else "", spaced[i + 1] if i + 1 < len(spaced) else ""
+        # a joiner inside a word (corp-it.co.uk) or a number (555-0199) stays; between a word
+        # and a number, or before "(" and "+", it separates them
+        if ch in _NAME_JOINERS and before and after and not (before.isalpha() and after.isalpha()) \
+                and not (before.isdigit() and after.isdigit()):
+            ch = " "
+        chars.append(ch)
+        origin.append(i)
+        if (ch.isalpha() and after.isdigit()) or (ch.isalnum() and after and after in "(+") \
+                or ((ch.isdigit() or ch == ")") and after.isalpha()):
+            chars.append(" ")
+            origin.append(None)
+    split, split_origin = "".join(chars), origin
+    yield split, split_origin
+    # a joiner between two digit runs may end an entity (report-555-867-5309-2024.csv): read
+    # the name once with each such joiner as a space (a name holds only a few)
+    joints = [i for i, ch in enumerate(split) if ch in _NAME_JOINERS and 0 < i < len(split) - 1
+              and split[i - 1].isdigit() and split[i + 1].isdigit()]
+    if len(joints) <= _MAX_JOINTS:
+        for i in joints:
+            yield split[:i] + " " + split[i + 1 :], split_origin
+
+
+#: names with more digit-joiner-digit places than this are read without splitting at them
+_MAX_JOINTS = 16
+
+
+#: file suffixes read apart from the name: in export_a@b.com.json the address ends before .json
+_DATA_SUFFIX = re.compile(
+    r"(?:\.(?:jsonl|json|ndjson|csv|tsv|tab|txt|text|md|parquet|arrow|html?|xhtml|pdf|db|sqlite3?|xml|ya?ml)"
+    r"(?:\.gz)?|\.gz)$",
+    re.IGNORECASE,
+)
+
+
+def _name_matches(name: str, entities: tuple[str, ...]) -> list[Match]:
+    found: list[Match] = []
+    for view, origin in _name_views(name):
+        for m in _candidates(view, entities):
+            kept = [origin[i] for i in range(m.start, m.end) if origin[i] is not None]
+            if kept:
+                found.append(Match(kept[0], kept[-1] + 1, m.entity, m.key))
+    return found
+
+
+def _merged(found: list[Match]) -> list[Match]:
+    """Overlapping matches as one (the kind of the longest): in a name, readings disagree on
+    where one value ends (a card number across two phone numbers), and all of each goes."""
+    out: list[Match] = []
+    for m in sorted(found, key=lambda m: (m.start, -(m.end - m.start))):
+        if out and m.start < out[-1].end:
+            last = out[-1]
+            longer = last if last.end - last.start >= m.end - m.start else m
+            out[-1] = Match(last.start, max(last.end, m.end), longer.entity, longer.key)
+        else:
+            out.append(m)
+    return out
+
+
+def detect_in_name(name: str, entities: tuple[str, ...] = ENTITIES) -> list[Match]:
+    """PII matches in a file, folder or column name (positions in ``name``): what
+    :func:`detect` finds in any of the name's readings (:func:`_name_views`), overlapping
+    ones merged. The name without a data file suffix (``.jsonl``, ``.csv.gz``) is read first;
+    a match of the whole name that runs into the suffix counts only where that found none
+    (``a@b.md`` is an address, not a Markdown file; ``a@b.com.json`` is ``<EMAIL>.json``)."""
+    if not _MAYBE_PII.search(name):
+        return []
+    found = _name_matches(name, entities)
+    suffix = _DATA_SUFFIX.search(name)
+    if suffix and suffix.start() > 0:
+        stem = _name_matches(name[: suffix.start()], entities)
+        found = stem + [m for m in found if m.end <= suffix.start() or all(m.end <= t.start or m.start >= t.end for t in stem)]
+    return _merged(found)
 
 
 # --- replacements --------------------------------------------------------------------
@@ -441,6 +554,20 @@ class Pii(Cleaner):
         runs what the steps before this one record for files (the quarantine, report examples,
         drop details) through it, so no raw value is written before the data is redacted."""
         return self.redact(text, 0, replace=False)[2] if isinstance(text, str) else text
+
+    def scrub_name(self, name: str) -> str:
+        """A file, folder, column or row-id name with placeholders for the entities this step
+        detects, also where the name glues them to its words (``export_<EMAIL>_<PHONE>.jsonl``
+        for ``export_john.doe@example.com_555-867-5309.jsonl``). The engine renames sources,
+        ids, quarantine records and columns with it right after collection."""
+        if not isinstance(name, str):
+            return name
+        matches = detect_in_name(name, self.entities)
+        out, last = [], 0
+        for m in matches:
+            out += [name[last : m.start], placeholder(m.entity)]
+            last = m.end
+        return "".join(out) + name[last:]
 
     def redact(self, text: str, seed: int, replace: bool = True) -> tuple[str, list[Match], str]:
         """``(redacted text, matches, text with placeholders)`` for one string; with

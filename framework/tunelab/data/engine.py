@@ -39,6 +39,8 @@ _STAGE_OF_KIND = {
     "splitter": "split",
 }
 COMPLETE_MARKER = "COMPLETE.json"
+#: the column the built-in collectors fill with where a row came from (a file name, a URL)
+SOURCE = "source"
 #: sha256 and size of every file of a prepared-data directory, written last (atomically): a
 #: copy is used only when it has a manifest and every file matches it (see :func:`verify`)
 MANIFEST = "MANIFEST.json"
@@ -300,6 +302,90 @@ def _scrub_ids(data: Any, scrub: Any) -> tuple[Any, list[str]]:
     return data, list(renamed.values())
 
 
+def _unique_names(names: list[str], clean: Any) -> dict[str, str]:
+    """name -> cleaned name, for the names ``clean`` changes; two names that clean to the same
+    text (two files of one customer's e-mail address), or to a name already there, are told
+    apart by a number (``export_<EMAIL>.jsonl#2``), in the order given."""
+    taken = set(names)
+    renamed: dict[str, str] = {}
+    for name in names:
+        new = clean(name)
+        if new == name or name in renamed:
+            continue
+        candidate, number = new, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{new}#{number}"
+        renamed[name] = candidate
+        taken.add(candidate)
+    return renamed
+
+
+def _scrub_names(data: Any, ctx: StageContext, scrub_name: Any, names: _Names | None = None) -> Any:
+    """With a pii step, the names a collector took from the files and the records go through
+    its name detector before anything is written: the ``source`` column (file and folder
+    names), the row ids made from it (``<source>:<line>``), the quarantine's sources, and
+    column names (a key ``ssn 123-45-6789`` becomes ``ssn <US_SSN>``). One file keeps one
+    name, so its rows still read ``export_<EMAIL>.jsonl:1``, ``...:2``."""
+    row_sources = list(data[SOURCE]) if SOURCE in data.column_names else []
+    sources = list(dict.fromkeys([*(s for s in row_sources if isinstance(s, str)),
+                                  *(q.get("source") for q in ctx.quarantined if isinstance(q.get("source"), str))]))
+    renamed = _unique_names(sources, scrub_name)
+    if renamed:
+        for item in ctx.quarantined:
+            item["source"] = renamed.get(item.get("source"), item.get("source"))
+        ids, parents = _ids(data)
+
+        def rename_id(row_id: str | None, source: str | None) -> str | None:
+            if row_id is None or source not in renamed or not row_id.startswith(source):
+                return row_id
+            return renamed[source] + row_id[len(source):]
+
+        by_id = dict(zip(ids, row_sources))
+        new_ids = [rename_id(i, s) for i, s in zip(ids, row_sources)]
+        new_parents = [rename_id(p, by_id.get(p)) for p in parents]
+        data = data.remove_columns([ROW_ID, PARENT_ID, SOURCE])
+        data = data.add_column(ROW_ID, new_ids)
+        data = data.add_column(PARENT_ID, new_parents)
+        data = data.add_column(SOURCE, [renamed.get(s, s) for s in row_sources])
+        log.warning("%d source names held personal data; they are renamed with placeholders (e.g. %s)",
+                    len(renamed), next(iter(renamed.values())))
+        ctx.count("source names renamed (personal data)", len(renamed))
+    columns = _unique_names([c for c in data.column_names if c not in (ROW_ID, PARENT_ID, SOURCE)], scrub_name)
+    if columns:
+        data = data.rename_columns(columns)
+        log.warning("%d column names held personal data; they are renamed with placeholders (e.g. %s)",
+                    len(columns), next(iter(columns.values())))
+        ctx.count("column names renamed (personal data)", len(columns))
+    if names is not None:  # later log lines and errors quote them renamed too
+        names.add(renamed={**renamed, **columns})
+    return data
+
+
+@contextmanager
+def _scrubbed_logs(names: _Names) -> Iterator[None]:
+    """Log records created meanwhile (a collector's warning naming a file) show the names
+    that held personal data renamed, whatever handler writes them."""
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the logging module's to report
+            return record
+        clean = names(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(previous)
+
+
 def _load(directory: Path, key: str, cache_hit: bool) -> Prepared:
     from datasets import load_from_disk
 
@@ -329,17 +415,83 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
     """Run every stage, write splits, ledger, quarantine and report into ``out_dir``.
 
     When a step fails, the ledger of the steps before it (and the quarantine, once the
-    collector has run) are still written, so that the error can point at them."""
+    collector has run) are still written, so that the error can point at them.
+
+    With a step that removes personal data (pii), names of files, folders and columns can
+    hold it too: they are renamed in the data, the ledger and the reports right after
+    collection, and no log line or error of the preparation shows one raw."""
+    _, _, scrub_name = _scrubber(rc, plugins.registry)
+    if scrub_name is None:
+        return _run_keeping_records(rc, plugins, out_dir)
+    names = _Names(scrub_name)
+    try:
+        for path in rc.collector.instantiate(plugins.registry).input_files():
+            names.add(*Path(path).parts)
+    except Exception:  # noqa: BLE001 - a source that cannot list its files fails in collect, with its reason
+        pass
+    with _scrubbed_logs(names):
+        try:
+            return _run_keeping_records(rc, plugins, out_dir, names)
+        except Exception as exc:
+            _rename_in_exception(exc, names)
+            raise
+
+
+def _rename_in_exception(exc: BaseException, names: _Names) -> None:
+    """The messages of ``exc`` and of the exceptions it was raised from (a traceback shows
+    them all) with the names that held personal data renamed."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):  # its message is built from errno, strerror and the file names
+            for attribute in ("filename", "filename2"):
+                value = getattr(current, attribute, None)
+                if isinstance(value, str):
+                    setattr(current, attribute, names(value))
+        elif len(current.args) == 1 and isinstance(current.args[0], str):
+            current.args = (names(current.args[0]),)
+        current = current.__cause__ or current.__context__
+
+
+class _Names:
+    """The names (path parts, sources, columns) that held personal data, and their renamed
+    forms: applied to log lines and errors, which quote names among other things (a host,
+    a query) that are not to be touched."""
+
+    def __init__(self, scrub_name: Any) -> None:
+        self.scrub_name = scrub_name
+        self.renamed: dict[str, str] = {}
+
+    def add(self, *names: str, renamed: dict[str, str] | None = None) -> None:
+        for name in names:
+            clean = self.scrub_name(name)
+            if clean != name:
+                self.renamed[name] = clean
+        self.renamed.update(renamed or {})
+
+    def __call__(self, text: str) -> str:
+        for raw in sorted(self.renamed, key=len, reverse=True):  # longest first: a path before its parts
+            if raw in text:
+                text = text.replace(raw, self.renamed[raw])
+        return text
+
+
+def _run_keeping_records(rc: RunConfig, plugins: Plugins, out_dir: Path, names: _Names | None = None) -> dict[str, Any]:
+    """:func:`_run_pipeline`, writing the ledger so far when a step fails after the collector ran."""
     ledger = Ledger()
     try:
-        return _run_pipeline(rc, plugins, out_dir, ledger)
+        return _run_pipeline(rc, plugins, out_dir, ledger, names)
     except BaseException:
         if (out_dir / "quarantine.jsonl").is_file():  # the collector ran: its quarantine is there
             ledger.write(out_dir / "ledger.jsonl")
         raise
 
 
-def _run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path, ledger: Ledger) -> dict[str, Any]:
+def _run_pipeline(
+    rc: RunConfig, plugins: Plugins, out_dir: Path, ledger: Ledger, names: _Names | None = None
+) -> dict[str, Any]:
+    """The stages of :func:`run_pipeline`."""
     from datasets import DatasetDict, Value
 
     from tunelab.data.report import length_profile, write_data_report
@@ -366,7 +518,7 @@ def _run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path, ledger: Ledger
     # PII: with a step that removes personal data (a ``scrub`` method, e.g. pii), nothing from
     # before it is written raw: the quarantine and the report examples, drop details and
     # metadata of the earlier steps go through its detector (its own and later ones see clean data)
-    scrub_step, scrub = _scrubber(rc, registry)
+    scrub_step, scrub, scrub_name = _scrubber(rc, registry)
     scrubbing = {"on": scrub is not None}
 
     # collect
@@ -376,7 +528,7 @@ def _run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path, ledger: Ledger
     with _step_errors("collect", rc.collector.name):
         data = collector.collect(ctx)
     if scrubbing["on"]:
-        _scrub_context(ctx, scrub)
+        _scrub_context(ctx, scrub_name)  # the collector's records name files and columns
     if ROW_ID not in data.column_names:
         raise DataError(f"collector '{rc.collector.name}' returned rows without an '{ROW_ID}' column")
     if PARENT_ID not in data.column_names:
@@ -387,7 +539,8 @@ def _run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path, ledger: Ledger
         dupes = [i for i, n in Counter(ids).items() if n > 1][:5]
         raise DataError((scrub or str)(f"collector '{rc.collector.name}' produced duplicate row ids, e.g. {dupes}"))
     if scrubbing["on"]:
-        data, renamed = _scrub_ids(data, scrub)
+        data = _scrub_names(data, ctx, scrub_name, names)
+        data, renamed = _scrub_ids(data, scrub_name)
         if renamed:
             log.warning("%d row ids held personal data; they are renamed with placeholders (e.g. %s)",
                         len(renamed), renamed[0])
@@ -529,15 +682,24 @@ def _run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path, ledger: Ledger
     return summary
 
 
-def _scrubber(rc: RunConfig, registry: Any) -> tuple[tuple[str, str] | None, Any]:
-    """((stage, step id), scrub function) of the first pipeline step that removes personal
-    data (its operator has a ``scrub(text) -> text`` method), or (None, None)."""
+def name_scrubber(rc: RunConfig, registry: Any) -> Any:
+    """The name scrubber of the pipeline's pii step (``name -> name`` with placeholders), or
+    None without one: run names made from command-line overrides may name a data file."""
+    return _scrubber(rc, registry)[2]
+
+
+def _scrubber(rc: RunConfig, registry: Any) -> tuple[tuple[str, str] | None, Any, Any]:
+    """((stage, step id), scrub function, name scrub function) of the first pipeline step that
+    removes personal data (its operator has a ``scrub(text) -> text`` method, and maybe a
+    ``scrub_name(name) -> name`` for names that glue words together), or (None, None, None)."""
     for stage in PIPELINE_STAGES:
         for selected in rc.steps[stage]:
-            scrub = getattr(selected.instantiate(registry), "scrub", None)
+            operator = selected.instantiate(registry)
+            scrub = getattr(operator, "scrub", None)
             if callable(scrub):
-                return (stage, selected.step), scrub
-    return None, None
+                scrub_name = getattr(operator, "scrub_name", None)
+                return (stage, selected.step), scrub, scrub_name if callable(scrub_name) else scrub
+    return None, None, None
 
 
 def _scrubbed(value: Any, scrub: Any) -> Any:
@@ -556,6 +718,10 @@ def _scrub_context(ctx: StageContext, scrub: Any) -> None:
     ctx.quarantined = [{**item, **{k: _scrubbed(item.get(k), scrub) for k in ("raw", "reason")}} for item in ctx.quarantined]
     ctx.examples = _scrubbed(ctx.examples, scrub)
     ctx.metadata = _scrubbed(ctx.metadata, scrub)
+    counters = dict(ctx.counters)  # counter names quote column names and values
+    ctx.counters.clear()
+    for name, n in counters.items():
+        ctx.counters[scrub(name)] += n
     for drop in ctx.drops:
         drop.reason = scrub(drop.reason)
         if drop.detail is not None:
