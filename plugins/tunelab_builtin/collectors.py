@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, TEXT, Collector, Component, StageContext
+from tunelab.data.labels import LabelError, check_label_values
 
 from tunelab_builtin.formats import ADAPTERS, FormatMismatch, check_format_name, detect_format
 
@@ -175,6 +176,12 @@ class RecordCollector(Collector):
                 renamed.append(raw._replace(record=self._rename(raw.record)))
             except FormatMismatch as exc:
                 ctx.quarantine(raw.source, raw.line, str(exc), short(raw.record))
+        # a list of labels (multi-label data) is refused here, before rows_to_dataset would turn
+        # it into JSON text that looks like one more class
+        try:
+            check_label_values([r.record.get(ctx.label_column) for r in renamed], [r.row_id for r in renamed], ctx.label_column)
+        except LabelError as exc:
+            raise SourceError(str(exc)) from None
         fmt = self.config.format
         detected = fmt == "auto"
         if detected:
