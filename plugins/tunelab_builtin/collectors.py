@@ -176,12 +176,6 @@ class RecordCollector(Collector):
                 renamed.append(raw._replace(record=self._rename(raw.record)))
             except FormatMismatch as exc:
                 ctx.quarantine(raw.source, raw.line, str(exc), short(raw.record))
-        # a list of labels (multi-label data) is refused here, before rows_to_dataset would turn
-        # it into JSON text that looks like one more class
-        try:
-            check_label_values([r.record.get(ctx.label_column) for r in renamed], [r.row_id for r in renamed], ctx.label_column)
-        except LabelError as exc:
-            raise SourceError(str(exc)) from None
         fmt = self.config.format
         detected = fmt == "auto"
         if detected:
@@ -206,6 +200,12 @@ class RecordCollector(Collector):
             row[SOURCE] = raw.source
             rows.append(row)
         ctx.count(f"records in format {fmt}{' (detected)' if detected else ''}", len(rows))
+        # a list of labels (multi-label data) is refused here, before rows_to_dataset would turn
+        # it into JSON text that looks like one more class (format text_label quarantines such rows itself)
+        try:
+            check_label_values([row.get(ctx.label_column) for row in rows], [row[ROW_ID] for row in rows], ctx.label_column)
+        except LabelError as exc:
+            raise SourceError(str(exc)) from None
         return rows_to_dataset(rows, ctx)
 
 
