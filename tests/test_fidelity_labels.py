@@ -115,15 +115,21 @@ def test_label_case_is_validated_and_reaches_every_pipeline():
 
 def test_list_valued_labels_are_refused_naming_the_rows(tmp_path):
     labels = ["billing", ["billing", "refund"], "shipping", {"primary": "account"}] + ["shipping"] * 4
-    with pytest.raises(DataError) as info:
-        _prepare(tmp_path, _records(labels))
-    assert str(info.value) == (
-        "collect step 'jsonl' failed: the label column 'label' holds lists or mappings in 2 of 8 rows "
-        "(row 'tickets.jsonl:2' has ['billing', 'refund'], row 'tickets.jsonl:4' has {'primary': 'account'}); "
-        "a label is one class per row (tunelab has no multi-label methods). Fix: keep one class per row in the source "
-        "(e.g. the first), or, when 'label' is not the class column, map the column that is with "
-        "data.columns={<column>: label} or set pipeline.label_column=<column>"
-    )
+    prepared = _prepare(tmp_path, _records(labels), "pipeline.split=random")
+    # each such row is quarantined with the reason and the fix (not turned into the class '["billing", "refund"]')
+    quarantined = [json.loads(line) for line in (prepared.directory / "quarantine.jsonl").read_text().splitlines()]
+    assert [(q["line"], q["reason"]) for q in quarantined] == [
+        (2, "column 'label' holds a list (['billing', 'refund']), expected one class per row (tunelab has no "
+            "multi-label methods); keep one class per row in the source, or map the column that holds the classes "
+            "with data.columns={<column>: label}"),
+        (4, "column 'label' holds a mapping ({'primary': 'account'}), expected one class per row (tunelab has no "
+            "multi-label methods); keep one class per row in the source, or map the column that holds the classes "
+            "with data.columns={<column>: label}"),
+    ]
+    assert prepared.summary["labels_before"] == {"billing": 1, "shipping": 5}
+    # every row a list: nothing is usable, and the error says so
+    with pytest.raises(DataError, match=r"found no usable rows \(3 quarantined"):
+        _prepare(tmp_path, _records([["a"], ["b", "c"], []]), "data_seed=1")
 
 
 def test_a_list_typed_label_column_from_any_collector_is_refused(tmp_path):

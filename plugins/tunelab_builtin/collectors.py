@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, TEXT, Collector, Component, StageContext
-from tunelab.data.labels import LabelError, check_label_values
+from tunelab.data.labels import multi_label_reason
 
 from tunelab_builtin.formats import ADAPTERS, FormatMismatch, check_format_name, detect_format
 
@@ -193,6 +193,11 @@ class RecordCollector(Collector):
                 bad = _invalid_text(row)
                 if bad is not None:
                     raise FormatMismatch(bad)
+                label = row.get(ctx.label_column)
+                if isinstance(label, (list, tuple, dict)):
+                    # multi-label data: quarantined here, before rows_to_dataset would turn the list
+                    # into JSON text that looks like one more class
+                    raise FormatMismatch(multi_label_reason(ctx.label_column, label))
             except FormatMismatch as exc:
                 ctx.quarantine(raw.source, raw.line, str(exc), short(raw.record))
                 continue
@@ -200,12 +205,6 @@ class RecordCollector(Collector):
             row[SOURCE] = raw.source
             rows.append(row)
         ctx.count(f"records in format {fmt}{' (detected)' if detected else ''}", len(rows))
-        # a list of labels (multi-label data) is refused here, before rows_to_dataset would turn
-        # it into JSON text that looks like one more class (format text_label quarantines such rows itself)
-        try:
-            check_label_values([row.get(ctx.label_column) for row in rows], [row[ROW_ID] for row in rows], ctx.label_column)
-        except LabelError as exc:
-            raise SourceError(str(exc)) from None
         return rows_to_dataset(rows, ctx)
 
 

@@ -11,7 +11,8 @@ stratified on its own. The engine therefore
   default) it leaves case alone and warns, listing the spellings that differ only by
   case or spacing;
 * refuses a label column whose values are lists or mappings (multi-label data), naming
-  the rows, and warns when (nearly) every row has a class of its own (an id or free-text
+  the rows (the built-in collectors quarantine such a row first, with
+  :func:`multi_label_reason`), and warns when (nearly) every row has a class of its own (an id or free-text
   column mapped to ``label``).
 
 Every merge (variant -> label, rows) is in the summary and the data report.
@@ -64,6 +65,16 @@ class LabelReport:
 
 def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+def multi_label_reason(column: str, value: Any) -> str:
+    """Why a row whose label is a list or mapping is not kept (collectors quarantine it)."""
+    kind = "a mapping" if isinstance(value, dict) else "a list"
+    return (
+        f"column '{column}' holds {kind} ({str(value)[:80]}), expected one class per row (tunelab has no multi-label "
+        f"methods); keep one class per row in the source, or map the column that holds the classes with "
+        f"data.columns={{<column>: {column}}}"
+    )
 
 
 def check_label_values(values: list[Any], ids: list[str], column: str, show: Callable[[str], str] = str) -> None:
