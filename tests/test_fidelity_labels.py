@@ -313,3 +313,41 @@ def test_labels_an_annotator_writes_are_normalised_too(tmp_path):
     assert any(w.startswith("labels (after annotation): labels in 'label' that differ only by case") for w in prepared.summary["warnings"])
     folded = _prepare(tmp_path, _records(labels), "pipeline.annotate=[upper]", "pipeline.split=random", "pipeline.label_case=fold")
     assert folded.summary["labels_after"] == {"billing": 10, "shipping": 10}
+
+
+# --- property: spellings of a class ---------------------------------------------------------------
+
+try:
+    from hypothesis import given
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - a dev dependency
+    given = None
+
+if given is not None:
+    SPACES = st.sampled_from(["", " ", "  ", "\t", "\u00a0", "\n"])
+    CASES = st.sampled_from([str.lower, str.upper, str.title, lambda s: s])
+
+    @st.composite
+    def spelled_labels(draw):
+        """Labels of a few base classes, each row spelled with random case and surrounding space."""
+        bases = draw(st.lists(st.sampled_from(["billing", "shipping", "account", "credit card", "returns"]),
+                              min_size=1, max_size=4, unique=True))
+        rows = draw(st.lists(st.tuples(st.sampled_from(bases), CASES, SPACES, SPACES), min_size=1, max_size=30))
+        return [(base, f"{before}{case(base)}{after}") for base, case, before, after in rows]
+
+    @given(spelled_labels())
+    def test_every_spelling_of_a_class_becomes_that_class(rows):
+        from datasets import Dataset
+
+        from tunelab.data.labels import normalize_labels
+
+        data = Dataset.from_dict({"id": [f"r{i}" for i in range(len(rows))], "label": [s for _, s in rows]})
+        folded, report = normalize_labels(data, "label", "fold")
+        assert folded["label"] == [base for base, _ in rows]  # exactly the class, for every row
+        assert sum(m["rows"] for m in report.merges) == sum(s != base for base, s in rows)
+        kept, report = normalize_labels(data, "label", "keep")
+        assert kept["label"] == [s.strip() for _, s in rows]  # only surrounding whitespace goes
+        split = {base for base, _ in rows if len({s.strip() for b, s in rows if b == base}) > 1}
+        assert len(report.warnings) == (1 if split else 0)
+        for base in split:
+            assert all(repr(s.strip()) in report.warnings[0] for b, s in rows if b == base)
