@@ -120,6 +120,7 @@ class StageContext:
         label_column: str = LABEL,
         factory: Callable[[str, str, dict[str, Any]], Any] | None = None,
         step: str = "",
+        label_case: str = "keep",
     ):
         #: the step id (``name`` or ``name@alias``), e.g. to name files the step writes
         self.step = step
@@ -129,6 +130,9 @@ class StageContext:
         #: kept with the prepared data and copied into every run directory
         self.work_dir = work_dir
         self.label_column = label_column
+        #: ``pipeline.label_case``: "fold" when labels differing only by case or spacing are one
+        #: class (a step that writes labels, e.g. from annotators' votes, compares them so)
+        self.label_case = label_case
         self.drops: list[Drop] = []
         self.quarantined: list[dict[str, Any]] = []
         self.counters: Counter[str] = Counter()
@@ -139,6 +143,9 @@ class StageContext:
         #: structured results for the report and for later stages (e.g. agreement
         #: metrics, class weights); must be JSON-serializable
         self.metadata: dict[str, Any] = {}
+        #: what the user should know though nothing failed (a class missing from test):
+        #: logged and listed under "Warnings" at the top of the data report
+        self.warnings: list[str] = []
         self._factory = factory
 
     def make(self, kind: str, name: str, params: dict[str, Any] | None = None) -> Any:
@@ -163,6 +170,10 @@ class StageContext:
             return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(text, str) else text
 
         self.quarantined.append({"source": storable(source), "line": line, "reason": storable(reason), "raw": storable(raw)})
+
+    def warn(self, message: str) -> None:
+        """Record a warning for the log and the data report (the engine logs it, naming the step)."""
+        self.warnings.append(message)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add to a named counter shown in the data report (e.g. ``rows_modified``)."""
@@ -466,7 +477,7 @@ def evaluation_split(job_or_splits: "TrainJob | dict[str, Dataset]", name: str =
     have = ", ".join(f"{key} ({len(rows)} rows)" for key, rows in splits.items()) or "none"
     raise ValueError(
         f"eval: the prepared data has no '{name}' rows (splits: {have}); set eval.split to a split that has rows, "
-        f"or give the splitter a '{name}' fraction (e.g. pipeline.params.stratified.{name}=0.1)"
+        f"or give '{name}' rows: the Warnings of data_report.md say why it is empty and which setting fills it"
     )
 
 

@@ -43,7 +43,8 @@ TOP_LEVEL_KEYS = {
 }
 PIPELINE_STAGES = ("clean", "annotate", "augment", "balance")
 _STAGE_KIND = {"clean": "cleaner", "annotate": "annotator", "augment": "augmenter", "balance": "balancer"}
-PIPELINE_KEYS = set(PIPELINE_STAGES) | {"split", "params", "label_column"}
+PIPELINE_KEYS = set(PIPELINE_STAGES) | {"split", "params", "label_column", "label_case"}
+from tunelab.data.labels import LABEL_CASES  # noqa: E402  values of pipeline.label_case
 # Keys whose values are secrets are masked in every saved or tracked config (tunelab.redaction).
 from tunelab import redaction as _redaction  # noqa: E402
 
@@ -243,6 +244,8 @@ class RunConfig:
     label_column: str
     #: the resolved config as plain data (secrets not yet removed)
     resolved: dict[str, Any]
+    #: ``pipeline.label_case``: labels differing only by case/spacing are kept apart (keep) or merged (fold)
+    label_case: str = "keep"
 
 
 def typed_config(
@@ -395,6 +398,13 @@ def _pipeline(registry: Registry, origin: Origin, pipeline: dict[str, Any]) -> t
         raise ConfigError(
             f"pipeline.label_column must name a column, got {label_column!r} "
             f"(from {origin.describe('pipeline', 'pipeline.label_column')}). Example: pipeline.label_column=label"
+        )
+    label_case = pipeline.get("label_case")
+    if label_case is not None and label_case not in LABEL_CASES:
+        raise ConfigError(
+            f"pipeline.label_case must be one of {', '.join(LABEL_CASES)}, got {label_case!r} "
+            f"(from {origin.describe('pipeline', 'pipeline.label_case')}). keep: labels differing only by case stay "
+            "separate classes (with a warning); fold: they are merged. Example: pipeline.label_case=fold"
         )
     steps: dict[str, list[Selected]] = {}
     for stage in PIPELINE_STAGES:
@@ -604,6 +614,7 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
         num_proc=num_proc,
         label_column=str(resolved["pipeline"].get("label_column") or "label"),
         resolved=resolved,
+        label_case=str(resolved["pipeline"].get("label_case") or "keep"),
     )
     _check_values(rc, registry)
     return rc

@@ -139,7 +139,7 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
             from tunelab.train.compat import check_evaluation_rows
             from tunelab.train.engine import train_and_evaluate
 
-            check_evaluation_rows(rc, prepared.summary["splits"])  # before the model is loaded
+            check_evaluation_rows(rc, prepared.summary["splits"], prepared.summary)  # before the model is loaded
 
             def sink(values: dict[str, float], step: int | None) -> None:
                 hook("tunelab_metrics", run=info, metrics=values, step=step)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from tunelab.api import MESSAGES, PROMPT, ROW_ID, TEXT, Annotator, Component, StageContext
+from tunelab.data.labels import fold_key
 
 from tunelab_builtin.derive import take_rows
 
@@ -657,6 +658,10 @@ class Consensus(Annotator):
             annotations = self._from_columns(data)
         else:
             annotations = self._from_file(data, ctx)
+        # annotators' spellings of one class are one vote: 'billing ' is 'billing' (and, with
+        # pipeline.label_case=fold, 'Billing' too), as the engine normalises collected labels
+        fold = getattr(ctx, "label_case", "keep") == "fold"
+        annotations = [[(a, fold_key(label) if fold else label.strip()) for a, label in unit] for unit in annotations]
         ids = data[ROW_ID]
         labels = _label_values(data, column)
         sources = _existing(data, LABEL_SOURCE)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, TEXT, Collector, Component, StageContext
+from tunelab.data.labels import multi_label_reason
 
 from tunelab_builtin.formats import ADAPTERS, FormatMismatch, check_format_name, detect_format
 
@@ -303,6 +304,11 @@ class RecordCollector(Collector):
                 bad = _invalid_text(row)
                 if bad is not None:
                     raise FormatMismatch(bad)
+                label = row.get(ctx.label_column)
+                if isinstance(label, (list, tuple, dict)):
+                    # multi-label data: quarantined here, before rows_to_dataset would turn the list
+                    # into JSON text that looks like one more class
+                    raise FormatMismatch(multi_label_reason(ctx.label_column, label))
             except FormatMismatch as exc:
                 ctx.quarantine(raw.source, raw.line, _in_element(raw, exc), short(raw.record))
                 continue

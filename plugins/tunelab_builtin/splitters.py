@@ -182,6 +182,159 @@ def assemble(data: Any, ctx: StageContext, assignment: dict[str, str], config: S
     return {name: take_rows(data, idx) for name, idx in indices.items()}
 
 
+# --- classes and splits too small ------------------------------------------------------
+
+#: values of ``stratified.rare_classes``
+RARE_CLASS_POLICIES = ("keep", "drop")
+
+
+def rows_needed(validation: float, test: float, limit: int = 100_000) -> int:
+    """The fewest rows a stratum needs so that every split with a fraction > 0 gets one
+    (fractions round per stratum, and one row always stays for training)."""
+    for n in range(1, limit):
+        n_val, n_test = fraction_counts(n, validation, test)
+        if (n_val or not validation) and (n_test or not test):
+            return n
+    return limit
+
+
+def fraction_needed(n: int, split: str, validation: float, test: float) -> float | None:
+    """The smallest fraction (in steps of 0.01) that gives ``split`` a row out of ``n``,
+    the other fraction unchanged; None when no fraction can (one row is train's)."""
+    other = test if split == "validation" else validation
+    for hundredths in range(1, 100):
+        f = hundredths / 100
+        if f + other >= 1:
+            return None
+        n_val, n_test = fraction_counts(n, f, other) if split == "validation" else fraction_counts(n, other, f)
+        if (n_val if split == "validation" else n_test) > 0:
+            return f
+    return None
+
+
+def _labelled(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def short_classes(data: Any, column: str, strata: dict[str, list[str]], validation: float, test: float) -> dict[str, dict[str, Any]]:
+    """Classes whose original rows are too few for a validation/test row of their own:
+    label -> {"originals", "copies" (derived rows of the class), "missing" (split names)}.
+    Rows without a label are not a class and are not listed."""
+    labels = [v for v in data[column] if _labelled(v)]
+    copies: dict[str, int] = defaultdict(int)
+    for value, parent in zip(data[column], data[PARENT_ID]):
+        if parent is not None and _labelled(value):
+            copies[str(value)] += 1
+    classes = {str(v) for v in labels}
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(classes & set(strata)):
+        n_val, n_test = fraction_counts(len(strata[key]), validation, test)
+        missing = [name for name, rows, f in (("validation", n_val, validation), ("test", n_test, test)) if f > 0 and not rows]
+        if missing:
+            out[key] = {"originals": len(strata[key]), "copies": copies.get(key, 0), "missing": missing}
+    return out
+
+
+def _class_list(short: dict[str, dict[str, Any]], limit: int = 10) -> str:
+    parts = []
+    for label, info in list(short.items())[:limit]:
+        rows = f"{info['originals']} original row{'s' if info['originals'] != 1 else ''}"
+        if info["copies"]:
+            rows += f" + {info['copies']} derived cop{'ies' if info['copies'] != 1 else 'y'}"
+        parts.append(f"{label!r} ({rows}; not in {' or '.join(info['missing'])})")
+    more = f" and {len(short) - limit} more" if len(short) > limit else ""
+    return ", ".join(parts) + more
+
+
+def warn_short_classes(
+    ctx: StageContext, step: str, short: dict[str, dict[str, Any]], all_classes: list[str], validation: float, test: float, dropped: bool
+) -> None:
+    """Warn (log and data report) about the classes :func:`short_classes` found, naming
+    them, the splits they miss and fixes that change that."""
+    if not short:
+        return
+    ctx.metadata["classes_only_in_train" if not dropped else "classes_dropped"] = {k: v for k, v in short.items()}
+    needed = rows_needed(validation, test)
+    folds = {}
+    for label in short:  # a case/spacing variant of a bigger class: label_case=fold merges it
+        twins = [other for other in all_classes if other != label and " ".join(other.split()).casefold() == " ".join(label.split()).casefold()]
+        if twins:
+            folds[label] = twins[0]
+    if dropped:
+        ctx.warn(
+            f"{len(short)} classes had too few original rows for validation/test and were dropped with every row "
+            f"derived from them (rare_classes=drop): {_class_list(short)}"
+        )
+        return
+    hint = ""
+    if folds:
+        hint = " " + ", ".join(f"{k!r} differs from {v!r} only by case or spacing" for k, v in folds.items()) + \
+            ": pipeline.label_case=fold merges them."
+    ctx.warn(
+        f"{len(short)} class{'es have' if len(short) != 1 else ' has'} too few original rows to reach every split and "
+        f"{'are' if len(short) != 1 else 'is'} in train only: {_class_list(short)}. No evaluation scores "
+        f"{'them' if len(short) != 1 else 'it'}, and copies a balancer made (oversample) repeat the same text in train. "
+        f"With validation={validation} and test={test} a class needs at least {needed} original rows.{hint} Fix: collect "
+        f"at least {needed} rows per class, relabel these rows into another class, or drop these classes with "
+        f"++pipeline.params.{step}.rare_classes=drop"
+    )
+
+
+def explain_empty_splits(
+    ctx: StageContext,
+    step: str,
+    splits: dict[str, Any],
+    fractions: dict[str, float],
+    n_originals: int,
+    strata: dict[str, list[str]] | None = None,
+) -> None:
+    """For each evaluation split with a fraction > 0 that came out empty: why, and a fix
+    that would give it rows (``ctx.metadata["empty_splits"]`` and a warning). Found at
+    prepare time, so a training run does not learn it after the model is loaded."""
+    empty: dict[str, dict[str, str]] = {}
+    leakage = ctx.metadata.get("leakage") or {}
+    validation, test = fractions.get("validation", 0.0), fractions.get("test", 0.0)
+    for split in EVAL_SPLITS:
+        f = fractions.get(split, 0.0)
+        if f <= 0 or len(splits.get(split, [])):
+            continue
+        leaked = sum(int((leakage.get(kind) or {}).get(split, 0)) for kind in ("exact_duplicate", "near_duplicate", "derived_across_splits"))
+        if leaked:
+            why = f"the leakage check dropped all {leaked} rows dealt to it (duplicates of train rows)"
+            fix = (f"remove the duplicates before the split (exact_dedup and near_dedup in pipeline.clean) or keep "
+                   f"them with ++pipeline.params.{step}.leakage=report")
+        elif n_originals < 2:
+            why = f"there {'is' if n_originals == 1 else 'are'} {n_originals} original row{'s' if n_originals != 1 else ''}, which training needs"
+            fix = "collect more data"
+        elif strata is not None and len(strata) > 1:
+            largest = max(len(m) for m in strata.values())
+            n_val, n_test = fraction_counts(n_originals, validation, test)
+            unstratified = n_val if split == "validation" else n_test
+            why = (f"a stratified split cuts each class on its own, and {f} of every class (the largest has {largest} "
+                   f"original rows) rounds down to 0 rows")
+            needed = fraction_needed(largest, split, validation, test)
+            options = []
+            if unstratified:
+                options.append(f"pipeline.split=random (no stratification: {f} of all {n_originals} original rows "
+                               f"gives it {unstratified})")
+            if needed is not None:
+                smallest = next(n for n in range(1, largest + 1) if fraction_counts(
+                    n, *((needed, test) if split == "validation" else (validation, needed)))[split == "test"])
+                options.append(f"++pipeline.params.{step}.{split}={needed} (one row from each class of at least "
+                               f"{smallest} original rows)")
+            options.append(f"collect at least {rows_needed(validation, test)} original rows per class")
+            fix = ", or ".join(options)
+        else:
+            needed = fraction_needed(n_originals, split, validation, test)
+            why = f"{f} of the {n_originals} original rows rounds down to 0 rows"
+            fix = f"++pipeline.params.{step}.{split}={needed}" if needed is not None else "collect more data"
+            fix += " or collect more data" if needed is not None else ""
+        empty[split] = {"why": why, "fix": fix}
+        ctx.warn(f"the '{split}' split is empty: {why}. Fix: {fix}")
+    if empty:
+        ctx.metadata["empty_splits"] = empty
+
+
 # --- leakage --------------------------------------------------------------------------
 
 
@@ -361,6 +514,8 @@ class StratifiedSplitConfig(SplitSafetyConfig):
     stratify: bool = True
     #: label column; None uses pipeline.label_column
     label_column: Optional[str] = None
+    #: a class with too few original rows for a validation/test row: keep (in train only, with a warning) or drop it
+    rare_classes: str = "keep"
 
 
 class StratifiedSplit(Splitter):
@@ -370,13 +525,37 @@ class StratifiedSplit(Splitter):
         super().__init__(config)
         _check_safety("stratified", config)
         _check_fractions("stratified", config.validation, config.test)
+        if config.rare_classes not in RARE_CLASS_POLICIES:
+            raise ValueError(f"stratified.rare_classes must be one of {', '.join(RARE_CLASS_POLICIES)}, got {config.rare_classes!r}")
 
     def split(self, data, ctx: StageContext):
         c = self.config
+        step = ctx.step or "stratified"
         column = c.label_column or ctx.label_column
         stratify_by = column if c.stratify and column in data.column_names else None
-        assignment = deal_by_fraction(strata_of(data, stratify_by), c.validation, c.test, random.Random(ctx.seed))
-        return assemble(data, ctx, assignment, c)
+        strata = strata_of(data, stratify_by)
+        if stratify_by is not None:
+            short = short_classes(data, stratify_by, strata, c.validation, c.test)
+            if short and c.rare_classes == "drop":
+                data = self._drop_classes(data, ctx, stratify_by, set(short))
+                strata = {key: members for key, members in strata.items() if key not in short}
+            warn_short_classes(ctx, step, short, sorted(strata) + sorted(short), c.validation, c.test, c.rare_classes == "drop")
+        assignment = deal_by_fraction(strata, c.validation, c.test, random.Random(ctx.seed))
+        splits = assemble(data, ctx, assignment, c)
+        explain_empty_splits(ctx, step, splits, {"validation": c.validation, "test": c.test},
+                             sum(len(m) for m in strata.values()), strata if stratify_by is not None else None)
+        return splits
+
+    @staticmethod
+    def _drop_classes(data: Any, ctx: StageContext, column: str, classes: set[str]) -> Any:
+        """Drop the rows of ``classes`` and every row derived from one (rare_classes=drop)."""
+        ids, parents, labels = data[ROW_ID], data[PARENT_ID], data[column]
+        rare_roots = {row_id for row_id, parent, label in zip(ids, parents, labels) if parent is None and _labelled(label) and str(label) in classes}
+        roots = root_ids(ids, parents)
+        drop = [i for i, (label, root) in enumerate(zip(labels, roots)) if root in rare_roots or (_labelled(label) and str(label) in classes)]
+        ctx.drop([ids[i] for i in drop], "class too small for validation/test (rare_classes=drop)", [{"label": str(labels[i])} for i in drop])
+        dropped = set(drop)
+        return take_rows(data, [i for i in range(len(data)) if i not in dropped])
 
 
 @dataclass
@@ -397,8 +576,12 @@ class RandomSplit(Splitter):
 
     def split(self, data, ctx: StageContext):
         c = self.config
-        assignment = deal_by_fraction(strata_of(data, None), c.validation, c.test, random.Random(ctx.seed))
-        return assemble(data, ctx, assignment, c)
+        strata = strata_of(data, None)
+        assignment = deal_by_fraction(strata, c.validation, c.test, random.Random(ctx.seed))
+        splits = assemble(data, ctx, assignment, c)
+        explain_empty_splits(ctx, ctx.step or "random", splits, {"validation": c.validation, "test": c.test},
+                             sum(len(m) for m in strata.values()))
+        return splits
 
 
 @dataclass

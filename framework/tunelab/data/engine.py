@@ -23,6 +23,7 @@ from typing import Any, Iterator
 from tunelab import __version__
 from tunelab.api import LABEL, PARENT_ID, ROW_ID, StageContext, file_lock
 from tunelab.config import PIPELINE_STAGES, RunConfig
+from tunelab.data.labels import LabelError, normalize_labels
 from tunelab.data.ledger import Ledger, LedgerError, StepStats
 from tunelab.errors import TunelabError
 from tunelab.plugins import Plugins
@@ -117,6 +118,8 @@ def prepare(rc: RunConfig, plugins: Plugins, failed_dir: Path | None = None) -> 
                 try:
                     prepared = _load(target, key, cache_hit=True)
                     log.info("prepared data: cache hit %s", target)
+                    for warning in prepared.summary.get("warnings", []):  # said again: the data has not changed
+                        log.warning("prepared data: %s", warning)
                     return prepared
                 except Exception as exc:  # verified, yet unreadable: rebuild rather than fail
                     problem = f"it cannot be loaded ({type(exc).__name__}: {exc})"
@@ -512,7 +515,8 @@ def _run_pipeline(
 
     def context(step: str = "") -> StageContext:
         return StageContext(
-            seed=rc.data_seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column, factory=factory, step=step
+            seed=rc.data_seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column, factory=factory, step=step,
+            label_case=rc.label_case,
         )
 
     # PII: with a step that removes personal data (a ``scrub`` method, e.g. pii), nothing from
@@ -545,12 +549,22 @@ def _run_pipeline(
             log.warning("%d row ids held personal data; they are renamed with placeholders (e.g. %s)",
                         len(renamed), renamed[0])
             ctx.count("row ids renamed (personal data)", len(renamed))
+    # labels: one spelling per class, checked once here for every collector (tunelab.data.labels)
+    try:
+        data, labels = normalize_labels(data, rc.label_column, rc.label_case, scrub or str)
+    except LabelError as exc:
+        raise DataError(f"collect step '{rc.collector.name}': {exc}") from None
+    warnings = [f"labels: {w}" for w in labels.warnings]
+    for merge in labels.merges:
+        ctx.count(f"labels: {merge['why']}", merge["rows"])
     ledger.quarantined("collect", rc.collector.name, ctx.quarantined)
     if ctx.explosions:  # rows exploded from one record's list: the ledger names the record (ids as renamed)
         final_ids = dict(zip(ids, _ids(data)[0]))
         ledger.exploded("collect", rc.collector.name, [
             (final_ids.get(c, c), (scrub or str)(p), (scrub or str)(what)) for c, p, what in ctx.explosions
         ])
+    ledger.modified("collect", "labels", labels.modifications)
+    warnings += [f"{rc.collector.name}: {w}" for w in ctx.warnings]
     if ctx.metadata:
         metadata[rc.collector.name] = ctx.metadata
     _write_jsonl(out_dir / "quarantine.jsonl", ctx.quarantined)
@@ -573,6 +587,8 @@ def _run_pipeline(
             f"collector '{rc.collector.name}' found no usable rows ({quarantined} quarantined, see "
             f"{out_dir / 'quarantine.jsonl'}). Check data.path and the file format."
         )
+    for warning in warnings:
+        log.warning("%s", warning)
     labels_before = _label_counts(data, rc.label_column)
     lengths_before = length_profile(data)
 
@@ -616,6 +632,9 @@ def _run_pipeline(
         )
         if ctx.metadata:
             metadata[step] = ctx.metadata
+        for warning in ctx.warnings:
+            warnings.append(f"{step}: {warning}")
+            log.warning("%s: %s", step, warning)
         log.info("%s/%s: %d -> %d rows (%.2fs)", stage, step, len(ids_in), len(ids_out), seconds)
         if not ids_out:
             raise DataError(
@@ -629,6 +648,14 @@ def _run_pipeline(
         for selected in rc.steps[stage]:
             operator = selected.instantiate(registry)
             data = checked_step(stage, selected.step, f"{selected.kind}/{selected.name}", data, operator.apply)
+        if stage == "annotate" and rc.steps[stage]:  # annotators wrote labels: one spelling per class again
+            data, relabelled = normalize_labels(data, rc.label_column, rc.label_case, scrub or str)
+            ledger.modified("annotate", "labels", relabelled.modifications)
+            labels.merges += relabelled.merges
+            for warning in relabelled.warnings:
+                if f"labels: {warning}" not in warnings:
+                    warnings.append(f"labels (after annotation): {warning}")
+                    log.warning("labels (after annotation): %s", warning)
     labels_after = _label_counts(data, rc.label_column)
     lengths_after = length_profile(data)
 
@@ -653,6 +680,17 @@ def _run_pipeline(
             f"{final} kept + {total_dropped} dropped"
         )
 
+    # an empty validation/test split is said now, not when training wants to evaluate on it;
+    # a splitter that knows why says so itself (metadata "empty_splits"), a fraction of 0 is meant
+    explained = (metadata.get(rc.splitter.step) or {}).get("empty_splits") or {}
+    for name, part in splits.items():
+        fraction = getattr(rc.splitter.config, name, None)
+        if name == "train" or len(part) or name in explained or (isinstance(fraction, (int, float)) and fraction == 0):
+            continue
+        warning = (f"{rc.splitter.step}: the '{name}' split is empty; a run that evaluates it (eval.split={name}) fails "
+                   f"before training. Give it rows through the splitter's parameters (pipeline.params.{rc.splitter.step})")
+        warnings.append(warning)
+        log.warning("%s", warning)
     ledger.assigned({name: list(part[ROW_ID]) for name, part in splits.items()})
     if not len(splits.get("train", [])):
         raise DataError(
@@ -677,6 +715,8 @@ def _run_pipeline(
         "metadata": metadata,
         "steps": [s.to_dict() for s in steps],
         "label_column": rc.label_column or LABEL,
+        "label_normalisation": labels.to_dict(),
+        "warnings": warnings,
     }
     write_data_report(summary, out_dir)
     return summary
@@ -722,6 +762,7 @@ def _scrub_context(ctx: StageContext, scrub: Any) -> None:
     ctx.counters.clear()
     for name, n in counters.items():
         ctx.counters[scrub(name)] += n
+    ctx.warnings = [scrub(w) for w in ctx.warnings]
     for drop in ctx.drops:
         drop.reason = scrub(drop.reason)
         if drop.detail is not None:

@@ -78,6 +78,9 @@ def render_data_report(summary: dict[str, Any], plots: dict[str, str] | None = N
         f"Accounting: {summary['rows_read']} read + {summary['rows_added']} added = "
         f"{summary['rows_final']} kept + {summary['rows_dropped']} dropped."
     )
+    if summary.get("warnings"):
+        out += ["", "## Warnings", ""]
+        out += [f"- {w}" for w in summary["warnings"]]
     out += ["", "## Steps", ""]
     out += _table(
         ["stage", "step", "component", "rows in", "rows out", "added", "dropped", "seconds"],
@@ -117,6 +120,14 @@ def render_data_report(summary: dict[str, Any], plots: dict[str, str] | None = N
                 ]
                 for name in names
             ],
+        )
+    merges = (summary.get("label_normalisation") or {}).get("merges")
+    if merges:
+        case = summary["label_normalisation"].get("case", "keep")
+        out += ["", f"## Label spellings merged (`{label}`, pipeline.label_case={case})", ""]
+        out += _table(
+            ["variant", "label", "rows", "why"],
+            [[_escape(repr(m["variant"])), _escape(repr(m["label"])), m["rows"], m["why"]] for m in merges],
         )
     if summary.get("lengths_before"):
         out += ["", "## Lengths in characters (collected → before split)", ""]

@@ -10,6 +10,8 @@ Plugin components take part by setting the same class attributes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
 from tunelab.config import ConfigError, RunConfig
 from tunelab.plugins import Registry
 
@@ -137,15 +139,28 @@ def _check_evaluation_split(rc: RunConfig, registry: Registry) -> None:
         )
 
 
-def check_evaluation_rows(rc: RunConfig, split_sizes: dict[str, int]) -> None:
+def check_evaluation_rows(rc: RunConfig, split_sizes: dict[str, int], summary: dict[str, Any] | None = None) -> None:
     """After the data is prepared and before the model is loaded: the split ``eval.split``
-    names has rows (fractions too small for the data can round a split down to none)."""
+    names has rows (fractions too small for the data can round a split down to none).
+
+    The fix offered is the splitter's own (``summary["metadata"][step]["empty_splits"]``:
+    ``pipeline.split=random`` or the fraction that would give the split a row); a fraction
+    that is set already is never suggested again."""
     split = getattr(rc.evaluator.config, "split", None)
     if not isinstance(split, str) or split_sizes.get(split, 0) > 0:
         return
     have = ", ".join(f"{name} ({rows} rows)" for name, rows in split_sizes.items())
-    fix = f"pipeline.params.{rc.splitter.step}.{split}=0.1" if rc.splitter else f"a '{split}' fraction for the splitter"
+    step = rc.splitter.step if rc.splitter else ""
+    explained = ((summary or {}).get("metadata", {}).get(step, {}).get("empty_splits") or {}).get(split)
+    fraction = getattr(rc.splitter.config, split, None) if rc.splitter else None
+    if explained:
+        fix = f"it is empty because {explained['why']}; fix: {explained['fix']}"
+    elif isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and fraction > 0:
+        fix = (f"pipeline.params.{step}.{split}={fraction} is too small for this data: give that split a larger "
+               f"fraction or more data")
+    else:
+        fix = f"give that split rows (pipeline.params.{step}.{split}=0.1)" if step else f"give the splitter a '{split}' fraction"
     raise ConfigError(
-        f"eval.split is '{split}' but the prepared data has no '{split}' rows (splits: {have}); give that split "
-        f"rows ({fix}) or evaluate a split that has rows; found before training"
+        f"eval.split is '{split}' but the prepared data has no '{split}' rows (splits: {have}); {fix}; or evaluate a "
+        "split that has rows (eval.split=...); found before training"
     )
