@@ -610,6 +610,7 @@ def _repeated_reason(key: str) -> str:
 
 def _json_lines(lines: Iterable[bytes], label: str, encoding: str, ctx: StageContext) -> Iterator[tuple[int, dict[str, Any]]]:
     check = _KeyCheck()
+    decode = json.JSONDecoder(object_pairs_hook=check).decode  # built once: json.loads(hook=) builds one per call
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -620,7 +621,7 @@ def _json_lines(lines: Iterable[bytes], label: str, encoding: str, ctx: StageCon
             text = text.lstrip("\ufeff")
         check.found.clear()
         try:
-            record = json.loads(text, object_pairs_hook=check)
+            record = decode(text)
         except json.JSONDecodeError as exc:
             # NULs between the characters: UTF-16 text read as UTF-8 (no byte-order mark to tell)
             hint = "; the line holds NUL bytes: UTF-16 text without a byte-order mark? set data.encoding=utf-16" if "\x00" in text else ""
