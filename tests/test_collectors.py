@@ -137,7 +137,7 @@ def test_text_collector_units_and_undecodable_text(tmp_path):
     assert rows["latin1.txt:3"]["text"] == "Second paragraph ok"
     bad = quarantine_by_line(ctx)[1]
     assert bad["source"] == "latin1.txt" and "not valid utf-8" in bad["reason"] and "data.encoding" in bad["reason"]
-    assert ctx.counters["files without text"] == 1
+    assert ctx.counters["files without records"] == 1 and ctx.metadata["files without records"] == ["empty.md: no text (only blank lines)"]
 
     data, _ = collect("text", tmp_path, path=str(notes / "care.txt"), unit="line")
     assert data["id"] == ["care.txt:1", "care.txt:2", "care.txt:5", "care.txt:6"]

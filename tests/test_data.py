@@ -219,7 +219,7 @@ def test_missing_file_and_empty_data_fail_clearly(tmp_path):
         _prepare([f"data.path={tmp_path / 'nope.jsonl'}"])
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
-    with pytest.raises(DataError, match="found no usable rows"):
+    with pytest.raises(DataError, match=r"data.path '.*empty.jsonl' holds no records: empty.jsonl: no records"):
         _prepare([f"data.path={empty}"])
 
 

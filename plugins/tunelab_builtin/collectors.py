@@ -21,6 +21,7 @@ import glob
 import gzip
 import io
 import json
+import logging
 import re
 import zlib
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, TEX
 from tunelab.data.labels import multi_label_reason
 
 from tunelab_builtin.formats import ADAPTERS, FormatMismatch, check_format_name, detect_format
+
+log = logging.getLogger(__name__)
 
 SOURCE = "source"
 #: the source's own ``id`` field is kept under this name; ``id`` is tunelab's row id
@@ -570,10 +573,70 @@ def _as_text(rows: list[dict[str, Any]], key: str) -> None:
 # --- files ------------------------------------------------------------------------------
 
 
+#: the collector that reads a file with this suffix (for the hint on a skipped file)
+_COLLECTOR_BY_SUFFIX = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",
+    ".parquet": "parquet", ".txt": "text", ".text": "text", ".md": "text", ".html": "html", ".htm": "html",
+    ".xhtml": "html", ".pdf": "pdf",
+}
+#: skipped files named in the report and the warning (the count is always complete)
+_LISTED_SKIPPED = 50
+
+#: (magic bytes, what the file is, the fix) for formats a text collector cannot read;
+#: gzip (1f 8b) is not here: it is decompressed whatever the file is called
+_MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive", "unzip it and set data.path to the files inside"),
+    (b"PK\x05\x06", "an (empty) ZIP archive", "unzip it and set data.path to the files inside"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it and set data.path to the files inside"),
+    (b"Rar!\x1a\x07", "a RAR archive", "extract it and set data.path to the files inside"),
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it (unxz FILE), or recompress it with gzip: gzipped files are read directly"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it (zstd -d FILE), or recompress it with gzip: gzipped files are read directly"),
+    (b"\x04\x22\x4d\x18", "LZ4-compressed", "decompress it (lz4 -d FILE), or recompress it with gzip: gzipped files are read directly"),
+    (b"SQLite format 3\x00", "an SQLite database", "read it with data=sql data.url=sqlite:///FILE data.query='SELECT ...'"),
+    (b"%PDF-", "a PDF document", "read it with data=pdf"),
+    (b"ARROW1\x00\x00", "an Arrow IPC file", "read its folder with data=hf_dataset, or convert it to Parquet and use data=parquet"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Microsoft Office file (.xls/.doc)", "export it as CSV and read that"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", "remove it from data.path"),
+    (b"\xff\xd8\xff", "a JPEG image", "remove it from data.path"),
+    (b"GIF87a", "a GIF image", "remove it from data.path"),
+    (b"GIF89a", "a GIF image", "remove it from data.path"),
+)
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
+_GZIP_MAGIC = b"\x1f\x8b"
+#: byte-order marks that say a file is UTF-32 or UTF-16 (UTF-32 LE first: it starts like UTF-16 LE)
+WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def sniff_binary(head: bytes) -> tuple[str, str] | None:
+    """(what the file is, the fix) when ``head`` (a file's first bytes) starts with the
+    magic bytes of a binary or compressed format that is not text; None otherwise."""
+    if _BZIP2.match(head):
+        return "bzip2-compressed", "decompress it (bunzip2 FILE), or recompress it with gzip: gzipped files are read directly"
+    if head.startswith(b"PAR1") and b"\x00" in head[:64]:
+        return "a Parquet file", "read it with data=parquet"
+    for magic, what, fix in _MAGIC:
+        if head.startswith(magic):
+            return what, fix
+    return None
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Whether the codec writes ASCII (line breaks, quotes, braces) as the ASCII bytes, so
+    files can be split into lines before decoding (not so for UTF-16, UTF-32, EBCDIC)."""
+    try:
+        return '\n\r{}[]",;\t'.encode(encoding) == b'\n\r{}[]",;\t'
+    except (UnicodeError, LookupError):
+        return False
+
+
 class FileCollector(RecordCollector):
     """Base of the collectors that read files named by ``path`` (file, folder or glob)."""
 
     suffixes: tuple[str, ...] = ()
+    #: what a file of this collector holds ("CSV text"); a collector that names one gets its
+    #: files checked for the magic bytes of binary and compressed formats before reading,
+    #: and reads UTF-16/UTF-32 files (a byte-order mark, or data.encoding) as text
+    text_kind: str = ""
 
     def __init__(self, config: Any):
         super().__init__(config)
@@ -584,6 +647,10 @@ class FileCollector(RecordCollector):
                 codecs.lookup(config.encoding)
             except LookupError:
                 raise ValueError(f"data.encoding {config.encoding!r} is not a known text encoding (e.g. utf-8, latin-1, cp1252)") from None
+        #: files in the given folder that do not have one of ``suffixes`` (found by input_files)
+        self.skipped_files: list[Path] = []
+        #: the encoding each text file is read in (data.encoding, or the one its byte-order mark names)
+        self._encodings: dict[Path, str] = {}
 
     def _spec(self) -> str:
         return str(self.config.path)
@@ -604,24 +671,37 @@ class FileCollector(RecordCollector):
     def input_files(self) -> list[Path]:
         spec = self._spec()
         path = Path(spec).expanduser()
+        self.skipped_files = []
         if any(ch in spec for ch in _GLOB_CHARS):
             files = [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
         elif path.is_dir():
-            files = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and any(p.name.lower().endswith(s) for s in self.suffixes)
+            files = []
+            for p in sorted(path.rglob("*")):
                 # hidden files and folders (.git, .ipynb_checkpoints) are never data
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+                if not p.is_file() or any(part.startswith(".") for part in p.relative_to(path).parts):
+                    continue
+                (files if any(p.name.lower().endswith(s) for s in self.suffixes) else self.skipped_files).append(p)
         elif path.is_file():
             files = [path]
         else:
             raise SourceError(f"data.path '{spec}' does not exist (working directory: {Path.cwd()})")
         if not files:
-            raise SourceError(f"data.path '{spec}' matches no {'/'.join(self.suffixes)} files")
+            others = f"; it holds {self._skipped_summary()}" if self.skipped_files else ""
+            raise SourceError(f"data.path '{spec}' matches no {'/'.join(self.suffixes)} files{others}")
         return files
+
+    def _skipped_summary(self) -> str:
+        """``3 files of other formats (a.csv, b.txt, c.pdf); read them with data=csv, data=text, data=pdf``"""
+        names = [self.label(p) for p in self.skipped_files]
+        shown = ", ".join(names[:_LISTED_SKIPPED]) + (f", ... ({len(names) - _LISTED_SKIPPED} more)" if len(names) > _LISTED_SKIPPED else "")
+        readers = []
+        for p in self.skipped_files:
+            name = p.name.lower().removesuffix(".gz")
+            reader = next((c for s, c in _COLLECTOR_BY_SUFFIX.items() if name.endswith(s)), None)
+            if reader and f"data={reader}" not in readers:
+                readers.append(f"data={reader}")
+        hint = f"; read them with {', '.join(readers)} (one collector per run)" if readers else ""
+        return f"{len(names)} file{'s' if len(names) != 1 else ''} of other formats ({shown}){hint}"
 
     def label(self, file: Path) -> str:
         root = self._root()
@@ -632,41 +712,161 @@ class FileCollector(RecordCollector):
                 pass
         return file.name
 
+    @staticmethod
+    def _compressed(file: Path) -> bool:
+        """Whether the file is gzip data: judged by its first bytes, not its name (a gzip
+        named .csv is read, a plain file named .gz too)."""
+        with file.open("rb") as fh:
+            return fh.read(2) == _GZIP_MAGIC
+
     def open_binary(self, file: Path):
-        return gzip.open(file, "rb") if file.name.lower().endswith(".gz") else file.open("rb")
+        return gzip.open(file, "rb") if self._compressed(file) else file.open("rb")
 
     def read_bytes(self, file: Path) -> bytes:
         with self.open_binary(file) as fh:
             return fh.read()
 
+    def _check_file(self, file: Path, ctx: StageContext) -> None:
+        """Refuse a binary or compressed file the collector cannot read as text, saying what
+        it is and the fix; note a gzip file without .gz; pick the file's text encoding."""
+        compressed = self._compressed(file)
+        with self.open_binary(file) as fh:
+            head = fh.read(64)
+        found = sniff_binary(head)
+        if found:
+            what, fix = found
+            inside = "gzip-compressed and holds " if compressed else ""
+            raise SourceError(f"{file} is {inside}{what}, not {self.text_kind}: {fix}")
+        if compressed and not file.name.lower().endswith(".gz"):
+            ctx.count("files read as gzip (named without .gz)")
+        encoding = self.config.encoding
+        if codecs.lookup(encoding).name == "utf-8":
+            # these bytes are not valid UTF-8: the mark settles the encoding
+            wide = next((name for bom, name in WIDE_BOMS if head.startswith(bom)), None)
+            if wide:
+                encoding = wide
+                ctx.count(f"files read as {wide.upper()} (byte-order mark)")
+        self._encodings[file] = encoding
+
+    def encoding(self, file: Path) -> str:
+        return self._encodings.get(file, self.config.encoding)
+
+    def open_data(self, file: Path) -> tuple[Any, str]:
+        """The file's bytes as a binary stream, and the encoding to decode them with. A file
+        in an encoding that does not write ASCII as ASCII bytes (UTF-16, UTF-32) is decoded
+        whole and handed on as UTF-8, so it can be split into lines like any other."""
+        encoding = self.encoding(file)
+        if _ascii_compatible(encoding):
+            return self.open_binary(file), encoding
+        data = self.read_bytes(file)
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{file} is not valid {encoding} ({exc.reason} at byte {exc.start}); set data.encoding") from None
+        return io.BytesIO(text.encode("utf-8", "surrogatepass")), "utf-8"
+
+    def read_data(self, file: Path) -> tuple[bytes, str]:
+        stream, encoding = self.open_data(file)
+        with stream:
+            return stream.read(), encoding
+
     def _open_text(self, file: Path) -> io.TextIOBase:
-        return io.TextIOWrapper(self.open_binary(file), encoding=self.config.encoding, errors="strict", newline="")
+        stream, encoding = self.open_data(file)
+        return io.TextIOWrapper(stream, encoding=encoding, errors="strict", newline="")
 
     def read(self, file: Path, label: str, ctx: StageContext) -> Iterator[tuple[int, dict[str, Any]]]:
         """Yield ``(line or record number, record)`` for one file."""
         raise NotImplementedError  # pragma: no cover
 
+    def empty_reason(self, file: Path) -> str:
+        """Why a file gave neither a record nor a quarantine entry (said in the report)."""
+        return "empty (0 bytes)" if file.stat().st_size == 0 else "no records"
+
     def raw_records(self, ctx: StageContext) -> Iterator[RawRecord]:
-        for file in self.input_files():
+        files = self.input_files()
+        if self.skipped_files:
+            summary = self._skipped_summary()
+            log.warning("data.path '%s': skipped %s", self._spec(), summary)
+            ctx.count("files skipped (other formats)", len(self.skipped_files))
+            ctx.metadata["files skipped (other formats)"] = [self.label(p) for p in self.skipped_files[:_LISTED_SKIPPED]]
+        empty: list[str] = []
+        for file in files:
             label = self.label(file)
+            before, records = len(ctx.quarantined), 0
             try:
+                if self.text_kind:
+                    self._check_file(file, ctx)
                 for line, record in self.read(file, label, ctx):
+                    records += 1
                     yield RawRecord(label, line, f"{label}:{line}", record)
             except (OSError, EOFError, zlib.error) as exc:  # zlib.error: damaged gzip data
                 raise SourceError(f"cannot read {file}: {exc}") from exc
+            if not records and len(ctx.quarantined) == before:
+                empty.append(f"{label}: {self.empty_reason(file)}")
+        if empty:
+            log.warning("data.path '%s': %d file%s without records: %s", self._spec(), len(empty), "s" if len(empty) > 1 else "", "; ".join(empty[:_LISTED_SKIPPED]))
+            ctx.count("files without records", len(empty))
+            ctx.metadata["files without records"] = empty[:_LISTED_SKIPPED]
+            if len(empty) == len(files):
+                raise SourceError(f"data.path '{self._spec()}' holds no records: {'; '.join(empty[:_LISTED_SKIPPED])}")
 
 
 def _decode_line(raw: bytes, number: int, label: str, encoding: str, ctx: StageContext) -> str | None:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
+        hint = "=utf-16 (the line holds NUL bytes: UTF-16 text without a byte-order mark?)" if b"\x00" in raw else ""
         ctx.quarantine(
-            label, number, f"not valid {encoding}: {exc.reason} at byte {exc.start}; set data.encoding", raw[:500].decode("utf-8", "replace")
+            label, number, f"not valid {encoding}: {exc.reason} at byte {exc.start}; set data.encoding{hint}", raw[:500].decode("utf-8", "replace")
         )
         return None
 
 
+class _Repeated(dict):
+    """A JSON object that repeats a key (json keeps the last value): quarantined, never kept."""
+
+    repeated: list[str]
+
+
+class _KeyCheck:
+    """``object_pairs_hook`` for json.loads: notes every key an object repeats."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        seen: set[str] = set()
+        repeated = [key for key, _ in pairs if key in seen or seen.add(key)]
+        marked = _Repeated(obj)
+        marked.repeated = list(dict.fromkeys(repeated))
+        self.found += marked.repeated
+        return marked
+
+
+def _repeated_key(value: Any) -> str | None:
+    """The first key repeated in an object anywhere inside ``value`` (None: none)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Repeated):
+            return item.repeated[0]
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def _repeated_reason(key: str) -> str:
+    return f"the key {key!r} appears twice in one JSON object (only one value could be kept); remove or rename one of them"
+
+
 def _json_lines(lines: Iterable[bytes], label: str, encoding: str, ctx: StageContext) -> Iterator[tuple[int, dict[str, Any]]]:
+    check = _KeyCheck()
+    decode = json.JSONDecoder(object_pairs_hook=check).decode  # built once: json.loads(hook=) builds one per call
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -675,43 +875,69 @@ def _json_lines(lines: Iterable[bytes], label: str, encoding: str, ctx: StageCon
             continue
         if number == 1:
             text = text.lstrip("\ufeff")
+        check.found.clear()
         try:
-            record = json.loads(text)
+            record = decode(text)
         except json.JSONDecodeError as exc:
-            ctx.quarantine(label, number, f"invalid JSON: {exc.msg} (column {exc.colno})", text[:500])
+            # NULs between the characters: UTF-16 text read as UTF-8 (no byte-order mark to tell)
+            hint = "; the line holds NUL bytes: UTF-16 text without a byte-order mark? set data.encoding=utf-16" if "\x00" in text else ""
+            ctx.quarantine(label, number, f"invalid JSON: {exc.msg} (column {exc.colno}){hint}", text[:500])
             continue
         except RecursionError:
             ctx.quarantine(label, number, f"JSON nested too deeply to read (more than {MAX_NESTING} levels are not kept)", text[:500])
             continue
         if not isinstance(record, dict):
-            ctx.quarantine(label, number, f"expected a JSON object, found {type(record).__name__}", text[:500])
+            hint = " on one line (JSON Lines holds one object per line)" if isinstance(record, list) else ""
+            ctx.quarantine(label, number, f"expected a JSON object, found {type(record).__name__}{hint}", text[:500])
+            continue
+        if check.found:
+            ctx.quarantine(label, number, _repeated_reason(check.found[0]), text[:500])
             continue
         yield number, record
 
 
-def _json_document(data: bytes, label: str, encoding: str, records_key: str, ctx: StageContext) -> Iterator[tuple[int, dict[str, Any]]]:
+def _first_value_on_one_line(text: str, end: int) -> bool:
+    """Whether the JSON value that ends at ``end`` (where json found extra data) stands on
+    one line: then the text is JSON Lines, not one document."""
+    return not any(ch in text[:end].strip() for ch in "\r\n")
+
+
+def _json_document(
+    data: bytes, label: str, encoding: str, records_key: str, ctx: StageContext, lines_on_error: bool = False
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Records of a whole-file JSON document: an array of objects, one object, or an
-    object holding the array under ``records_key``. Numbers are record positions (from 1)."""
+    object holding the array under ``records_key``. Numbers are record positions (from 1).
+    A text that is not one document but several values, the first on a line of its own
+    (``[1, 2]`` then objects, line by line), is read as JSON Lines; so is any text that
+    is not valid JSON with ``lines_on_error`` (a file named .jsonl is line-based)."""
     try:
         text = data.decode(encoding).lstrip("\ufeff")
     except UnicodeDecodeError as exc:
+        if lines_on_error:
+            yield from _json_lines(data.splitlines(), label, encoding, ctx)
+            return
         line = data[: exc.start].count(b"\n") + 1
         ctx.quarantine(label, line, f"not valid {encoding}: {exc.reason} at byte {exc.start}; set data.encoding; the file was not read")
         return
+    check = _KeyCheck()
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=check)
     except RecursionError:
         ctx.quarantine(label, 1, "JSON nested too deeply to read; the file was not read", text[:500])
         return
     except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
-            # several objects, one per line: a JSON Lines file with a .json name
+        several = exc.msg == "Extra data" and (text.lstrip().startswith("{") or _first_value_on_one_line(text, exc.pos))
+        if several or lines_on_error:
+            # several values, one per line: a JSON Lines file (with a .json name, or an array first)
             ctx.count("JSON files read as JSON Lines")
             yield from _json_lines(data.splitlines(), label, encoding, ctx)
             return
         ctx.quarantine(label, exc.lineno, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}); the file was not read", text[:500])
         return
     if isinstance(document, dict) and records_key:
+        if isinstance(document, _Repeated) and records_key in document.repeated:
+            ctx.quarantine(label, 1, f"{_repeated_reason(records_key)}; the file was not read", text[:500])
+            return
         if not isinstance(document.get(records_key), list):
             found = type(document.get(records_key)).__name__ if records_key in document else "nothing"
             raise SourceError(
@@ -720,53 +946,128 @@ def _json_document(data: bytes, label: str, encoding: str, records_key: str, ctx
             )
         document = document[records_key]
     if isinstance(document, dict):
+        repeated = _repeated_key(document) if check.found else None
+        if repeated is not None:
+            ctx.quarantine(label, 1, _repeated_reason(repeated), short(document))
+            return
         yield 1, document
         return
     if not isinstance(document, list):
         ctx.quarantine(label, 1, f"expected a JSON array of objects or an object, found {type(document).__name__}", text[:500])
         return
     for number, record in enumerate(document, start=1):
-        if isinstance(record, dict):
-            yield number, record
-        else:
+        if not isinstance(record, dict):
             ctx.quarantine(label, number, f"record {number} is {type(record).__name__}, expected a JSON object", short(record))
+            continue
+        repeated = _repeated_key(record) if check.found else None
+        if repeated is not None:
+            ctx.quarantine(label, number, f"record {number}: {_repeated_reason(repeated)}", short(record))
+            continue
+        yield number, record
 
 
 def _starts_with_array(file_head: bytes) -> bool:
     return file_head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
+_LINE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+
+
 class JsonlCollector(FileCollector):
-    """JSON Lines files: one object per line (.jsonl/.ndjson/.json, gzipped too); a file holding a JSON array is read whole."""
+    """JSON Lines files: one object per line (.jsonl/.ndjson/.json, gzipped too); a file holding one JSON array is read whole."""
 
     suffixes = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz")
+    text_kind = "JSON Lines text"
 
     def read(self, file, label, ctx):
-        with self.open_binary(file) as fh:
+        stream, encoding = self.open_data(file)
+        with stream as fh:
             head = fh.read(4096)
             if _starts_with_array(head):
-                yield from _json_document(head + fh.read(), label, self.config.encoding, "", ctx)
+                # one array (a JSON document) is read whole; an array on the first line with
+                # more lines after it is one line of a JSON Lines file, and so is anything
+                # in a .jsonl file that is not one valid document
+                lines = file.name.lower().endswith(_LINE_SUFFIXES)
+                yield from _json_document(head + fh.read(), label, encoding, "", ctx, lines_on_error=lines)
                 return
-        with self.open_binary(file) as fh:
-            yield from _json_lines(fh, label, self.config.encoding, ctx)
+        stream, encoding = self.open_data(file)
+        with stream as fh:
+            yield from _json_lines(fh, label, encoding, ctx)
 
 
 class JsonCollector(FileCollector):
     """JSON documents: an array of objects, one object, or records under records_key (.json, gzipped too)."""
 
     suffixes = (".json", ".json.gz")
+    text_kind = "JSON text"
 
     def read(self, file, label, ctx):
-        yield from _json_document(self.read_bytes(file), label, self.config.encoding, self.config.records_key, ctx)
+        data, encoding = self.read_data(file)
+        yield from _json_document(data, label, encoding, self.config.records_key, ctx)
+
+
+class _NumberedLines:
+    """The lines a ``csv.reader`` reads, numbered from 1. The lines of the record being
+    read are kept, so the reader can be given them again (after a broken record)."""
+
+    def __init__(self, lines: Iterable[str]):
+        self._source = iter(lines)
+        self._again: list[tuple[int, str]] = []  # to be read again, last first
+        self.taken: list[tuple[int, str]] = []
+        self._count = 0
+
+    def __iter__(self) -> "_NumberedLines":
+        return self
+
+    def __next__(self) -> str:
+        if self._again:
+            item = self._again.pop()
+        else:
+            self._count += 1
+            item = (self._count, next(self._source))
+        self.taken.append(item)
+        return item[1]
+
+    def begin(self) -> None:
+        """A new record starts."""
+        self.taken = []
+
+    def span(self) -> tuple[int, int]:
+        """First and last line of the record read last."""
+        return (self.taken[0][0], self.taken[-1][0]) if self.taken else (self._count, self._count)
+
+    def text(self, upto: int | None = None) -> str:
+        return "".join(line for number, line in self.taken if upto is None or number <= upto)
+
+    def unclosed_quote_line(self, include_last: bool) -> int | None:
+        """The line where the quote that is still open at the end of the record (or, when
+        the error is on the last line, before it) was opened: the last line after which an
+        odd number of quote characters has been read. None when that cannot be told."""
+        lines = self.taken if include_last else self.taken[:-1]
+        inside, opened = False, None
+        for number, line in lines:
+            if line.count('"') % 2:
+                inside = not inside
+                if inside:
+                    opened = number
+        return opened if inside else None
+
+    def again(self, after: int) -> None:
+        """Read the lines after line ``after`` of the current record again."""
+        rest = [item for item in self.taken if item[0] > after]
+        self._again.extend(reversed(rest))
 
 
 class CsvCollector(FileCollector):
     """CSV and TSV files with a header row (optionally gzipped)."""
 
     suffixes = (".csv", ".tsv", ".tab", ".csv.gz", ".tsv.gz", ".tab.gz")
+    text_kind = "CSV text"
 
     def __init__(self, config: CsvSourceConfig):
         super().__init__(config)
+        #: the header of each file read (to say a file holds only a header)
+        self._headers: dict[Path, list[str]] = {}
         delimiter = self._given_delimiter()
         if delimiter != "auto" and len(delimiter) != 1:
             raise ValueError(f"data.delimiter must be 'auto', 'tab' or one character (e.g. ',', ';', '|'), got {config.delimiter!r}")
@@ -781,42 +1082,82 @@ class CsvCollector(FileCollector):
         name = file.name.lower()
         return "\t" if name.endswith((".tsv", ".tsv.gz", ".tab", ".tab.gz")) else ","
 
+    def empty_reason(self, file: Path) -> str:
+        header = self._headers.get(file)
+        if header is not None:
+            return f"only a header row ({', '.join(header)}), no records"
+        return super().empty_reason(file)
+
     def read(self, file, label, ctx):
         delimiter = self._delimiter(file)
         previous_limit = csv.field_size_limit(CSV_FIELD_LIMIT)
         try:
             with self._open_text(file) as fh:
-                reader = csv.reader(fh, delimiter=delimiter)
-                header = next(reader, None)
+                lines = _NumberedLines(fh)
+                # strict: a quote that does not close is an error, not a field that swallows the
+                # lines after it (or, closed by a later quote, a merge of several rows)
+                reader = csv.reader(lines, delimiter=delimiter, strict=True)
+                try:
+                    header = next(reader, None)
+                except csv.Error as exc:
+                    raise SourceError(f"{file}: the header row cannot be read as CSV ({exc}); fix its quoting") from None
                 if header is None:
                     return
                 if header:
                     header[0] = header[0].lstrip("\ufeff")  # byte-order mark of Excel exports
                 if len(set(header)) != len(header):
                     raise SourceError(f"{file}: the header repeats a column name: {header}")
+                self._headers[file] = header
                 while True:
+                    lines.begin()
                     try:
                         values = next(reader)
                     except StopIteration:
                         break
                     except csv.Error as exc:
-                        ctx.quarantine(label, reader.line_num, f"malformed CSV: {exc}")
+                        self._broken_record(lines, exc, label, ctx)
                         continue
                     if not values:
                         continue
+                    first, last = lines.span()
                     if len(values) != len(header):
-                        ctx.quarantine(
-                            label, reader.line_num, f"expected {len(header)} fields, found {len(values)}", delimiter.join(values)[:500]
-                        )
+                        where = f" (the record runs from line {first} to line {last}: a quoted field holds line breaks)" if last > first else ""
+                        ctx.quarantine(label, first, f"expected {len(header)} fields, found {len(values)}{where}", lines.text()[:500])
                         continue
-                    yield reader.line_num, dict(zip(header, values))
+                    yield first, dict(zip(header, values))
         except UnicodeDecodeError as exc:
+            hint = "; it holds NUL bytes: UTF-16 text without a byte-order mark? set data.encoding=utf-16" if exc.object and b"\x00" in exc.object[:4096] else ""
             raise SourceError(
-                f"{file} is not valid {self.config.encoding} ({exc.reason} at byte {exc.start}); set data.encoding"
+                f"{file} is not valid {self.encoding(file)} ({exc.reason} at byte {exc.start}); set data.encoding{hint}"
             ) from exc
         finally:
             csv.field_size_limit(previous_limit)
 
+    @staticmethod
+    def _broken_record(lines: "_NumberedLines", exc: csv.Error, label: str, ctx: StageContext) -> None:
+        """Quarantine a record the csv module refused. A quote that opens a field and never
+        closes (the record runs to the end of the file, or to a later quote that cannot
+        close it) is reported on the line where it opens; the lines after that line are read
+        again as records, so one stray quote costs one line, not the rest of the file."""
+        first, last = lines.span()
+        quoting = "unexpected end of data" in str(exc) or "expected after" in str(exc)
+        opened = lines.unclosed_quote_line(include_last="unexpected end of data" in str(exc)) if quoting else None
+        if opened is None:
+            where = f" (lines {first}-{last})" if last > first else ""
+            ctx.quarantine(label, first, f"malformed CSV: {exc}{where}", lines.text()[:500])
+            return
+        runs = "to the end of the file" if "unexpected end of data" in str(exc) else f"to line {last}, where a quote cannot close it ({exc})"
+        starts = f"the record starting on line {first} holds " if opened > first else ""
+        again = ""
+        if last > opened:
+            again = f"; line {last} is read again as a record" if last == opened + 1 else f"; lines {opened + 1}-{last} are read again as records"
+        ctx.quarantine(
+            label, first,
+            f"malformed CSV: unterminated quote: {starts}a quoted field that opens on line {opened} and is never closed "
+            f"(read as one field it runs {runs}){again}",
+            lines.text(upto=opened)[:500],
+        )
+        lines.again(opened)
 
 class TsvCollector(CsvCollector):
     """TSV files (tab-separated, header row; .tsv/.tab, gzipped too)."""
@@ -850,6 +1191,7 @@ class TextCollector(FileCollector):
     """Plain-text files into the text column: one row per file, paragraph or line (.txt/.md, gzipped too)."""
 
     suffixes = (".txt", ".text", ".md", ".txt.gz", ".md.gz")
+    text_kind = "plain text"
 
     def __init__(self, config: TextSourceConfig):
         super().__init__(config)
@@ -878,27 +1220,26 @@ class TextCollector(FileCollector):
             if block:
                 yield start, block
 
+    def empty_reason(self, file: Path) -> str:
+        return "empty (0 bytes)" if file.stat().st_size == 0 else "no text (only blank lines)"
+
     def read(self, file, label, ctx):
-        data = self.read_bytes(file)
-        if data.startswith(codecs.BOM_UTF8) and codecs.lookup(self.config.encoding).name.startswith("utf-8"):
+        data, encoding = self.read_data(file)
+        if data.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name.startswith("utf-8"):
             data = data[len(codecs.BOM_UTF8) :]
-        found = False
         # bytes.splitlines splits on \n, \r\n and \r only (str.splitlines would also
         # split on form feeds and Unicode separators inside a line)
         for start, block in self._units(data.splitlines()):
-            found = True
             raw = b"\n".join(block)
             try:
-                text = raw.decode(self.config.encoding)
+                text = raw.decode(encoding)
             except UnicodeDecodeError as exc:
                 line = start + raw[: exc.start].count(b"\n")
                 ctx.quarantine(
-                    label, line, f"not valid {self.config.encoding}: {exc.reason}; set data.encoding", raw[:500].decode("utf-8", "replace")
+                    label, line, f"not valid {encoding}: {exc.reason}; set data.encoding", raw[:500].decode("utf-8", "replace")
                 )
                 continue
             yield start, {TEXT: text.strip()}
-        if not found:
-            ctx.count("files without text")
 
 
 COMPONENTS = [

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Optional
 from tunelab.api import Component, StageContext
 from tunelab.redaction import redact_url, url_secrets
 
-from tunelab_builtin.collectors import RawRecord, RecordCollector, RecordOptions, SourceError, require_module
+from tunelab_builtin.collectors import WIDE_BOMS, RawRecord, RecordCollector, RecordOptions, SourceError, require_module, sniff_binary
 
 # --- SQL --------------------------------------------------------------------------------
 
@@ -249,6 +249,20 @@ _JSON_CHUNK = 10 << 20
 _JSON_CHUNK_LIMIT = 1 << 30
 
 
+def _check_text_head(file: Path, head: bytes) -> None:
+    """Refuse a data file that is binary, compressed (other than gzip) or UTF-16/UTF-32,
+    which the builders cannot read as JSON text, saying what it is."""
+    found = sniff_binary(head)
+    if found:
+        raise SourceError(f"{file} is {found[0]}, not JSON text: {found[1]}")
+    wide = next((name for bom, name in WIDE_BOMS if head.startswith(bom)), None)
+    if wide:
+        raise SourceError(
+            f"{file} is {wide.upper()} text (it starts with a byte-order mark); the datasets json builder reads UTF-8 only. "
+            "Read it with data=jsonl (which reads UTF-16 and UTF-32 files), or convert it to UTF-8"
+        )
+
+
 def _check_json_lines(files: list[Path]) -> int:
     """Refuse JSON Lines files holding a record that is not an object (``null``, ``3``,
     ``"text"``), naming the file and line, and return the chunk size the datasets json
@@ -270,16 +284,32 @@ def _check_json_lines(files: list[Path]) -> int:
         if not name.endswith(_JSON_SUFFIXES):
             continue
         try:
-            with (gzip.open(file, "rb") if name.endswith(".gz") else file.open("rb")) as fh:
-                first = True
+            with file.open("rb") as fh:
+                compressed = fh.read(2) == b"\x1f\x8b"
+            with (gzip.open(file, "rb") if compressed else file.open("rb")) as fh:
+                start = fh.read(64)
+                _check_text_head(file, start)
+                fh.seek(0)
+                first, array_line = True, 0
                 for number, line in enumerate(fh, start=1):
                     longest = max(longest, len(line))
                     size += len(line)
                     head = line.strip().lstrip(b"\xef\xbb\xbf")
                     if not head:
                         continue
+                    if array_line:
+                        raise SourceError(
+                            f"{file} line {array_line}: a JSON Lines record must be an object, found a JSON array on one line "
+                            "with more lines after it. Remove the line, or read the file with data=jsonl, which quarantines "
+                            "such lines and keeps the others"
+                        )
                     if first and head.startswith(b"["):
-                        break  # a JSON array document, parsed whole
+                        try:
+                            json.loads(head)
+                        except (ValueError, RecursionError):
+                            break  # a JSON array document over several lines, parsed whole
+                        array_line = number  # one array on the first line: a document only if nothing follows
+                        continue
                     first = False
                     if head.startswith(b"{"):
                         continue
