@@ -390,7 +390,7 @@ def test_skipped_files_are_in_the_data_report(tmp_path):
     write(folder, "a.jsonl", b"".join(json.dumps({"prompt": f"question {i}", "completion": f"answer {i}"}).encode() + b"\n" for i in range(12)))
     write(folder, "more.csv", ROWS)
     write(folder, "empty.jsonl", b"")
-    prepared = prepare(validate([f"data.path={folder}", "pipeline=minimal"]), get_plugins())
+    prepared = prepare(validate(["data=jsonl", f"data.path={folder}", "pipeline=minimal"]), get_plugins())
     report = (prepared.directory / "data_report.md").read_text(encoding="utf-8")
     assert "| jsonl | files skipped (other formats) | 1 |" in report
     assert "- jsonl: files skipped (other formats): more.csv" in report

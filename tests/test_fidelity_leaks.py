@@ -243,9 +243,9 @@ def test_personal_data_in_file_folder_and_column_names_reaches_no_output(tmp_pat
     # contact_jane_roe@example.org is an address as a whole (an underscore fits its first part)
     assert {"ssn <US_SSN>", "<EMAIL>"} <= set(splits["train"].column_names)
     quarantined = [json.loads(line) for line in (run / "quarantine.jsonl").read_text().splitlines()]
-    assert {(q["source"], q["line"]) for q in quarantined} == {(first, 46), ("ops-<PHONE>/bad_<PHONE>.jsonl", 2)}
+    assert {(q["source"], q["line"]) for q in quarantined} == {(first, 46), ("ops-<PHONE>/bad_<PHONE>.jsonl", 1)}
     ledger = read_ledger(run / "ledger.jsonl")
-    assert {r["id"] for r in ledger if r["action"] == "quarantined"} == {f"{first}:46", "ops-<PHONE>/bad_<PHONE>.jsonl:2"}
+    assert {r["id"] for r in ledger if r["action"] == "quarantined"} == {f"{first}:46", "ops-<PHONE>/bad_<PHONE>.jsonl:1"}
     report = (run / "data_report.md").read_text()
     assert "| jsonl | source names renamed (personal data) | 3 |" in report
     assert "| jsonl | column names renamed (personal data) | 2 |" in report
