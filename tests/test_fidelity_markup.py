@@ -272,3 +272,33 @@ def test_property_suites_ran_their_cases():
         pytest.skip("run with the property tests above")
     print(f"markup-like plain text: {_generated['plain']} cases alone, {_generated['wrapped']} inside real markup")
     assert _generated["plain"] >= EXAMPLES and _generated["wrapped"] >= EXAMPLES
+
+
+def test_explain_shows_what_strip_markup_changed_in_a_row(tmp_path):
+    from tunelab.data.ledger import Ledger
+    from tunelab.explain import explain
+
+    ctx = _ctx(tmp_path)
+    StripMarkup(StripMarkupConfig()).apply(_rows("Hi <b>there</b>"), ctx)
+    ledger = Ledger()
+    ledger.modified("clean", "strip_markup", ctx.modifications)
+    ledger.write(tmp_path / "ledger.jsonl")
+    assert explain("r0", tmp_path / "ledger.jsonl") == [
+        "row r0",
+        "  edited by clean/strip_markup: markup stripped (field: prompt, removed: 2 tags, "
+        "before: Hi <b>there</b>, after: Hi there)",
+    ]
+
+
+def test_before_after_in_the_ledger_goes_through_the_pii_step(tmp_path):
+    """strip_markup runs before pii: the snippets it records for the ledger are scrubbed
+    like drop details, so an e-mail inside removed markup never reaches ledger.jsonl."""
+    data = tmp_path / "tickets.jsonl"
+    rows = [{"question": f"Mail <b>jane.doe{i}@example.com</b> about order {i}", "answer": f"Done {i}.", "category": "ab"[i % 2]}
+            for i in range(20)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    prepared = prepare(validate(["pipeline=minimal", f"data.path={data}", "pipeline.clean=[strip_markup,pii]"]), get_plugins())
+    ledger_text = (prepared.directory / "ledger.jsonl").read_text()
+    assert "example.com" not in ledger_text and "jane.doe" not in ledger_text
+    edits = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r.get("step") == "strip_markup"]
+    assert len(edits) == 20 and edits[0]["detail"]["before"] == "Mail <b><EMAIL></b> about order 0"
