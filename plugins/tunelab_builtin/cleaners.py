@@ -507,11 +507,12 @@ def _markup_tokens(text: str) -> list[re.Match]:
     xml = text.lstrip("\ufeff" + _WS).startswith("<?xml")
 
     def element(name: str) -> str | None:
-        """The name to pair on, or None when this is no element."""
+        """The name to pair on (as written: <B> pairs with </B>, so a placeholder "<B>"
+        inside <b>...</b> stays text), or None when this is no element."""
         if xml:
             return name
         lower = name.lower()
-        return lower if lower in _HTML_ELEMENTS and (name == lower or name == name.upper()) else None
+        return name if lower in _HTML_ELEMENTS and (name == lower or name == name.upper()) else None
 
     page = False  # a whole page: doctype, or a paired <head>/<title>
     strong: set[int] = set()  # unmistakable markup
@@ -544,7 +545,7 @@ def _markup_tokens(text: str) -> list[re.Match]:
             if opened:
                 strong.update((opened.pop(), i))
                 page = page or name.lower() in ("head", "title")
-            elif not xml and name not in _HIDDEN_ELEMENTS:
+            elif not xml and name.lower() not in _HIDDEN_ELEMENTS:
                 weak.add(i)
         elif m.group("entity"):
             if f"{m.group('entity')};" in html_entities.html5:
@@ -559,7 +560,7 @@ def _markup_tokens(text: str) -> list[re.Match]:
     if strong and not xml:
         optional = _OPTIONAL_END | _PAGE_ELEMENTS if page else _OPTIONAL_END
         for name, opened in open_tags.items():
-            weak.update(i for i in opened if name in optional)
+            weak.update(i for i in opened if name.lower() in optional)
     keep = strong | entities | (weak if strong else set())
     return [m for i, m in enumerate(candidates) if i in keep]
 
