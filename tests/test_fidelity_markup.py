@@ -305,3 +305,24 @@ def test_before_after_in_the_ledger_goes_through_the_pii_step(tmp_path):
     assert "example.com" not in ledger_text and "jane.doe" not in ledger_text
     edits = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r.get("step") == "strip_markup"]
     assert len(edits) == 20 and edits[0]["detail"]["before"] == "Mail <b><EMAIL></b> about order 0"
+
+
+# --- the markdown option: code is not emphasis ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # unchanged: CommonMark delimiter rules, dunder identifiers, code spans and fences
+        ("def f(*args, **kwargs): return g(**kwargs)", "def f(*args, **kwargs): return g(**kwargs)"),
+        ("class A:\n    def __init__(self): pass", "class A:\n    def __init__(self): pass"),
+        ("if __name__ == '__main__': main()", "if __name__ == '__main__': main()"),
+        ("a * b * c and 2*3*4 and snake_case_name", "a * b * c and 2*3*4 and snake_case_name"),
+        # only the markdown goes; code keeps its "#" comments and asterisks
+        ("Intro **bold** text\n```python\n# compute x\nx = a*b*c  # **not bold**\n```\n# Title",
+         "Intro bold text\n# compute x\nx = a*b*c  # **not bold**\nTitle"),
+        ("run `a_b_c` or `**x**`, **Free** within _30 days_, __two words__", "run a_b_c or **x**, Free within 30 days, two words"),
+    ],
+)
+def test_markdown_option_leaves_code_alone(text, expected):
+    assert StripMarkup(StripMarkupConfig(markdown=True)).clean(text) == expected

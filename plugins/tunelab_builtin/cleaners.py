@@ -791,26 +791,50 @@ def strip_html(text: str, link_urls: bool = False) -> str:
 # markdown-ish syntax, each with the group that holds the visible text
 _MD_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
 _MD_LINK = re.compile(r"\[([^\]\n]+)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)")
-_MD_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+# strong emphasis as CommonMark delimits it: the opening run not after a word character
+# and not before a space, the closing run the other way round, so "f(*args, **kwargs):
+# g(**kwargs)" is no emphasis; a __dunder__ name (no spaces) is kept as an identifier
+_MD_STRONG = re.compile(r"(?<![\w*])(\*\*)(?=[^\s*])(.+?)(?<=[^\s*])\*\*(?![\w*])|(?<![\w_])(__)(?=[^\s_])(.+?)(?<=[^\s_])__(?![\w_])")
 _MD_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
+_IDENTIFIER = re.compile(r"\w+")
 _MD_CODE = re.compile(r"`([^`\n]+)`")
 _MD_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)[^\n]*\n?", re.MULTILINE)
+# a fenced code block with its closing fence: its content is code, kept as written
+_MD_FENCED_BLOCK = re.compile(r"^[ \t]{0,3}(```+|~~~+)[^\n]*\n(.*?)^[ \t]{0,3}\1[ \t]*(?:\n|$)", re.MULTILINE | re.DOTALL)
+_CODE_MARK = "\ue000"  # private-use: stands for a protected code span while the rest is stripped
 _MD_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)[ \t#]*$", re.MULTILINE)
 _MD_QUOTE = re.compile(r"^[ \t]{0,3}>[ \t]?", re.MULTILINE)
 _MD_RULE = re.compile(r"^[ \t]{0,3}([-*_])([ \t]*\1){2,}[ \t]*$", re.MULTILINE)
 
 
 def strip_markdown(text: str, link_urls: bool = False) -> str:
-    """Markdown emphasis, code, headings, quotes, rules, links and images, as plain text."""
+    """Markdown emphasis, code, headings, quotes, rules, links and images, as plain text.
+    The content of code spans and fenced code blocks is kept exactly as written (a "#"
+    comment in a fence is no heading, "a*b*c" in backticks no emphasis)."""
+    protected: list[str] = []
+    if _CODE_MARK not in text:
+
+        def protect(code: str) -> str:
+            protected.append(code)
+            return f"{_CODE_MARK}{len(protected) - 1}{_CODE_MARK}"
+
+        # the block's last newline stays outside the mark, so the next line still starts a line
+        text = _MD_FENCED_BLOCK.sub(lambda m: protect(m.group(2)[:-1]) + "\n" if m.group(2) else "", text)
+        text = _MD_CODE.sub(lambda m: protect(m.group(1)), text)
     text = _MD_IMAGE.sub(r"\1", text)
     text = _MD_LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})" if link_urls else m.group(1), text)
-    text = _MD_FENCE.sub("", text)
+    text = _MD_FENCE.sub("", text)  # an unclosed fence
     text = _MD_CODE.sub(r"\1", text)
-    text = _MD_STRONG.sub(r"\2", text)
+    text = _MD_STRONG.sub(
+        lambda m: m.group(0) if m.group(3) and _IDENTIFIER.fullmatch(m.group(4)) else m.group(2) or m.group(4), text
+    )
     text = _MD_EMPHASIS.sub(lambda m: m.group(1) or m.group(2), text)
     text = _MD_HEADING.sub(r"\1", text)
     text = _MD_RULE.sub("", text)
-    return _MD_QUOTE.sub("", text)
+    text = _MD_QUOTE.sub("", text)
+    if protected:
+        text = re.sub(f"{_CODE_MARK}(\\d+){_CODE_MARK}", lambda m: protected[int(m.group(1))], text)
+    return text
 
 
 @dataclass
