@@ -326,3 +326,26 @@ def test_before_after_in_the_ledger_goes_through_the_pii_step(tmp_path):
 )
 def test_markdown_option_leaves_code_alone(text, expected):
     assert StripMarkup(StripMarkupConfig(markdown=True)).clean(text) == expected
+
+
+def test_a_step_that_quarantines_a_row_it_keeps_is_caught():
+    """A row in quarantine.jsonl and in the splits would be counted twice: the engine refuses."""
+    from tunelab.api import Cleaner, Component, NoConfig, hookimpl
+    from tunelab.data.ledger import LedgerError
+    from tunelab.plugins import add_plugin
+
+    class Hoarder(Cleaner):
+        """Sets a row aside for review but keeps it in the data."""
+
+        def apply(self, data, ctx):
+            ctx.quarantine(data[0]["id"], None, "looks odd", data[0]["prompt"], row_id=data[0]["id"])
+            return data
+
+    class Plugin:
+        @hookimpl
+        def tunelab_register_cleaners(self):
+            return [Component("hoarder", Hoarder, NoConfig)]
+
+    add_plugin(Plugin(), "hoarder-test")
+    with pytest.raises(LedgerError, match=r"step 'hoarder' \(clean\) quarantined rows it did not drop, e\.g\. \['support_tickets\.jsonl:1'\]"):
+        prepare(validate(["pipeline=minimal", "pipeline.clean=[hoarder]"]), get_plugins())

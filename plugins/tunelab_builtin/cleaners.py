@@ -501,6 +501,8 @@ def _markup_tokens(text: str) -> list[re.Match]:
     Comments, CDATA, doctype and XML declarations always count; entities only when real
     (``&amp;``, ``&#39;``; not ``AT&T;`` or ``&copy`` without its semicolon).
     """
+    if "<" not in text and "&" not in text:
+        return []  # most fields of most corpora
     candidates = list(_TOKEN.finditer(text))
     if not candidates:
         return []
