@@ -137,7 +137,8 @@ class StageContext:
         self.quarantined: list[dict[str, Any]] = []
         self.counters: Counter[str] = Counter()
         self.examples: list[dict[str, Any]] = []
-        self.modifications: list[tuple[list[str], str]] = []
+        #: (ids, what, detail): detail is None or one JSON-like dict per id (e.g. a short before/after)
+        self.modifications: list[tuple[list[str], str, list[dict[str, Any]] | None]] = []
         #: rows a collector made from one record each (child id, record id, which part)
         self.explosions: list[tuple[str, str, str]] = []
         #: structured results for the report and for later stages (e.g. agreement
@@ -162,14 +163,21 @@ class StageContext:
         if ids:
             self.drops.append(Drop(ids, reason, detail))
 
-    def quarantine(self, source: str, line: int | None, reason: str, raw: str | None = None) -> None:
-        """Record an input record that could not be parsed (collectors only)."""
+    def quarantine(
+        self, source: str, line: int | None, reason: str, raw: str | None = None, row_id: str | None = None
+    ) -> None:
+        """Record an input record that could not be parsed (collectors), or a row a step
+        sets aside for review (with ``row_id``; the step must also :meth:`drop` it). Both
+        are written to ``quarantine.jsonl``, where a user reviews them."""
 
         def storable(text: str | None) -> str | None:
             # a lone surrogate (JSON can spell one) cannot be written as UTF-8: show U+FFFD
             return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(text, str) else text
 
-        self.quarantined.append({"source": storable(source), "line": line, "reason": storable(reason), "raw": storable(raw)})
+        item = {"source": storable(source), "line": line, "reason": storable(reason), "raw": storable(raw)}
+        if row_id is not None:
+            item.update({"id": row_id, "step": self.step})
+        self.quarantined.append(item)
 
     def warn(self, message: str) -> None:
         """Record a warning for the log and the data report (the engine logs it, naming the step)."""
@@ -179,12 +187,16 @@ class StageContext:
         """Add to a named counter shown in the data report (e.g. ``rows_modified``)."""
         self.counters[name] += n
 
-    def modified(self, ids: Iterable[str], what: str) -> None:
+    def modified(self, ids: Iterable[str], what: str, detail: list[dict[str, Any]] | None = None) -> None:
         """Record that rows were edited (e.g. ``"whitespace normalized"``). Goes into the
-        ledger, so `tunelab explain ROW_ID` can say what happened to a row; also counted."""
+        ledger, so `tunelab explain ROW_ID` can say what happened to a row; also counted.
+        ``detail`` (one dict per id, e.g. ``{"field", "before", "after"}``) goes into each
+        row's ledger record."""
         ids = list(ids)
+        if detail is not None and len(detail) != len(ids):
+            raise ValueError("modified(): detail must have one entry per id")
         if ids:
-            self.modifications.append((ids, what))
+            self.modifications.append((ids, what, detail))
             self.counters[f"modified: {what}"] += len(ids)
 
     def exploded(self, ids: Iterable[str], parents: Iterable[str], what: Iterable[str]) -> None:

@@ -50,7 +50,7 @@ def explain(row_id: str, ledger_path: Path) -> list[str]:
         if action == "quarantined":
             lines.append(f"  quarantined at {_step(record)}: {record['reason']}")
         elif action == "modified":
-            lines.append(f"  edited by {_step(record)}: {record['reason']}")
+            lines.append(f"  edited by {_step(record)}: {record['reason']}{_detail(record)}")
         elif action == "dropped":
             lines.append(f"  dropped by {_step(record)}: {record['reason']}{_detail(record)}")
         elif action == "kept":

@@ -9,10 +9,15 @@ filters (heuristics, language, word lists) live in :mod:`tunelab_builtin.quality
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from html import entities as html_entities
+from html import escape as html_escape
+from html import unescape as html_unescape
 from html.parser import HTMLParser
 from typing import Any, Callable
 
@@ -97,54 +102,117 @@ def text_fields(data: Any, fields: list[str], step: str) -> list[str]:
     return chosen
 
 
+#: what an edit function may say about one value besides the new text: ``removed`` (a
+#: short description for the ledger, e.g. "2 tags"), ``hold`` (why the row must be set
+#: aside for review instead of edited: the text is then left as it was and the row dropped)
+EditNote = dict[str, Any]
+
+
+def snippet(before: str, after: str, context: int = 30, limit: int = 120) -> tuple[str, str]:
+    """The part of ``before`` and ``after`` that differs, with a little context on both
+    sides, each at most about ``limit`` characters ("…" marks a cut): what the ledger
+    shows of an edit."""
+    start = 0
+    shortest = min(len(before), len(after))
+    while start < shortest and before[start] == after[start]:
+        start += 1
+    end = 0
+    while end < shortest - start and before[-1 - end] == after[-1 - end]:
+        end += 1
+    lo = max(0, start - context)
+
+    def cut(text: str) -> str:
+        hi = min(len(text), len(text) - end + context)
+        part = text[lo:hi]
+        if len(part) > limit:
+            part = part[: limit - 1] + "…"
+        return ("…" if lo else "") + part + ("…" if hi < len(text) and not part.endswith("…") else "")
+
+    return cut(before), cut(after)
+
+
 def edit_text_columns(
     data: Any,
     ctx: StageContext,
     fields: list[str],
-    edit: Callable[[str], tuple[str, dict[str, int]]],
+    edit: Callable[[str], tuple[str, dict[str, int]] | tuple[str, dict[str, int], EditNote | None]],
     *,
     step: str,
     what: str,
     kinds: tuple[str, ...] = (),
+    hold_reason: str = "",
 ) -> Any:
-    """Apply ``edit`` (text -> (new text, counts per kind)) to every string in ``fields``
-    in one batched pass; None values are left alone. Edited rows go to the ledger as
-    ``what``, per-kind counts to the step's counters, the first edits to its examples."""
+    """Apply ``edit`` (text -> (new text, counts per kind[, note])) to every string in
+    ``fields`` in one batched pass; None values are left alone. Edited rows go to the
+    ledger as ``what``, each with the field and a short before/after; per-kind counts go
+    to the step's counters, the first edits to its examples. A row whose note says
+    ``hold`` is not edited: it is dropped with ``hold_reason`` and written to
+    quarantine.jsonl for review, with the whole reason and the original text."""
     count_columns = {kind: f"__tunelab_count_{kind}" for kind in kinds}
+    note_column, hold_column = "__tunelab_note", "__tunelab_hold"
 
     def batch_edit(batch: dict[str, list]) -> dict[str, list]:
         n = len(batch[ROW_ID])
         changed = [False] * n
         counts = {kind: [0] * n for kind in kinds}
+        notes: list[dict[str, Any] | None] = [None] * n
+        holds: list[dict[str, Any] | None] = [None] * n
+        edited: dict[str, list] = {}
         for column in fields:
             out = []
             for i, value in enumerate(batch[column]):
                 if isinstance(value, str):
-                    fixed, found = edit(value)
+                    fixed, found, *rest = edit(value)
+                    note = rest[0] if rest else None
+                    if note and note.get("hold") and holds[i] is None:
+                        holds[i] = {"field": column, "reason": note["hold"], "text": value}
                     if fixed != value:
                         changed[i] = True
                         for kind, k in found.items():
                             counts[kind][i] += k
+                        if notes[i] is None:
+                            before, after = snippet(value, fixed)
+                            notes[i] = {"field": column, **({"removed": note["removed"]} if note and note.get("removed") else {}),
+                                        "before": before, "after": after}
+                        else:
+                            notes[i].setdefault("also", []).append(column)
                     out.append(fixed)
                 else:
                     out.append(value)
-            batch[column] = out
-        batch[_CHANGED] = changed
+            edited[column] = out
+        for column, out in edited.items():
+            # a row set aside keeps its text as it was
+            batch[column] = [v if holds[i] is None else batch[column][i] for i, v in enumerate(out)]
+        batch[_CHANGED] = [flag and holds[i] is None for i, flag in enumerate(changed)]
         for kind, column in count_columns.items():
-            batch[column] = counts[kind]
+            batch[column] = [k if holds[i] is None else 0 for i, k in enumerate(counts[kind])]
+        batch[note_column] = [json.dumps(x, ensure_ascii=False) if x and holds[i] is None else None for i, x in enumerate(notes)]
+        batch[hold_column] = [json.dumps(x, ensure_ascii=False) if x else None for x in holds]
         return batch
 
     out = data.map(batch_edit, batched=True, num_proc=_procs(ctx, data), desc=step)
-    ids, flags, *counts = columns_as_lists(out, ROW_ID, _CHANGED, *count_columns.values())
+    ids, flags, notes, holds, *counts = columns_as_lists(out, ROW_ID, _CHANGED, note_column, hold_column, *count_columns.values())
     changed = [i for i, flag in enumerate(flags) if flag]
-    ctx.modified([ids[i] for i in changed], what)
+    ctx.modified([ids[i] for i in changed], what, [json.loads(notes[i]) for i in changed])
     for kind, values in zip(count_columns, counts):
         ctx.count(kind, sum(values))
     for i in changed[:5]:
         before, after = data[i], out[i]
         column = next(c for c in fields if before[c] != after[c])
         ctx.example(before[ROW_ID], repr(before[column]), repr(after[column]))
-    return out.remove_columns([_CHANGED, *count_columns.values()])
+    out = out.remove_columns([_CHANGED, note_column, hold_column, *count_columns.values()])
+    held = [i for i, hold in enumerate(holds) if hold]
+    if not held:
+        return out
+    details = []
+    for i in held:
+        hold = json.loads(holds[i])
+        ctx.quarantine(ids[i], None, f"{step}: {hold['reason']}", hold["text"], row_id=ids[i])
+        details.append({"field": hold["field"], "why": hold["reason"]})
+    ctx.drop([ids[i] for i in held], hold_reason, details)
+    ctx.count("set aside for review", len(held))
+    held_set = set(held)
+    return take_rows(out, [i for i in range(len(out)) if i not in held_set])
 
 
 @dataclass
@@ -354,14 +422,35 @@ class ExactDedup(Cleaner):
 
 # --- markup ---------------------------------------------------------------------
 
-# something that looks like a tag, comment, declaration, CDATA block or entity; text
-# without any is returned untouched (so "a < b" or "5 > 3" never reaches the parser)
-_MARKUP = re.compile(
-    r"<(?:[a-zA-Z][\w:.-]*(?:\s[^<>]*)?/?|/[a-zA-Z][\w:.-]*\s*|!--.*?--|!\[CDATA\[.*?\]\]|![a-zA-Z][^<>]*|\?[^<>]*)>"
-    r"|&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});",
-    re.DOTALL,
+# What is markup is decided by the HTML syntax and the HTML element list, never by
+# "something between < and >": List<Object>, <order id>, x<y && y>z, <name> or a lone
+# <template> in a chat answer are text and come out byte for byte.
+
+# the elements of the HTML living standard, obsolete ones still common in scraped pages,
+# the SVG and MathML roots and MathML's presentation elements
+_HTML_ELEMENTS = frozenset(
+    """a abbr address area article aside audio b base bdi bdo blockquote body br button canvas caption
+    cite code col colgroup data datalist dd del details dfn dialog div dl dt em embed fieldset figcaption
+    figure footer form h1 h2 h3 h4 h5 h6 head header hgroup hr html i iframe img input ins kbd label legend
+    li link main map mark menu meta meter nav noscript object ol optgroup option output p picture pre
+    progress q rp rt ruby s samp search script section select slot small source span strong style sub
+    summary sup table tbody td template textarea tfoot th thead time title tr track u ul var video wbr
+    acronym big center font strike tt nobr marquee frame frameset noframes
+    svg math mi mn mo ms mtext mspace mrow mfrac msqrt mroot mstyle merror mpadded mphantom msub msup
+    msubsup munder mover munderover mmultiscripts mprescripts mtable mtr mtd semantics annotation""".split()
 )
-# elements whose content is never text for a reader
+_VOID_ELEMENTS = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+# never written as placeholders: markup even bare and alone ("line one<br>line two")
+_BARE_ELEMENTS = frozenset({"br", "hr", "wbr"})
+# elements whose end tag HTML lets a page omit: an unclosed one (or a stray end tag of any
+# element) is markup only in a field that has other, unmistakable markup. Not <dd>, <dt>,
+# <option>: "<dd>/<mm>/<yyyy>" and "choose <option>" are placeholders
+_OPTIONAL_END = frozenset("p li tr td th thead tbody tfoot colgroup rb rt rp rtc".split())
+# ... and these only in a whole page (a doctype, or a <head> or <title> with its end tag),
+# since "POST <body>" is a placeholder too
+_PAGE_ELEMENTS = frozenset({"html", "body"})
+# elements whose content is never text for a reader; dropped only between a start tag
+# and its end tag, so a lone "<template>" in plain text cannot hide the rest of the field
 _HIDDEN_ELEMENTS = frozenset({"script", "style", "head", "noscript", "template", "svg", "iframe", "object"})
 # elements that end a paragraph (blank line) or a line
 _PARAGRAPH_ELEMENTS = frozenset(
@@ -375,97 +464,379 @@ _LINE_ELEMENTS = frozenset(
 _INLINE_ELEMENTS = frozenset(
     {"a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em", "font", "i", "img",
      "ins", "kbd", "label", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup",
-     "time", "tt", "u", "var", "wbr", "html", "body"}
+     "time", "tt", "u", "var", "wbr", "html", "body", "math", "mi", "mn", "mo", "ms", "mtext", "mrow", "nobr"}
 )
-_HSPACE = re.compile(r"[ \t\u00a0]+")
-_MANY_NEWLINES = re.compile(r"\n{3,}")
-# markdown-ish syntax, each with the group that holds the visible text
-_MD_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
-_MD_LINK = re.compile(r"\[([^\]\n]+)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)")
-_MD_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_MD_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
-_MD_CODE = re.compile(r"`([^`\n]+)`")
-_MD_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)[^\n]*\n?", re.MULTILINE)
-_MD_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)[ \t#]*$", re.MULTILINE)
-_MD_QUOTE = re.compile(r"^[ \t]{0,3}>[ \t]?", re.MULTILINE)
-_MD_RULE = re.compile(r"^[ \t]{0,3}([-*_])([ \t]*\1){2,}[ \t]*$", re.MULTILINE)
+_WS = " \t\n\r\f"  # HTML whitespace
+_NAME = r"[A-Za-z][\w.:-]*"
+# an attribute: name, name=value, name="value"; spaces around "=" only before a quoted value
+# (so "a<b then x = 5 and y>z" is not a tag); quoted values are bounded to keep scans linear
+_ATTR = r"""\s+[A-Za-z_:@][-\w:.@]*(?:=(?:"[^"]{0,4000}"|'[^']{0,4000}'|[^\s"'=<>`]+)|\s*=\s*(?:"[^"]{0,4000}"|'[^']{0,4000}'))?"""
+# every construct that may be markup; each match is then judged by _markup_tokens
+_TOKEN = re.compile(
+    r"<!--(?P<comment>(?:(?!--).){0,100000}?)-->"
+    r"|<!\[CDATA\[(?P<cdata>.*?)\]\]>"
+    r"|(?P<decl><!(?i:doctype)\s[^<>]*>|<\?xml(?:-[\w-]+)?(?:\s[^<>]*?)?\?>)"
+    rf"|</(?P<end>{_NAME})\s*>"
+    rf"|<(?P<start>{_NAME})(?P<attrs>(?:{_ATTR})*)\s*(?P<selfclose>/?)>"
+    r"|&(?:#(?P<dec>\d{1,7})|#[xX](?P<hex>[0-9a-fA-F]{1,6})|(?P<entity>[A-Za-z][A-Za-z0-9]{1,31}));",
+    re.DOTALL,
+)
+_QUOTED_ATTR = re.compile(r"""=\s*["']""")
+
+
+def _valid_charref(code: int) -> bool:
+    return (code in (9, 10, 13) or 32 <= code <= 0x10FFFF) and not 0xD800 <= code <= 0xDFFF
+
+
+def _markup_tokens(text: str) -> list[re.Match]:
+    """The constructs of ``text`` that are markup.
+
+    An element tag counts when its name is an HTML element written in lower or upper case
+    (``<Object>`` is a Java type, not ``<object>``; in a field that starts with an XML
+    declaration every element name counts) and the tag is well-formed, and when it is
+    unmistakable: paired with its end tag, ``<br>``/``<hr>``/``<wbr>``, self-closing
+    (``<img/>``), or with a quoted attribute (``<div class="x">``, a void element with any
+    attribute value). Unclosed ``<p>``/``<li>``/table tags and stray end tags count only in
+    a field that has unmistakable markup (unclosed ``<html>``/``<body>`` only in a whole page). Hidden elements (script, style, ...) count only paired.
+    Comments, CDATA, doctype and XML declarations always count; entities only when real
+    (``&amp;``, ``&#39;``; not ``AT&T;`` or ``&copy`` without its semicolon).
+    """
+    if "<" not in text and "&" not in text:
+        return []  # most fields of most corpora
+    candidates = list(_TOKEN.finditer(text))
+    if not candidates:
+        return []
+    xml = text.lstrip("\ufeff" + _WS).startswith("<?xml")
+
+    def element(name: str) -> str | None:
+        """The name to pair on (as written: <B> pairs with </B>, so a placeholder "<B>"
+        inside <b>...</b> stays text), or None when this is no element."""
+        if xml:
+            return name
+        lower = name.lower()
+        return name if lower in _HTML_ELEMENTS and (name == lower or name == name.upper()) else None
+
+    page = False  # a whole page: doctype, or a paired <head>/<title>
+    strong: set[int] = set()  # unmistakable markup
+    weak: set[int] = set()  # markup only next to unmistakable markup
+    entities: set[int] = set()
+    open_tags: dict[str, list[int]] = {}
+    for i, m in enumerate(candidates):
+        if m.group("start"):
+            name = element(m.group("start"))
+            if name is None:
+                continue
+            bare = name.lower()
+            if m.group("selfclose"):
+                strong.add(i)
+            elif bare in _HIDDEN_ELEMENTS:
+                open_tags.setdefault(name, []).append(i)  # only a pair hides anything
+            elif bare in _BARE_ELEMENTS or (
+                (bare in _VOID_ELEMENTS and "=" in m.group("attrs")) or _QUOTED_ATTR.search(m.group("attrs"))
+            ):
+                strong.add(i)
+                if bare not in _VOID_ELEMENTS:
+                    open_tags.setdefault(name, []).append(i)
+            elif bare not in _VOID_ELEMENTS:
+                open_tags.setdefault(name, []).append(i)
+        elif m.group("end"):
+            name = element(m.group("end"))
+            if name is None:
+                continue
+            opened = open_tags.get(name)
+            if opened:
+                strong.update((opened.pop(), i))
+                page = page or name.lower() in ("head", "title")
+            elif not xml and name.lower() not in _HIDDEN_ELEMENTS:
+                weak.add(i)
+        elif m.group("entity"):
+            if f"{m.group('entity')};" in html_entities.html5:
+                entities.add(i)
+        elif m.group("dec") or m.group("hex"):
+            code = int(m.group("dec"), 10) if m.group("dec") else int(m.group("hex"), 16)
+            if _valid_charref(code):
+                entities.add(i)
+        else:  # comment, CDATA, doctype, XML declaration
+            strong.add(i)
+            page = page or bool(m.group("decl") and m.group("decl").startswith("<!"))
+    if strong and not xml:
+        optional = _OPTIONAL_END | _PAGE_ELEMENTS if page else _OPTIONAL_END
+        for name, opened in open_tags.items():
+            weak.update(i for i in opened if name.lower() in optional)
+    keep = strong | entities | (weak if strong else set())
+    return [m for i, m in enumerate(candidates) if i in keep]
 
 
 class _TextExtractor(HTMLParser):
-    """Collects the text a browser would show: tags removed, entities decoded, hidden
-    elements dropped, block elements turned into line breaks."""
+    """Collects the text a browser would show from a document whose markup was checked by
+    :func:`_markup_tokens` (all other text arrives escaped): tags removed, entities decoded,
+    hidden elements dropped, block elements turned into breaks.
+
+    ``pieces`` are ("text", s), ("pre", s) (text inside <pre>, never trimmed),
+    ("break", level) (0 word, 1 line, 2 paragraph) and ("gap", None) (removed inline markup).
+    """
 
     def __init__(self, link_urls: bool):
         super().__init__(convert_charrefs=True)
         self.link_urls = link_urls
-        self.parts: list[str] = []
+        self.pieces: list[tuple[str, Any]] = []
+        self.kept = 0  # characters of text shown
+        self.lost = 0  # characters of text dropped (hidden elements, comments)
         self._hidden = 0
+        self._pre = 0
+        self._pre_start = False
         self._links: list[tuple[str | None, int]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _HIDDEN_ELEMENTS:
             self._hidden += 1
+        if self._hidden:
+            self.pieces.append(("gap", None))
         elif tag in _PARAGRAPH_ELEMENTS:
-            self.parts.append("\n\n")
+            self.pieces.append(("break", 2))
         elif tag in _LINE_ELEMENTS:
-            self.parts.append("\n")
+            self.pieces.append(("break", 1))
         elif tag == "a":
-            self._links.append((dict(attrs).get("href"), len(self.parts)))
-        elif tag not in _INLINE_ELEMENTS:
-            self.parts.append(" ")
+            self._links.append((dict(attrs).get("href"), len(self.pieces)))
+            self.pieces.append(("gap", None))
+        elif tag in _INLINE_ELEMENTS:
+            self.pieces.append(("gap", None))
+        else:
+            self.pieces.append(("break", 0))
+        if tag == "pre" and not self._hidden:
+            self._pre += 1
+            self._pre_start = True
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _HIDDEN_ELEMENTS:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in _PARAGRAPH_ELEMENTS:
-            self.parts.append("\n\n")
+        if self._hidden:
+            if tag in _HIDDEN_ELEMENTS:
+                self._hidden -= 1
+            self.pieces.append(("gap", None))
+            return
+        if tag == "pre":
+            self._pre = max(0, self._pre - 1)
+        if tag in _PARAGRAPH_ELEMENTS:
+            self.pieces.append(("break", 2))
         elif tag in _LINE_ELEMENTS and tag != "br":
-            self.parts.append("\n")
+            self.pieces.append(("break", 1))
         elif tag == "a" and self._links:
             href, start = self._links.pop()
-            shown = "".join(self.parts[start:]).strip()
+            shown = "".join(v for k, v in self.pieces[start:] if k in ("text", "pre")).strip(_WS)
             if self.link_urls and href and not href.startswith(("#", "javascript:")) and href != shown:
-                self.parts.append(f" ({href})" if shown else href)
-        elif tag not in _INLINE_ELEMENTS:
-            self.parts.append(" ")
+                self.pieces.append(("text", f" ({href})" if shown else href))
+            self.pieces.append(("gap", None))
+        elif tag in _INLINE_ELEMENTS or tag == "br":
+            self.pieces.append(("gap", None))
+        else:
+            self.pieces.append(("break", 0))
 
     def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
+        if self._hidden:
+            # script/style content arrives raw, i.e. as escaped here: count the original
+            self.lost += len(html_unescape(data)) if getattr(self, "cdata_elem", None) else len(data)
+            return
+        if self._pre_start:
+            self._pre_start = False
+            data = data[1:] if data.startswith("\n") else data  # HTML ignores the newline after <pre>
+        if data:
+            self.kept += len(data)
+            self.pieces.append(("pre" if self._pre else "text", data))
 
-    def unknown_decl(self, data: str) -> None:
-        # XML CDATA sections hold literal text
-        if data.startswith("CDATA[") and not self._hidden:
-            self.parts.append(data[len("CDATA["):])
+    def handle_comment(self, data: str) -> None:
+        self.lost += len(data)
+        self.pieces.append(("gap", None))
 
     def text(self) -> str:
         self.close()
-        return "".join(self.parts)
+        return _render(self.pieces)
 
 
-def strip_markdown(text: str, link_urls: bool = False) -> str:
-    """Markdown emphasis, code, headings, quotes, rules, links and images, as plain text."""
-    text = _MD_IMAGE.sub(r"\1", text)
-    text = _MD_LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})" if link_urls else m.group(1), text)
-    text = _MD_FENCE.sub("", text)
-    text = _MD_CODE.sub(r"\1", text)
-    text = _MD_STRONG.sub(r"\2", text)
-    text = _MD_EMPHASIS.sub(lambda m: m.group(1) or m.group(2), text)
-    text = _MD_HEADING.sub(r"\1", text)
-    text = _MD_RULE.sub("", text)
-    return _MD_QUOTE.sub("", text)
+def _render(pieces: list[tuple[str, Any]]) -> str:
+    """Join the extractor's pieces. Text is kept as it was; only whitespace that touches
+    removed markup changes: a block break takes the place of the whitespace around it (no
+    break at the start or end of the field), and removed inline markup keeps one of the
+    whitespace runs around it (``a <b>bold</b> word``)."""
+    out: list[str] = []
+    kinds: list[str] = []
+    started = False
+    levels: list[int] | None = None  # the breaks of the current run of removed markup
+    inner = ""  # whitespace-only text inside that run
+
+    def rstrip_out() -> None:
+        while out and kinds[-1] != "pre":
+            out[-1] = out[-1].rstrip(_WS)
+            if out[-1]:
+                return
+            out.pop()
+            kinds.pop()
+
+    def resolve(text: str | None, kind: str | None) -> str | None:
+        trim = kind == "text"
+        if levels:  # a word, line or paragraph break
+            rstrip_out()
+            if text is not None and trim:
+                text = text.lstrip(_WS)
+            if started and text:
+                n = 2 if 2 in levels else min(2, levels.count(1))
+                out.append("\n" * n if n else " ")
+                kinds.append("break")
+        elif not started:  # removed inline markup at the start: whitespace after it goes
+            out.clear()
+            kinds.clear()
+            if text is not None and trim:
+                text = text.lstrip(_WS)
+        elif text is None:  # ... at the end: whitespace before it goes
+            rstrip_out()
+        elif kinds[-1] != "pre" and out[-1][-1:] in tuple(_WS):
+            if trim:
+                text = text.lstrip(_WS)
+        elif inner:
+            out.append(inner)
+            kinds.append("text")
+            if trim:
+                text = text.lstrip(_WS)
+        return text
+
+    for kind, value in pieces:
+        if kind in ("break", "gap"):
+            if levels is None:
+                levels, inner = [], ""
+            if kind == "break":
+                levels.append(value)
+            continue
+        if not value:
+            continue
+        if levels is not None:
+            if kind == "text" and not value.strip(_WS):
+                inner += value
+                continue
+            value = resolve(value, kind)
+            levels, inner = None, ""
+            if not value:
+                continue
+        out.append(value)
+        kinds.append(kind)
+        started = started or kind == "pre" or bool(value.strip(_WS))
+    if levels is not None:
+        resolve(None, None)
+    return "".join(out)
+
+
+@dataclass
+class MarkupStripped:
+    """What :func:`strip_html_counted` removed from one text."""
+
+    text: str
+    tags: int = 0
+    comments: int = 0
+    entities: int = 0
+    #: characters of text kept, and dropped with hidden elements and comments
+    kept_chars: int = 0
+    lost_chars: int = 0
+
+    @property
+    def lost_fraction(self) -> float:
+        total = self.kept_chars + self.lost_chars
+        return self.lost_chars / total if total else 0.0
+
+    def summary(self) -> str:
+        parts = [f"{n} {what}{'s' if n != 1 else ''}" for n, what in
+                 ((self.tags, "tag"), (self.comments, "comment"), (self.entities, "entity"))]
+        parts = [p.replace("entitys", "entities") for p in parts if not p.startswith("0 ")]
+        if self.lost_chars:
+            parts.append(f"{self.lost_chars} character{'s' if self.lost_chars != 1 else ''} of hidden content or comments")
+        return ", ".join(parts)
+
+
+def strip_html_counted(text: str, link_urls: bool = False) -> MarkupStripped:
+    """:func:`strip_html`, with counts of what was removed."""
+    tokens = _markup_tokens(text)
+    if not tokens:
+        return MarkupStripped(text, kept_chars=len(text))
+    # a document with only the checked markup: everything else escaped, so the parser
+    # can neither take it for markup nor decode something that only looks like an entity
+    doc: list[str] = []
+    at = 0
+    counts = Counter()
+    for m in tokens:
+        doc.append(html_escape(text[at:m.start()], quote=False))
+        at = m.end()
+        if m.group("cdata") is not None:
+            doc.append(html_escape(m.group("cdata"), quote=False))  # literal text
+            counts["tags"] += 1
+        elif m.group("decl"):
+            counts["tags"] += 1
+        elif m.group("comment") is not None:
+            doc.append(m.group(0))
+            counts["comments"] += 1
+        elif m.group("start") or m.group("end"):
+            doc.append(m.group(0))
+            counts["tags"] += 1
+        else:
+            decoded = html_unescape(m.group(0))
+            doc.append(" " if decoded == "\u00a0" else m.group(0))  # &nbsp; is a plain space
+            counts["entities"] += 1
+    doc.append(html_escape(text[at:], quote=False))
+    parser = _TextExtractor(link_urls)
+    parser.feed("".join(doc))
+    visible = parser.text()
+    return MarkupStripped(visible, kept_chars=parser.kept, lost_chars=parser.lost, **counts)
 
 
 def strip_html(text: str, link_urls: bool = False) -> str:
     """Visible text of HTML/XML: tags removed, entities decoded (``&nbsp;`` becomes a
-    plain space), script/style content dropped, <br>/<p>/<div>... as line breaks."""
-    if not _MARKUP.search(text):
-        return text
-    parser = _TextExtractor(link_urls)
-    parser.feed(text)
-    visible = parser.text()
-    lines = (_HSPACE.sub(" ", line).strip() for line in visible.replace("\r\n", "\n").split("\n"))
-    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip("\n")
+    plain space), script/style content dropped, <br>/<p>/<div>... as line breaks. Only
+    what :func:`_markup_tokens` accepts as markup is touched; the rest stays as it was."""
+    return strip_html_counted(text, link_urls).text
+
+
+# markdown-ish syntax, each with the group that holds the visible text
+_MD_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
+_MD_LINK = re.compile(r"\[([^\]\n]+)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)")
+# strong emphasis as CommonMark delimits it: the opening run not after a word character
+# and not before a space, the closing run the other way round, so "f(*args, **kwargs):
+# g(**kwargs)" is no emphasis; a __dunder__ name (no spaces) is kept as an identifier
+_MD_STRONG = re.compile(r"(?<![\w*])(\*\*)(?=[^\s*])(.+?)(?<=[^\s*])\*\*(?![\w*])|(?<![\w_])(__)(?=[^\s_])(.+?)(?<=[^\s_])__(?![\w_])")
+_MD_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
+_IDENTIFIER = re.compile(r"\w+")
+_MD_CODE = re.compile(r"`([^`\n]+)`")
+_MD_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)[^\n]*\n?", re.MULTILINE)
+# a fenced code block with its closing fence: its content is code, kept as written
+_MD_FENCED_BLOCK = re.compile(r"^[ \t]{0,3}(```+|~~~+)[^\n]*\n(.*?)^[ \t]{0,3}\1[ \t]*(?:\n|$)", re.MULTILINE | re.DOTALL)
+_CODE_MARK = "\ue000"  # private-use: stands for a protected code span while the rest is stripped
+_MD_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)[ \t#]*$", re.MULTILINE)
+_MD_QUOTE = re.compile(r"^[ \t]{0,3}>[ \t]?", re.MULTILINE)
+_MD_RULE = re.compile(r"^[ \t]{0,3}([-*_])([ \t]*\1){2,}[ \t]*$", re.MULTILINE)
+
+
+def strip_markdown(text: str, link_urls: bool = False) -> str:
+    """Markdown emphasis, code, headings, quotes, rules, links and images, as plain text.
+    The content of code spans and fenced code blocks is kept exactly as written (a "#"
+    comment in a fence is no heading, "a*b*c" in backticks no emphasis)."""
+    protected: list[str] = []
+    if _CODE_MARK not in text:
+
+        def protect(code: str) -> str:
+            protected.append(code)
+            return f"{_CODE_MARK}{len(protected) - 1}{_CODE_MARK}"
+
+        # the block's last newline stays outside the mark, so the next line still starts a line
+        text = _MD_FENCED_BLOCK.sub(lambda m: protect(m.group(2)[:-1]) + "\n" if m.group(2) else "", text)
+        text = _MD_CODE.sub(lambda m: protect(m.group(1)), text)
+    text = _MD_IMAGE.sub(r"\1", text)
+    text = _MD_LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})" if link_urls else m.group(1), text)
+    text = _MD_FENCE.sub("", text)  # an unclosed fence
+    text = _MD_CODE.sub(r"\1", text)
+    text = _MD_STRONG.sub(
+        lambda m: m.group(0) if m.group(3) and _IDENTIFIER.fullmatch(m.group(4)) else m.group(2) or m.group(4), text
+    )
+    text = _MD_EMPHASIS.sub(lambda m: m.group(1) or m.group(2), text)
+    text = _MD_HEADING.sub(r"\1", text)
+    text = _MD_RULE.sub("", text)
+    text = _MD_QUOTE.sub("", text)
+    if protected:
+        text = re.sub(f"{_CODE_MARK}(\\d+){_CODE_MARK}", lambda m: protected[int(m.group(1))], text)
+    return text
 
 
 @dataclass
@@ -479,6 +850,10 @@ class StripMarkupConfig:
     markdown: bool = False
     #: keep a link's target after its text, "text (url)"; off keeps the link text only
     link_urls: bool = False
+    #: a row whose field would lose more than this fraction of its text (content of hidden
+    #: elements and comments; tags themselves do not count) is not shortened but set aside
+    #: for review: dropped, with the original in quarantine.jsonl. 1.0 never sets a row aside
+    max_removed_fraction: float = 0.5
 
 
 class StripMarkup(Cleaner):
@@ -488,18 +863,41 @@ class StripMarkup(Cleaner):
         super().__init__(config)
         if not (config.html or config.markdown):
             raise ValueError("strip_markup: set strip_markup.html or strip_markup.markdown to true (both are false)")
+        if not 0.0 <= config.max_removed_fraction <= 1.0:
+            raise ValueError(
+                f"strip_markup.max_removed_fraction must be between 0 and 1 (1 never sets a row aside), "
+                f"got {config.max_removed_fraction!r}"
+            )
 
     def clean(self, text: str) -> str:
+        return self._clean(text)[0]
+
+    def _clean(self, text: str) -> tuple[str, dict[str, int], EditNote | None]:
+        note: EditNote = {}
         if self.config.html:
-            text = strip_html(text, self.config.link_urls)
+            stripped = strip_html_counted(text, self.config.link_urls)
+            if stripped.text != text:
+                note["removed"] = stripped.summary()
+            if stripped.lost_fraction > self.config.max_removed_fraction:
+                note["hold"] = (
+                    f"removing the markup would drop {stripped.lost_fraction:.0%} of the text ({stripped.summary()}), "
+                    f"more than max_removed_fraction={self.config.max_removed_fraction}; the row is set aside for "
+                    "review instead of shortened. If the markup is real, raise "
+                    "pipeline.params.strip_markup.max_removed_fraction"
+                )
+            text = stripped.text
         if self.config.markdown:
-            text = strip_markdown(text, self.config.link_urls)
-        return text
+            plain = strip_markdown(text, self.config.link_urls)
+            if plain != text:
+                note["removed"] = ", ".join(filter(None, (note.get("removed"), "markdown syntax")))
+            text = plain
+        return text, {}, note or None
 
     def apply(self, data, ctx: StageContext):
         fields = text_fields(data, self.config.fields, "strip_markup")
         return edit_text_columns(
-            data, ctx, fields, lambda text: (self.clean(text), {}), step="strip_markup", what="markup stripped"
+            data, ctx, fields, self._clean, step="strip_markup", what="markup stripped",
+            hold_reason=f"markup would remove over {self.config.max_removed_fraction:.0%} of the text: set aside for review",
         )
 
 

@@ -616,6 +616,17 @@ def _run_pipeline(
             parents_out += part_parents
         added, dropped = ledger.check_step(stage, step, ids_in, ids_out, parents_out, ctx)
         ledger.modified(stage, step, ctx.modifications)
+        if ctx.quarantined:
+            # rows a step set aside for review: dropped (so in the ledger) and listed with the
+            # unparseable records, where a user reviews what did not make it into the data
+            set_aside = {item.get("id") for item in ctx.quarantined}
+            not_dropped = sorted(str(i) for i in set_aside - {i for d in ctx.drops for i in d.ids})
+            if not_dropped:
+                raise LedgerError(
+                    f"step '{step}' ({stage}) quarantined rows it did not drop, e.g. {not_dropped[:5]}; "
+                    "a step that sets a row aside must also call ctx.drop(ids, reason) for it"
+                )
+            _write_jsonl(out_dir / "quarantine.jsonl", ctx.quarantined, append=True)
         steps.append(
             StepStats(
                 stage,
@@ -767,10 +778,11 @@ def _scrub_context(ctx: StageContext, scrub: Any) -> None:
         drop.reason = scrub(drop.reason)
         if drop.detail is not None:
             drop.detail = _scrubbed(drop.detail, scrub)
+    ctx.modifications = [(ids, what, *_scrubbed(list(rest), scrub)) for ids, what, *rest in ctx.modifications]
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
+def _write_jsonl(path: Path, rows: list[dict[str, Any]], append: bool = False) -> None:
+    with path.open("a" if append else "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 

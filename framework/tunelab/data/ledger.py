@@ -70,11 +70,15 @@ class Ledger:
             for row_id, parent, what in explosions
         )
 
-    def modified(self, stage: str, step: str, modifications: list[tuple[list[str], str]]) -> None:
-        for ids, what in modifications:
-            self.records.extend(
-                {"id": row_id, "stage": stage, "step": step, "action": "modified", "reason": what} for row_id in ids
-            )
+    def modified(self, stage: str, step: str, modifications: list[tuple[Any, ...]]) -> None:
+        """``modifications``: (ids, what) or (ids, what, detail per id or None)."""
+        for ids, what, *rest in modifications:
+            details = (rest[0] if rest else None) or [None] * len(ids)
+            for row_id, detail in zip(ids, details):
+                record = {"id": row_id, "stage": stage, "step": step, "action": "modified", "reason": what}
+                if detail:
+                    record["detail"] = detail
+                self.records.append(record)
 
     def assigned(self, splits: dict[str, list[str]]) -> None:
         """The end of every kept row: the split it went to."""
