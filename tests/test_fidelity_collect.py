@@ -297,6 +297,17 @@ def test_a_byte_order_mark_settles_utf16_and_utf32(bom, codec, tmp_path):
     assert [(r["id"], r["text"]) for r in data] == [("t.txt:1", "Été"), ("t.txt:3", "second")]
 
 
+@pytest.mark.parametrize("junk", [b"\xff\xfe\x00 broken bytes", b"\xff\xfe\x00 broken"])
+def test_utf8_lines_after_junk_that_starts_like_a_byte_order_mark_are_read(junk, tmp_path):
+    """Found by the property test after the BOM rule: UTF-8 lines behind a first line that
+    starts with FF FE were decoded as UTF-16 (one garbage line, or an error for the whole file)."""
+    blob = junk + b"\n" + '{"prompt": "café", "completion": "b"}\n'.encode()
+    data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "t.jsonl", blob))
+    assert [(r["id"], r["prompt"]) for r in data] == [("t.jsonl:2", "café")]
+    assert [(q["line"], q["reason"].split(";")[0]) for q in ctx.quarantined] == [(1, "not valid utf-8: invalid start byte at byte 0")]
+    assert not any("byte-order mark" in name for name in ctx.counters)
+
+
 def test_data_encoding_utf16_works_for_line_based_files(tmp_path):
     """Was: JSON Lines and text split UTF-16 bytes at b'\\n' and quarantined every line."""
     lines = '{"prompt": "café", "completion": "x"}\n{"prompt": "b", "completion": "c"}\n'

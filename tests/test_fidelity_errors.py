@@ -277,7 +277,7 @@ def test_a_target_in_an_experiment_file_is_blamed_on_that_file(tmp_path):
         validate([f"hydra.searchpath=[file://{folder}]", "experiment=mine"])
     assert str(info.value) == (
         "unknown key 'pipeline.params.strip_markup._target_' for cleaner 'strip_markup' (from "
-        f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)). Valid keys: fields, html, link_urls, markdown."
+        f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)). Valid keys: fields, html, link_urls, markdown, max_removed_fraction."
     )
 
 
@@ -288,7 +288,7 @@ def test_the_cli_blames_the_experiment_file_of_a_config_dir(how, tmp_path, capsy
     run_dir = tmp_path / "run"
     assert _refused(capsys, ["prepare", *where, "experiment=mine", f"hydra.run.dir={run_dir}"]) == (
         "tunelab: config error: unknown key 'pipeline.params.strip_markup._target_' for cleaner 'strip_markup' (from "
-        f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)). Valid keys: fields, html, link_urls, markdown."
+        f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)). Valid keys: fields, html, link_urls, markdown, max_removed_fraction."
     )
     assert not run_dir.exists()
 

@@ -620,6 +620,18 @@ def sniff_binary(head: bytes) -> tuple[str, str] | None:
     return None
 
 
+def _is_wide_text(data: bytes, encoding: str) -> bool:
+    """Whether bytes that start with a UTF-16/32 byte-order mark are text in that encoding:
+    they decode, and their line breaks are line breaks there (UTF-8 lines after junk that
+    happens to start like a mark decode as UTF-16 too, but their newlines become other
+    characters)."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return b"\n" not in data or "\n" in text
+
+
 def _ascii_compatible(encoding: str) -> bool:
     """Whether the codec writes ASCII (line breaks, quotes, braces) as the ASCII bytes, so
     files can be split into lines before decoding (not so for UTF-16, UTF-32, EBCDIC)."""
@@ -743,9 +755,10 @@ class FileCollector(RecordCollector):
         if codecs.lookup(encoding).name == "utf-8":
             # these bytes are not valid UTF-8: the mark settles the encoding
             wide = next((name for bom, name in WIDE_BOMS if head.startswith(bom)), None)
-            if wide:
+            if wide and _is_wide_text(self.read_bytes(file), wide):
                 encoding = wide
                 ctx.count(f"files read as {wide.upper()} (byte-order mark)")
+            # else: UTF-8 with junk that happens to start like a mark; its bad lines are quarantined
         self._encodings[file] = encoding
 
     def encoding(self, file: Path) -> str:
