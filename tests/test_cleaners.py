@@ -135,6 +135,21 @@ def test_normalize_defaults_keep_case_and_punctuation(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "text, expected",
+    [
+        # was: every line stripped, so code lost its indentation ("def f():\nif x:\nreturn 1")
+        ("def f():\n    if x:\n        return  1  \n", "def f():\n    if x:\n        return 1"),
+        ("Steps:\n  1. open\n     the  box\n\n\n\n  2. done", "Steps:\n  1. open\n     the box\n\n  2. done"),
+        ("\n\n    indented first line\n  next", "    indented first line\n  next"),
+        ("  one   line  ", "one line"),
+    ],
+)
+def test_normalize_keeps_the_indentation_of_lines(tmp_path, text, expected):
+    out = Normalize(NormalizeConfig()).apply(_rows(text), _ctx(tmp_path))
+    assert out["prompt"][0] == expected
+
+
+@pytest.mark.parametrize(
     "options, expected",
     [
         ({"punctuation": "ascii"}, "\"Don't\" ship - wait... OK? 8am-6pm, $3.50"),

@@ -32,6 +32,14 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # a run of two or more spaces, or any other horizontal space: what collapsing changes
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\t\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
+_INDENT = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]*")
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\n]*\n)+")
+
+
+def _collapse_inside(line: str) -> str:
+    """One line with its runs of spaces collapsed, its leading indentation kept as written."""
+    indent = _INDENT.match(line).end()  # type: ignore[union-attr]
+    return line[:indent] + _SPACES.sub(" ", line[indent:])
 # UTF-8 bytes decoded as Windows-1252/Latin-1 leave these lead characters behind
 _MOJIBAKE = re.compile("[\u00c2\u00c3\u00c5\u00e2][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]")
 
@@ -225,9 +233,11 @@ class NormalizeConfig:
     unicode_form: str = "NFKC"
     #: remove zero-width, bidi-control and other invisible characters, and C0 controls
     remove_invisible: bool = True
-    #: turn runs of spaces/tabs into one space and 3+ newlines into a blank line
+    #: turn runs of spaces/tabs inside a line into one space (leading indentation is kept) and 3+
+    #: newlines into a blank line
     collapse_whitespace: bool = True
-    #: strip spaces at the start and end of the text (and of each line, with collapse_whitespace)
+    #: strip spaces at the start and end of the text (multi-line: blank lines before, space after; the
+    #: first line keeps its indentation), and at the end of each line with collapse_whitespace
     strip: bool = True
     #: lower-case the text (for classifiers that should ignore case; off for generation data)
     lowercase: bool = False
@@ -269,13 +279,22 @@ class Normalize(Cleaner):
         if c.lowercase:
             text = text.lower()
         if c.collapse_whitespace and (not simple or c.punctuation != "keep" or "  " in text):
-            text = _SPACES.sub(" ", text.replace("\r\n", "\n"))
+            text = text.replace("\r\n", "\n")
             if "\n" in text:
+                # a line's indentation is structure (code, nested lists, verse): only the
+                # spaces after its first visible character are collapsed
+                text = "\n".join(_collapse_inside(line) for line in text.split("\n"))
                 text = _BLANK_LINES.sub("\n\n", text)
+            else:
+                text = _SPACES.sub(" ", text)
         if c.strip:
-            if c.collapse_whitespace and "\n" in text:
-                text = "\n".join(line.strip() for line in text.split("\n"))
-            text = text.strip()
+            if "\n" in text:
+                if c.collapse_whitespace:
+                    text = "\n".join(line.rstrip() for line in text.split("\n"))
+                # leading blank lines and trailing space go; the first line keeps its indentation
+                text = _LEADING_BLANK_LINES.sub("", text).rstrip()
+            else:
+                text = text.strip()
         return text
 
     def _batch(self, batch: dict[str, list]) -> dict[str, list]:
