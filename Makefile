@@ -44,7 +44,7 @@ docs-check: $(STAMP)
 # The long reliability run: property-based tests with many more generated cases, and the
 # fault-injection loops CI skips (docs/reliability.md).
 soak: $(STAMP)
-	WANDB_MODE=offline TUNELAB_SOAK=1 $(BIN)/python -m pytest -q tests/test_reliability_*.py
+	WANDB_MODE=offline TUNELAB_SOAK=1 $(BIN)/python -m pytest -q tests/test_reliability_*.py tests/test_fidelity_*.py
 
 clean:
 	rm -rf $(VENV) outputs multirun build dist site *.egg-info
