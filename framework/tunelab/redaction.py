@@ -30,7 +30,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 MASK = "***"
 #: Words that make a key's value a secret (whole words of the key, split at ``_``/``-``/``.``).
@@ -252,6 +252,14 @@ def install_log_redaction() -> None:
     previous = logging.getLogRecordFactory()
     if getattr(previous, "tunelab_redacting", False):
         return
+    factory = log_record_rewriter(previous, redact_text)
+    factory.tunelab_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+def log_record_rewriter(previous: Callable[..., logging.LogRecord], rewrite: Callable[[str], str]) -> Callable[..., logging.LogRecord]:
+    """A log-record factory that makes records with ``previous`` and hands them on with their
+    message passed through ``rewrite``."""
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
@@ -259,10 +267,9 @@ def install_log_redaction() -> None:
             message = record.getMessage()
         except Exception:  # a malformed record is the logging module's to report
             return record
-        clean = redact_text(message)
+        clean = rewrite(message)
         if clean != message:
             record.msg, record.args = clean, ()
         return record
 
-    factory.tunelab_redacting = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(factory)
+    return factory

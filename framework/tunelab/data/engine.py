@@ -27,6 +27,7 @@ from tunelab.data.labels import LabelError, normalize_labels
 from tunelab.data.ledger import Ledger, LedgerError, StepStats
 from tunelab.errors import TunelabError
 from tunelab.plugins import Plugins
+from tunelab.redaction import log_record_rewriter
 
 log = logging.getLogger(__name__)
 
@@ -370,19 +371,7 @@ def _scrubbed_logs(names: _Names) -> Iterator[None]:
     """Log records created meanwhile (a collector's warning naming a file) show the names
     that held personal data renamed, whatever handler writes them."""
     previous = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is the logging module's to report
-            return record
-        clean = names(message)
-        if clean != message:
-            record.msg, record.args = clean, ()
-        return record
-
-    logging.setLogRecordFactory(factory)
+    logging.setLogRecordFactory(log_record_rewriter(previous, names))
     try:
         yield
     finally:
