@@ -217,7 +217,7 @@ def test_rare_classes_drop_removes_the_class_and_its_copies_with_a_reason(tmp_pa
 def test_a_rare_case_variant_points_to_label_case_fold(tmp_path):
     prepared = _prepare(tmp_path, _records(["billing"] * 20 + ["shipping"] * 20 + ["Billing"]))
     stratified = next(w for w in prepared.summary["warnings"] if w.startswith("stratified:"))
-    assert "'Billing' differs from 'billing' only by case or spacing: pipeline.label_case=fold merges them." in stratified
+    assert "'Billing' and 'billing' differ only by case or spacing: pipeline.label_case=fold merges them." in stratified
 
 
 def test_an_empty_test_split_is_reported_at_prepare_time_with_a_fix_that_gives_it_rows(tmp_path):

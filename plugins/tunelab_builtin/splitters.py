@@ -255,11 +255,10 @@ def warn_short_classes(
         return
     ctx.metadata["classes_only_in_train" if not dropped else "classes_dropped"] = {k: v for k, v in short.items()}
     needed = rows_needed(validation, test)
-    folds = {}
-    for label in short:  # a case/spacing variant of a bigger class: label_case=fold merges it
-        twins = [other for other in all_classes if other != label and " ".join(other.split()).casefold() == " ".join(label.split()).casefold()]
-        if twins:
-            folds[label] = twins[0]
+    spellings: dict[str, list[str]] = {}  # a short class with its case/spacing variants: label_case=fold merges them
+    for label in dict.fromkeys(all_classes):
+        spellings.setdefault(" ".join(label.split()).casefold(), []).append(label)
+    folds = [sorted(group) for group in spellings.values() if len(group) > 1 and any(label in short for label in group)]
     if dropped:
         ctx.warn(
             f"{len(short)} classes had too few original rows for validation/test and were dropped with every row "
@@ -268,8 +267,8 @@ def warn_short_classes(
         return
     hint = ""
     if folds:
-        hint = " " + ", ".join(f"{k!r} differs from {v!r} only by case or spacing" for k, v in folds.items()) + \
-            ": pipeline.label_case=fold merges them."
+        hint = " " + "; ".join(" and ".join(map(repr, group)) for group in folds) + \
+            " differ only by case or spacing: pipeline.label_case=fold merges them."
     ctx.warn(
         f"{len(short)} class{'es have' if len(short) != 1 else ' has'} too few original rows to reach every split and "
         f"{'are' if len(short) != 1 else 'is'} in train only: {_class_list(short)}. No evaluation scores "
