@@ -31,6 +31,7 @@ from tunelab.api import (
     Splitter,
     StageContext,
 )
+from tunelab.data.labels import fold_key
 
 from tunelab_builtin.derive import row_rng, take_rows
 
@@ -257,7 +258,7 @@ def warn_short_classes(
     needed = rows_needed(validation, test)
     spellings: dict[str, list[str]] = {}  # a short class with its case/spacing variants: label_case=fold merges them
     for label in dict.fromkeys(all_classes):
-        spellings.setdefault(" ".join(label.split()).casefold(), []).append(label)
+        spellings.setdefault(fold_key(label), []).append(label)
     folds = [sorted(group) for group in spellings.values() if len(group) > 1 and any(label in short for label in group)]
     if dropped:
         ctx.warn(
