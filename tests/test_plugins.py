@@ -150,3 +150,13 @@ def test_a_splitter_returning_a_split_it_does_not_declare_is_an_error(installed_
     assert exit_info.value.code == 1
     assert ("the splitter 'holdout' returned splits ['holdout'] it does not declare (it declares ['train', 'test']); "
             "the splitter's `splits` class attribute must list every split it makes") in capsys.readouterr().err
+
+
+def test_plugins_listing_matches_the_snapshot(capsys):
+    """Every built-in component keeps its kind, name, description and fields (snapshot taken before the
+    built-ins were laid out by kind). Regenerate on an intended change: ``tunelab plugins --fields``."""
+    from pathlib import Path
+
+    assert run_cli(["plugins", "--fields"]) == 0
+    snapshot = Path(__file__).parent / "snapshots" / "plugins.txt"
+    assert capsys.readouterr().out == snapshot.read_text()
