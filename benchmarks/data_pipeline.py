@@ -316,7 +316,7 @@ def prepare_near_dedup(data: dict[str, list]):
 
 
 def prepare_near_dedup_library(data: dict[str, list]):
-    from tunelab_builtin.near_dedup import near_duplicate_clusters
+    from tunelab_builtin._lib.minhash import near_duplicate_clusters
 
     texts = _joined(data)
 
@@ -331,7 +331,8 @@ def prepare_near_dedup_library(data: dict[str, list]):
 def prepare_datasketch(data: dict[str, list]):
     from datasketch import MinHash, MinHashLSH
 
-    from tunelab_builtin.near_dedup import NearDedupConfig, normalize_for_shingles
+    from tunelab_builtin._lib.minhash import normalize_for_shingles
+    from tunelab_builtin.near_dedup import NearDedupConfig
 
     config = NearDedupConfig()
     texts = _joined(data)

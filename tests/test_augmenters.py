@@ -278,7 +278,7 @@ def test_missing_wordnet_gives_install_instructions(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"augmenter 'synonym': synonym.wordnet_dir=.*apt-get install wordnet-base"):
         validate(["augment=synonym", f"pipeline.params.synonym.wordnet_dir={empty}"])
     # nothing to auto-detect either
-    import tunelab_builtin.wordnet as wordnet
+    import tunelab_builtin._lib.wordnet as wordnet
 
     monkeypatch.setattr(wordnet, "DEBIAN_DIR", empty)
     monkeypatch.setenv("NLTK_DATA", str(empty))
@@ -312,7 +312,7 @@ def _write_wordnet(directory: Path, synsets: list[list[str]]) -> None:
 
 
 def test_wordnet_reader_on_a_directory_and_an_nltk_zip(tmp_path, monkeypatch):
-    from tunelab_builtin.wordnet import WordNet
+    from tunelab_builtin._lib.wordnet import WordNet
 
     synsets = [["parcel", "package", "packet"], ["parcel", "lot", "plot"], ["tent", "Bivouac", "camping_tent"]]
     folder = tmp_path / "wn"
@@ -323,7 +323,7 @@ def test_wordnet_reader_on_a_directory_and_an_nltk_zip(tmp_path, monkeypatch):
     assert reader.synonyms("tent") == []  # proper nouns and multi-word lemmas never replace a word
     assert reader.synonyms("parcel", pos=["verb"]) == []
     # NLTK keeps the corpus as corpora/wordnet.zip; found through $NLTK_DATA
-    import tunelab_builtin.wordnet as wordnet
+    import tunelab_builtin._lib.wordnet as wordnet
 
     corpora = tmp_path / "nltk" / "corpora"
     corpora.mkdir(parents=True)

@@ -15,10 +15,8 @@ from tunelab.config import ConfigError
 from tunelab.data.engine import prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
-from tunelab_builtin.near_dedup import (
+from tunelab_builtin._lib.minhash import (
     EMPTY_SLOT,
-    NearDedup,
-    NearDedupConfig,
     candidate_probability,
     cross_duplicates,
     lsh_bands,
@@ -26,6 +24,7 @@ from tunelab_builtin.near_dedup import (
     near_duplicate_clusters,
     normalize_for_shingles,
 )
+from tunelab_builtin.near_dedup import NearDedup, NearDedupConfig
 
 from conftest import validate
 

@@ -466,7 +466,7 @@ def _skipped_operators() -> dict[str, str]:
     on tiny random models built by the ``tiny_models`` fixture (nothing is downloaded)."""
     import importlib.util
 
-    from tunelab_builtin.wordnet import locate
+    from tunelab_builtin._lib.wordnet import locate
 
     skipped = {}
     try:

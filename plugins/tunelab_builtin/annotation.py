@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from tunelab.api import MESSAGES, PROMPT, ROW_ID, TEXT, Annotator, Component, StageContext
 from tunelab.data.labels import fold_key
 
-from tunelab_builtin.derive import take_rows
+from tunelab_builtin._lib.rows import take_rows
 
 if TYPE_CHECKING:  # pragma: no cover - type hints only
     import numpy as np

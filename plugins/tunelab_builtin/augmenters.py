@@ -35,7 +35,7 @@ from tunelab.api import (
     StageContext,
 )
 
-from tunelab_builtin.derive import append_rows, row_rng, take_rows
+from tunelab_builtin._lib.rows import append_rows, row_rng, take_rows
 
 log = logging.getLogger(__name__)
 
@@ -326,14 +326,14 @@ class SynonymSource:
     (cheap: a few file checks) and read on first use."""
 
     def __init__(self, wordnet_dir: Optional[str], pos: list[str], max_senses: int, param: str):
-        from tunelab_builtin.wordnet import locate
+        from tunelab_builtin._lib.wordnet import locate
 
         self.location = locate(wordnet_dir, param)
         self.pos = tuple(pos)
         self.max_senses = max_senses
 
     def __call__(self, word: str) -> list[str]:
-        from tunelab_builtin.wordnet import open_wordnet
+        from tunelab_builtin._lib.wordnet import open_wordnet
 
         return open_wordnet(self.location).synonyms(word, self.pos, self.max_senses)
 

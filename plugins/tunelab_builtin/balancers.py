@@ -2,7 +2,7 @@
 
 Rows without a label (None or blank) are never counted, copied or dropped by a
 balancer. Every random choice is drawn per row from the seed and the row id
-(:func:`tunelab_builtin.derive.row_rng`), so the result does not depend on row order.
+(:func:`tunelab_builtin._lib.rows.row_rng`), so the result does not depend on row order.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, Balancer, Component, StageContext
 
-from tunelab_builtin.derive import append_rows, row_rng, take_rows
+from tunelab_builtin._lib.rows import append_rows, row_rng, take_rows
 
 log = logging.getLogger(__name__)
 _SUFFIX = re.compile(r"^(.*?)(\d*)$")

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, COMPLETION, PROMPT, ROW_ID, Cleaner, Component, StageContext
 
-from tunelab_builtin.derive import take_rows
+from tunelab_builtin._lib.rows import take_rows
 
 _CHANGED = "__tunelab_changed"
 # zero-width and other invisible format characters; soft hyphen; BOM

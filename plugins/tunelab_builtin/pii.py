@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, Component, StageContext
 
 from tunelab_builtin.cleaners import require_columns
-from tunelab_builtin.derive import row_rng, take_rows
+from tunelab_builtin._lib.rows import row_rng, take_rows
 
 EMAIL = "email"
 PHONE = "phone"

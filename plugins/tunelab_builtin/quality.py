@@ -17,7 +17,7 @@ from typing import Any
 
 from tunelab.api import ROW_ID, Cleaner, Component, StageContext
 
-from tunelab_builtin.derive import take_rows
+from tunelab_builtin._lib.rows import take_rows
 
 from tunelab_builtin.cleaners import _procs, columns_as_lists, text_fields
 

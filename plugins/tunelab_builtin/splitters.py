@@ -33,7 +33,7 @@ from tunelab.api import (
 )
 from tunelab.data.labels import fold_key
 
-from tunelab_builtin.derive import row_rng, take_rows
+from tunelab_builtin._lib.rows import row_rng, take_rows
 
 SPLITS = ("train", "validation", "test")
 EVAL_SPLITS = ("validation", "test")
@@ -479,7 +479,7 @@ def _near_duplicate_leaks(
     leaks: dict[tuple[str, int], tuple[str, dict[str, Any]]],
     threshold: float,
 ) -> None:
-    from tunelab_builtin.near_dedup import cross_duplicates
+    from tunelab_builtin._lib.minhash import cross_duplicates
 
     train = [i for i in indices.get("train", []) if texts[i].strip("\x1f")]
     if not train:

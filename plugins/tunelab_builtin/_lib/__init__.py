@@ -1,0 +1,3 @@
+"""Shared helpers of the built-in components that are not components themselves: derived
+rows and per-row randomness (``rows``), MinHash near-duplicate search (``minhash``) and
+the WordNet reader (``wordnet``)."""
