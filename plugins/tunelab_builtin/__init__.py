@@ -18,11 +18,21 @@ from tunelab.api import API_VERSION, Component, hookimpl
 TUNELAB_API_VERSION = API_VERSION
 
 
+# While the built-ins move into one package per kind (issue 16): a kind's package holds a
+# plain COMPONENTS list; a flat module still holds (kind, Component) pairs.
+_KIND_OF_PACKAGE = {
+    "collectors": "collector", "cleaners": "cleaner", "annotators": "annotator", "augmenters": "augmenter",
+    "balancers": "balancer", "splitters": "splitter", "models": "model", "methods": "method", "peft": "peft",
+    "evaluators": "evaluator", "trackers": "tracker",
+}
+
+
 @lru_cache(maxsize=1)
 def _components() -> tuple[tuple[str, Component], ...]:
     found: list[tuple[str, Component]] = []
     for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-        found += getattr(importlib.import_module(f"{__name__}.{module}"), "COMPONENTS", [])
+        for entry in getattr(importlib.import_module(f"{__name__}.{module}"), "COMPONENTS", []):
+            found.append(entry if isinstance(entry, tuple) else (_KIND_OF_PACKAGE[module], entry))
     return tuple(found)
 
 
