@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, Balancer, Component, StageContext
 
+from tunelab_builtin._lib.class_weights import class_weights
 from tunelab_builtin._lib.rows import append_rows, row_rng, take_rows
 
 log = logging.getLogger(__name__)
@@ -480,17 +481,6 @@ class ClassWeights(Balancer):
         ctx.metadata["method"] = self.config.method
         ctx.count("classes", len(counts))
         return data
-
-
-def class_weights(counts: dict[str, int], method: str = "balanced") -> dict[str, float]:
-    """Weight per class: ``n / (k * count)`` (balanced; 1.0 for every class when they are
-    equal), or its square root (inverse_sqrt)."""
-    total, k = sum(counts.values()), len(counts)
-    weights = {}
-    for label, count in counts.items():
-        weight = total / (k * count)
-        weights[label] = round(math.sqrt(weight) if method == "inverse_sqrt" else weight, 6)
-    return weights
 
 
 COMPONENTS = [

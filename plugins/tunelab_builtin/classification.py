@@ -80,7 +80,7 @@ def resolve_class_weights(mode: str, labels: list[str], train_labels: list[Any],
     if mode == "auto":
         weights = weights_from_metadata(metadata)
         return None if weights is None else [weights.get(label, 1.0) for label in labels]
-    from tunelab_builtin.balancers import class_weights
+    from tunelab_builtin._lib.class_weights import class_weights
 
     counts: dict[str, int] = {}
     for value in train_labels:

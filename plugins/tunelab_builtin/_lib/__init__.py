@@ -1,3 +1,3 @@
 """Shared helpers of the built-in components that are not components themselves: derived
-rows and per-row randomness (``rows``), MinHash near-duplicate search (``minhash``) and
-the WordNet reader (``wordnet``)."""
+rows and per-row randomness (``rows``), MinHash near-duplicate search (``minhash``),
+the WordNet reader (``wordnet``) and per-class loss weights (``class_weights``)."""
