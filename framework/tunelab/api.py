@@ -286,10 +286,6 @@ class Splitter:
 # --- training contracts ----------------------------------------------------------
 
 
-#: model tasks a loader may be asked for
-TASKS = ("causal_lm", "sequence_classification", "encoder")
-
-
 #: model tasks: a generating causal LM, a sequence classifier (a head over labels), the
 #: bare encoder (embeddings, feature-based training), a masked LM (encoder pretraining)
 MODEL_TASKS: tuple[str, ...] = ("causal_lm", "sequence_classification", "encoder", "masked_lm")

@@ -18,8 +18,6 @@ import logging
 import sys
 from pathlib import Path
 
-SUBCOMMANDS = ("prepare", "plugins", "docs", "compare", "explain", "predict", "new-plugin")
-
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -36,8 +36,6 @@ from tunelab_builtin.formats import ADAPTERS, FormatMismatch, check_format_name,
 log = logging.getLogger(__name__)
 
 SOURCE = "source"
-#: the source's own ``id`` field is kept under this name; ``id`` is tunelab's row id
-SOURCE_ID = "source_id"
 #: columns tunelab sets on every row; a source column with one of these names is kept as
 #: ``source_<name>`` (``id`` -> ``source_id``), never overwritten
 RESERVED_COLUMNS = (ROW_ID, PARENT_ID, SOURCE)

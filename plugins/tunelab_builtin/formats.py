@@ -35,7 +35,6 @@ ROLE_ALIASES = {
     "bing": "assistant",
     "model": "assistant",
 }
-HUMAN_MARK = "\n\nHuman:"
 ASSISTANT_MARK = "\n\nAssistant:"
 
 Record = dict[str, Any]
