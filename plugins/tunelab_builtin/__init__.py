@@ -13,18 +13,15 @@ import importlib
 import pkgutil
 from functools import lru_cache
 
-from tunelab.api import API_VERSION, Component, hookimpl
+from tunelab.api import API_VERSION, KINDS, Component, hookimpl
 
 TUNELAB_API_VERSION = API_VERSION
 
 
 # While the built-ins move into one package per kind (issue 16): a kind's package holds a
 # plain COMPONENTS list; a flat module still holds (kind, Component) pairs.
-_KIND_OF_PACKAGE = {
-    "collectors": "collector", "cleaners": "cleaner", "annotators": "annotator", "augmenters": "augmenter",
-    "balancers": "balancer", "splitters": "splitter", "models": "model", "methods": "method", "peft": "peft",
-    "evaluators": "evaluator", "trackers": "tracker",
-}
+# (a kind's package is its plural; peft keeps its config-group name)
+_KIND_OF_PACKAGE = {(kind if kind == "peft" else f"{kind}s"): kind for kind in KINDS}
 
 
 @lru_cache(maxsize=1)
