@@ -160,3 +160,27 @@ def test_plugins_listing_matches_the_snapshot(capsys):
     assert run_cli(["plugins", "--fields"]) == 0
     snapshot = Path(__file__).parent / "snapshots" / "plugins.txt"
     assert capsys.readouterr().out == snapshot.read_text()
+
+
+def test_a_component_that_does_not_subclass_its_kinds_contract_is_refused(installed_plugin):
+    # a Cleaner registered as an augmenter: the kind string alone is not trusted
+    installed_plugin("tl_wrong_kind", GOOD_PLUGIN.replace("def tunelab_register_cleaners", "def tunelab_register_augmenters"))
+    with pytest.raises(PluginError) as err:
+        get_plugins(reload=True)
+    assert str(err.value) == (
+        "plugin 'tl_wrong_kind' (tunelab-tl-wrong-kind 1.0.0): tunelab_register_augmenters returned augmenter 'shout' "
+        "whose class <class 'tl_wrong_kind.Shout'> does not subclass tunelab.api.Augmenter. "
+        "Every augmenter must; derive the class from it."
+    )
+
+
+def test_every_kind_has_its_registration_hook_documented_with_an_example():
+    from tunelab import hookspecs
+    from tunelab.api import KIND_TABLE
+
+    assert tuple(KIND_TABLE) == KINDS
+    for kind in KIND_TABLE.values():
+        spec = getattr(hookspecs, kind.hook)
+        assert kind.contract.__name__ in spec.__doc__, kind.hook
+        assert "Example::" in spec.__doc__, kind.hook
+        assert f"def {kind.hook}():" in spec.__doc__, kind.hook

@@ -31,21 +31,6 @@ API_VERSION = "1.0"
 
 hookimpl = pluggy.HookimplMarker("tunelab")
 
-#: Every kind of component, in pipeline order for the data kinds.
-KINDS: tuple[str, ...] = (
-    "collector",
-    "cleaner",
-    "annotator",
-    "augmenter",
-    "balancer",
-    "splitter",
-    "model",
-    "method",
-    "peft",
-    "evaluator",
-    "tracker",
-)
-
 # --- the row schema -------------------------------------------------------------
 #: Stable identifier of a row. Collectors set it from where the row came from
 #: (``file:line``); derived rows extend their parent's id (``parent~op1``).
@@ -575,3 +560,105 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --- the kinds of component ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of component. Everything that differs by kind is derived from this table:
+    the registration hook, the registry's contract check, where a run's config selects
+    the component, the built-ins' package and the reference page."""
+
+    #: singular name: the registry's key (``tunelab plugins --kind collector``)
+    name: str
+    #: the base class every component of this kind subclasses
+    contract: type
+    #: the built-ins' package and the reference page (``collectors``); peft keeps its group name
+    plural: str
+    #: heading of the reference page
+    title: str
+    #: the config group whose ``name`` key selects one component (``data.name=jsonl``), if any
+    group: str | None
+    #: the data-preparation stage it runs in (collect, clean, ..., split), if any
+    stage: str | None
+    #: True when ``pipeline.<stage>`` lists several steps of this kind
+    steps: bool
+    #: what the reference page says first
+    intro: str
+
+    @property
+    def hook(self) -> str:
+        """Name of the registration hook (declared in :mod:`tunelab.hookspecs`)."""
+        return f"tunelab_register_{self.name}s"
+
+
+_STEP_PARAMS = "each step's parameters live under `pipeline.params.<step>`."
+
+#: Every kind of component, in pipeline order for the data kinds.
+KIND_TABLE: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind(
+            "collector", Collector, "collectors", "Collectors", group="data", stage="collect", steps=False,
+            intro="A collector reads a source (files, a folder, URLs, a database, a saved dataset) into rows "
+            "with a unique `id` each. A run has exactly one, selected by the `data` config group.",
+        ),
+        Kind(
+            "cleaner", Cleaner, "cleaners", "Cleaners", group=None, stage="clean", steps=True,
+            intro="Steps of the clean stage: they edit rows or drop them with a reason. `pipeline.clean` "
+            f"lists them in the order they run; {_STEP_PARAMS}",
+        ),
+        Kind(
+            "annotator", Annotator, "annotators", "Annotators", group=None, stage="annotate", steps=True,
+            intro=f"Steps of the annotate stage: they add or change labels. `pipeline.annotate` lists them; {_STEP_PARAMS}",
+        ),
+        Kind(
+            "augmenter", Augmenter, "augmenters", "Augmenters", group=None, stage="augment", steps=True,
+            intro="Steps of the augment stage: they add derived rows, each with the `parent_id` of the row it "
+            "came from. `pipeline.augment` lists them (the `augment` group swaps the whole stage); "
+            f"{_STEP_PARAMS}",
+        ),
+        Kind(
+            "balancer", Balancer, "balancers", "Balancers", group=None, stage="balance", steps=True,
+            intro="Steps of the balance stage: they change the label distribution by adding or dropping rows "
+            f"(or compute class weights). `pipeline.balance` lists them; {_STEP_PARAMS}",
+        ),
+        Kind(
+            "splitter", Splitter, "splitters", "Splitters", group=None, stage="split", steps=False,
+            intro="The splitter partitions the prepared rows into `train`/`validation`/`test`. `pipeline.split` "
+            "names one; its parameters live under `pipeline.params.<splitter>`.",
+        ),
+        Kind(
+            "model", ModelLoader, "models", "Models", group="model", stage=None, steps=False,
+            intro="A model loader loads (or builds) the model and tokenizer for the task the objective needs. "
+            "Selected by the `model` config group.",
+        ),
+        Kind(
+            "method", Method, "methods", "Methods (training objectives)", group="method", stage=None, steps=False,
+            intro="A method is the training objective (SFT, classification, DPO, ...). Selected by the "
+            "`method` config group.",
+        ),
+        Kind(
+            "peft", PeftMethod, "peft", "Adaptation methods (PEFT)", group="peft", stage=None, steps=False,
+            intro="An adaptation method decides what is trained: every weight (`none`) or a parameter-efficient "
+            "adapter. Selected by the `peft` config group.",
+        ),
+        Kind(
+            "evaluator", Evaluator, "evaluators", "Evaluators", group="eval", stage=None, steps=False,
+            intro="An evaluator scores the trained model on the test split (`eval.split`). Selected by the "
+            "`eval` config group.",
+        ),
+        Kind(
+            "tracker", Tracker, "trackers", "Trackers", group=None, stage=None, steps=False,
+            intro="Trackers watch runs through the lifecycle hooks (they never change a result). The `tracker` "
+            "config group is a list: `tracker=[csv,wandb]`; each tracker's settings live under "
+            "`tracker.<name>`.",
+        ),
+    )
+}
+#: The kinds' names, in the table's order.
+KINDS: tuple[str, ...] = tuple(KIND_TABLE)
+#: The data-preparation stages whose ``pipeline.<stage>`` is a list of steps, in the order they run.
+PIPELINE_STAGES: tuple[str, ...] = tuple(kind.stage for kind in KIND_TABLE.values() if kind.steps)

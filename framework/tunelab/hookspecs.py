@@ -20,60 +20,152 @@ from tunelab.api import Component, RunInfo
 hookspec = pluggy.HookspecMarker("tunelab")
 
 # --- registration: one hook per component kind -----------------------------------
+# One hook per entry of tunelab.api.KIND_TABLE (named by Kind.hook). Each returns
+# Component records whose class subclasses the kind's contract; anything else stops
+# tunelab with an error naming the plugin.
 
 
 @hookspec
 def tunelab_register_collectors() -> list[Component]:
-    """Return collectors: read a source (files, databases, ...) into rows.
+    """Return collectors (:class:`~tunelab.api.Collector`): read a source (files, a
+    database, ...) into rows with a unique ``id`` each. Selected with ``data.name=<name>``.
 
-    Each :class:`~tunelab.api.Component` names a :class:`~tunelab.api.Collector`
-    subclass. Selected with ``data.name=<name>``.
+    Example::
+
+        @dataclass
+        class LinesConfig:
+            path: str = "???"
+
+        class Lines(Collector):
+            '''One row per line of a text file.'''
+
+            def collect(self, ctx):
+                from datasets import Dataset
+
+                lines = Path(self.config.path).read_text().splitlines()
+                return Dataset.from_dict({"id": [f"line{i}" for i in range(len(lines))], "text": lines})
+
+        @hookimpl
+        def tunelab_register_collectors():
+            return [Component("lines", Lines, LinesConfig)]
     """
 
 
 @hookspec
 def tunelab_register_cleaners() -> list[Component]:
-    """Return cleaners (:class:`~tunelab.api.Cleaner`): steps of ``pipeline.clean``."""
+    """Return cleaners (:class:`~tunelab.api.Cleaner`): steps of ``pipeline.clean`` that
+    edit rows or drop them through ``ctx.drop(ids, reason)``.
+
+    Example::
+
+        class Shout(Cleaner):
+            '''Upper-cases the prompt.'''
+
+            def apply(self, data, ctx):
+                return data.map(lambda b: {"prompt": [t.upper() for t in b["prompt"]]}, batched=True)
+
+        @hookimpl
+        def tunelab_register_cleaners():
+            return [Component("shout", Shout)]
+    """
 
 
 @hookspec
 def tunelab_register_annotators() -> list[Component]:
-    """Return annotators (:class:`~tunelab.api.Annotator`): steps of ``pipeline.annotate``."""
+    """Return annotators (:class:`~tunelab.api.Annotator`): steps of ``pipeline.annotate``
+    that add or change labels.
+
+    Example::
+
+        @hookimpl
+        def tunelab_register_annotators():
+            return [Component("keyword_label", KeywordLabel, KeywordLabelConfig)]
+    """
 
 
 @hookspec
 def tunelab_register_augmenters() -> list[Component]:
-    """Return augmenters (:class:`~tunelab.api.Augmenter`): steps of ``pipeline.augment``."""
+    """Return augmenters (:class:`~tunelab.api.Augmenter`): steps of ``pipeline.augment``
+    that add derived rows, each with a new ``id`` and the ``parent_id`` of its original.
+
+    Example::
+
+        @hookimpl
+        def tunelab_register_augmenters():
+            return [Component("reverse_words", ReverseWords, ReverseWordsConfig)]
+    """
 
 
 @hookspec
 def tunelab_register_balancers() -> list[Component]:
-    """Return balancers (:class:`~tunelab.api.Balancer`): steps of ``pipeline.balance``."""
+    """Return balancers (:class:`~tunelab.api.Balancer`): steps of ``pipeline.balance``.
+
+    Example::
+
+        @hookimpl
+        def tunelab_register_balancers():
+            return [Component("cap_per_class", CapPerClass, CapPerClassConfig)]
+    """
 
 
 @hookspec
 def tunelab_register_splitters() -> list[Component]:
-    """Return splitters (:class:`~tunelab.api.Splitter`), selected by ``pipeline.split``."""
+    """Return splitters (:class:`~tunelab.api.Splitter`), selected by ``pipeline.split``.
+
+    Example::
+
+        @hookimpl
+        def tunelab_register_splitters():
+            return [Component("by_date", ByDate, ByDateConfig)]
+    """
 
 
 @hookspec
 def tunelab_register_models() -> list[Component]:
-    """Return model loaders (:class:`~tunelab.api.ModelLoader`), selected by ``model.name``."""
+    """Return model loaders (:class:`~tunelab.api.ModelLoader`), selected by ``model.name``.
+
+    Example::
+
+        @hookimpl
+        def tunelab_register_models():
+            return [Component("my_llm", MyLlm, MyLlmConfig)]
+    """
 
 
 @hookspec
 def tunelab_register_methods() -> list[Component]:
-    """Return training objectives (:class:`~tunelab.api.Method`), selected by ``method.name``."""
+    """Return training objectives (:class:`~tunelab.api.Method`), selected by ``method.name``.
+
+    Example::
+
+        @hookimpl
+        def tunelab_register_methods():
+            return [Component("simpo", Simpo, SimpoConfig)]
+    """
 
 
 @hookspec
 def tunelab_register_pefts() -> list[Component]:
-    """Return adaptation methods (:class:`~tunelab.api.PeftMethod`), selected by ``peft.name``."""
+    """Return adaptation methods (:class:`~tunelab.api.PeftMethod`), selected by ``peft.name``.
+
+    Example::
+
+        @hookimpl
+        def tunelab_register_pefts():
+            return [Component("vera", Vera, VeraConfig)]
+    """
 
 
 @hookspec
 def tunelab_register_evaluators() -> list[Component]:
-    """Return evaluators (:class:`~tunelab.api.Evaluator`), selected by ``eval.name``."""
+    """Return evaluators (:class:`~tunelab.api.Evaluator`), selected by ``eval.name``.
+
+    Example::
+
+        @hookimpl
+        def tunelab_register_evaluators():
+            return [Component("bleu", Bleu, BleuConfig)]
+    """
 
 
 @hookspec
@@ -82,6 +174,19 @@ def tunelab_register_trackers() -> list[Component]:
 
     A tracker instance is registered with the plugin manager for one run, so its
     ``@hookimpl`` lifecycle methods receive that run's events.
+
+    Example::
+
+        class Printer(Tracker):
+            '''Prints every metric.'''
+
+            @hookimpl
+            def tunelab_metrics(self, run, metrics, step):
+                print(run.name, step, metrics)
+
+        @hookimpl
+        def tunelab_register_trackers():
+            return [Component("printer", Printer)]
     """
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import pluggy
 
 from tunelab import hookspecs
-from tunelab.api import API_VERSION, KINDS, Component
+from tunelab.api import API_VERSION, KIND_TABLE, KINDS, Component
 from tunelab.errors import TunelabError
 
 log = logging.getLogger(__name__)
@@ -26,22 +26,6 @@ ENTRY_POINT_GROUP = "tunelab"
 #: Set to 1/true/yes to load only plugins shipped in the ``tunelab`` distribution.
 DISABLE_EXTERNAL_ENV = "TUNELAB_DISABLE_EXTERNAL_PLUGINS"
 BUILTIN_DISTRIBUTION = "tunelab"
-
-_REGISTRATION_HOOKS = {
-    "collector": "tunelab_register_collectors",
-    "cleaner": "tunelab_register_cleaners",
-    "annotator": "tunelab_register_annotators",
-    "augmenter": "tunelab_register_augmenters",
-    "balancer": "tunelab_register_balancers",
-    "splitter": "tunelab_register_splitters",
-    "model": "tunelab_register_models",
-    "method": "tunelab_register_methods",
-    "peft": "tunelab_register_pefts",
-    "evaluator": "tunelab_register_evaluators",
-    "tracker": "tunelab_register_trackers",
-}
-assert set(_REGISTRATION_HOOKS) == set(KINDS)
-
 
 class PluginError(TunelabError):
     """A plugin is unusable in a way that must stop tunelab (conflict, bad hook name)."""
@@ -246,7 +230,8 @@ def _check_unknown_hooks(pm: pluggy.PluginManager, plugin_name: str) -> None:
 def build_registry(pm: pluggy.PluginManager, suppliers: dict[str, Supplier]) -> Registry:
     """Call every registration hook, plugin by plugin, and index the results."""
     registry = Registry()
-    for kind, hook_name in _REGISTRATION_HOOKS.items():
+    for kind in KIND_TABLE.values():
+        hook_name = kind.hook
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             supplier = suppliers.get(impl.plugin_name) or Supplier(impl.plugin_name, "unknown", "unknown")
             try:
@@ -254,7 +239,9 @@ def build_registry(pm: pluggy.PluginManager, suppliers: dict[str, Supplier]) -> 
             except Exception as exc:
                 where = f"{supplier.distribution} {supplier.version}"
                 registry.failed[impl.plugin_name] = f"{where}: {hook_name} raised {type(exc).__name__}: {exc}"
-                warnings.warn(f"tunelab plugin '{impl.plugin_name}' from {where}: {hook_name} raised {exc!r}; its {kind}s are skipped")
+                warnings.warn(
+                    f"tunelab plugin '{impl.plugin_name}' from {where}: {hook_name} raised {exc!r}; its {kind.name}s are skipped"
+                )
                 continue
             for record in records:
                 if not isinstance(record, Component):
@@ -262,7 +249,13 @@ def build_registry(pm: pluggy.PluginManager, suppliers: dict[str, Supplier]) -> 
                         f"plugin '{impl.plugin_name}': {hook_name} must return tunelab.api.Component records, "
                         f"got {type(record).__name__}"
                     )
-                registry.add(kind, record, supplier)
+                if not (isinstance(record.cls, type) and issubclass(record.cls, kind.contract)):
+                    raise PluginError(
+                        f"plugin '{impl.plugin_name}' ({supplier.distribution} {supplier.version}): {hook_name} returned "
+                        f"{kind.name} '{record.name}' whose class {record.cls!r} does not subclass "
+                        f"tunelab.api.{kind.contract.__name__}. Every {kind.name} must; derive the class from it."
+                    )
+                registry.add(kind.name, record, supplier)
     return registry
 
 
