@@ -296,7 +296,7 @@ def _planted_recall(data: dict[str, list], survivor_of: list[int]) -> float:
 
 
 def prepare_near_dedup(data: dict[str, list]):
-    from tunelab_builtin.near_dedup import NearDedup, NearDedupConfig
+    from tunelab_builtin.cleaners.near_dedup import NearDedup, NearDedupConfig
 
     dataset = _dataset(data)
     operator = NearDedup(NearDedupConfig())
@@ -332,7 +332,7 @@ def prepare_datasketch(data: dict[str, list]):
     from datasketch import MinHash, MinHashLSH
 
     from tunelab_builtin._lib.minhash import normalize_for_shingles
-    from tunelab_builtin.near_dedup import NearDedupConfig
+    from tunelab_builtin.cleaners.near_dedup import NearDedupConfig
 
     config = NearDedupConfig()
     texts = _joined(data)

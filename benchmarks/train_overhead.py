@@ -1,7 +1,7 @@
 """Overhead of tunelab's SFT path over a plain TRL script.
 
 The same SFT + LoRA run (the in-process tiny Llama, fixed prompt/completion rows, N steps)
-through ``tunelab_builtin.training.Sft.train`` with a ``TrainJob`` and through SFTTrainer +
+through ``tunelab_builtin.methods.sft.Sft.train`` with a ``TrainJob`` and through SFTTrainer +
 LoraConfig directly, alternating, reporting the median steps/s of each and their ratio
 (target: tunelab/plain >= 0.97).
 
@@ -26,7 +26,7 @@ def rows(n: int):
 
 
 def load(hidden: int):
-    from tunelab_builtin.models import TinyModel, TinyModelConfig
+    from tunelab_builtin.models.tiny import TinyModel, TinyModelConfig
 
     return TinyModel(TinyModelConfig(hidden_size=hidden, intermediate_size=2 * hidden)).load({}, Path(tempfile.gettempdir()))
 
@@ -39,7 +39,7 @@ def lora():
 
 def run_tunelab(data, steps: int, batch: int, hidden: int, out: Path) -> float:
     from tunelab.api import TrainJob, TrainSettings
-    from tunelab_builtin.training import Sft, SftConfig
+    from tunelab_builtin.methods.sft import Sft, SftConfig
 
     loaded = load(hidden)
     settings = TrainSettings(max_steps=steps, batch_size=batch, max_length=128, learning_rate=2e-4, logging_steps=10, save_model=False)

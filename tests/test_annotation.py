@@ -70,7 +70,7 @@ def tiny_encoder(tmp_path: Path) -> Path:
 
 
 def test_zero_shot_minilm_labels_obvious_tickets_and_sends_unsure_ones_to_review(tmp_path):
-    from tunelab_builtin.annotation import AutoLabel, AutoLabelConfig
+    from tunelab_builtin.annotators.auto_label import AutoLabel, AutoLabelConfig
 
     texts = {
         "t1": ("I was charged twice for my order", "billing"),
@@ -110,7 +110,7 @@ def test_zero_shot_minilm_labels_obvious_tickets_and_sends_unsure_ones_to_review
 
 def test_trained_mode_learns_from_labelled_tickets(tmp_path):
     """Logistic regression on MiniLM embeddings of 36 labelled tickets labels 12 held-out ones."""
-    from tunelab_builtin.annotation import AutoLabel, AutoLabelConfig
+    from tunelab_builtin.annotators.auto_label import AutoLabel, AutoLabelConfig
 
     per_class: dict[str, list[dict]] = {}
     for n, row in enumerate(_sample_rows(), start=1):
@@ -137,7 +137,7 @@ def test_trained_mode_learns_from_labelled_tickets(tmp_path):
 
 
 def test_low_confidence_rows_dropped_with_reason_and_listed(tmp_path, tiny_encoder):
-    from tunelab_builtin.annotation import AutoLabel, AutoLabelConfig
+    from tunelab_builtin.annotators.auto_label import AutoLabel, AutoLabelConfig
 
     rows = [{"id": f"r{i}", "prompt": text, "label": None} for i, text in enumerate(["my order was charged twice", "where is my package", "reset password please"])]
     rows.append({"id": "kept", "prompt": "refund for boots", "label": "billing"})
@@ -154,7 +154,7 @@ def test_low_confidence_rows_dropped_with_reason_and_listed(tmp_path, tiny_encod
 
 
 def test_threshold_zero_labels_everything_and_review_file_is_empty(tmp_path, tiny_encoder):
-    from tunelab_builtin.annotation import AutoLabel, AutoLabelConfig
+    from tunelab_builtin.annotators.auto_label import AutoLabel, AutoLabelConfig
 
     rows = [{"id": f"r{i}", "text": t, "label": None} for i, t in enumerate(["charged twice", "package late", "x " * 5000])]
     ctx = _ctx(tmp_path)
@@ -166,7 +166,7 @@ def test_threshold_zero_labels_everything_and_review_file_is_empty(tmp_path, tin
 
 
 def test_auto_label_bad_inputs_fail_clearly(tmp_path, tiny_encoder):
-    from tunelab_builtin.annotation import AutoLabel, AutoLabelConfig
+    from tunelab_builtin.annotators.auto_label import AutoLabel, AutoLabelConfig
 
     labels = {"billing": "charge", "shipping": "package"}
     with pytest.raises(ValueError, match="auto_label.labels must map each label"):
@@ -239,7 +239,7 @@ def test_cohen_kappa_textbook_example():
     p_e = 0.5*0.6 + 0.5*0.4 = 0.5, so kappa = 0.2 / 0.5 = 0.4."""
     from sklearn.metrics import cohen_kappa_score
 
-    from tunelab_builtin.annotation import cohen_kappa
+    from tunelab_builtin.annotators.consensus import cohen_kappa
 
     a = ["yes"] * 25 + ["no"] * 25
     b = ["yes"] * 20 + ["no"] * 5 + ["yes"] * 10 + ["no"] * 15
@@ -255,7 +255,7 @@ def test_fleiss_kappa_textbook_example():
     """Fleiss (1971) kappa on the standard 10 subjects x 14 raters x 5 categories table:
     P_bar = 0.378, P_e = sum p_j^2 = 0.213 (p = .143 .200 .279 .150 .229), so
     kappa = (0.378 - 0.213) / (1 - 0.213) = 0.210."""
-    from tunelab_builtin.annotation import fleiss_kappa
+    from tunelab_builtin.annotators.consensus import fleiss_kappa
 
     table = [
         [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
@@ -284,7 +284,7 @@ def test_krippendorff_alpha_textbook_example_with_missing_values():
     """Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", nominal example:
     4 observers, 12 units, missing values; alpha = 0.743 (unit 12 has one value only
     and is not pairable)."""
-    from tunelab_builtin.annotation import krippendorff_alpha_nominal
+    from tunelab_builtin.annotators.consensus import krippendorff_alpha_nominal
 
     observers = [
         "1 2 3 3 2 1 4 1 2 . . .",
@@ -313,7 +313,7 @@ def _three_annotator_rows():
 
 
 def test_consensus_from_annotator_columns_with_tie_policies(tmp_path):
-    from tunelab_builtin.annotation import Consensus, ConsensusConfig, krippendorff_alpha_nominal
+    from tunelab_builtin.annotators.consensus import Consensus, ConsensusConfig, krippendorff_alpha_nominal
 
     rows = [{"label": None, **row} for row in _three_annotator_rows()]
     data = _dataset(rows)
@@ -354,7 +354,7 @@ def test_consensus_from_annotator_columns_with_tie_policies(tmp_path):
 def test_consensus_two_annotators_reports_cohen_kappa_of_the_pair(tmp_path):
     from sklearn.metrics import cohen_kappa_score
 
-    from tunelab_builtin.annotation import Consensus, ConsensusConfig
+    from tunelab_builtin.annotators.consensus import Consensus, ConsensusConfig
 
     first = ["billing", "billing", "shipping", "account", "shipping", "billing", "returns", "account"]
     second = ["billing", "shipping", "shipping", "account", "shipping", "returns", "returns", "account"]
@@ -398,7 +398,7 @@ def test_consensus_from_a_jsonl_list_column_through_the_pipeline(tmp_path):
 
 
 def test_consensus_from_an_annotations_file(tmp_path):
-    from tunelab_builtin.annotation import Consensus, ConsensusConfig
+    from tunelab_builtin.annotators.consensus import Consensus, ConsensusConfig
 
     rows = [{"id": f"f:{n}", "ticket_id": f"T-{n}", "prompt": "q", "label": None} for n in range(1, 5)]
     path = tmp_path / "labels.csv"
@@ -431,7 +431,7 @@ def test_consensus_from_an_annotations_file(tmp_path):
 
 
 def test_consensus_bad_configuration_and_bad_columns(tmp_path):
-    from tunelab_builtin.annotation import Consensus, ConsensusConfig
+    from tunelab_builtin.annotators.consensus import Consensus, ConsensusConfig
 
     with pytest.raises(ConfigError, match="consensus: set exactly one of annotations_column"):
         validate(["pipeline.annotate=[consensus]", "++pipeline.params.consensus.annotations_column=ann", "++pipeline.params.consensus.annotator_columns=[a,b]"])

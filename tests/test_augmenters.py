@@ -204,7 +204,7 @@ def test_char_noise_keeps_links_emails_and_numbers_intact(tmp_path):
 
 
 def test_char_noise_n_edits_are_small_keyboard_typos(tmp_path):
-    from tunelab_builtin.augmenters import KEYBOARD_NEIGHBOURS
+    from tunelab_builtin.augmenters.char_noise import KEYBOARD_NEIGHBOURS
 
     text = "the tent poles do not match"
     out, _ = _run(_make("char_noise", fraction=1.0, n=1, operations=["keyboard"], per_row=4), _rows([text]), tmp_path)
@@ -372,7 +372,7 @@ def _tiny_translator(directory: Path, seed: int, tie_embeddings: bool = False) -
     import torch
     from transformers import BartConfig, BartForConditionalGeneration
 
-    from tunelab_builtin.models import byte_level_tokenizer
+    from tunelab_builtin.models.tiny import byte_level_tokenizer
 
     tokenizer = byte_level_tokenizer()
     torch.manual_seed(seed)

@@ -75,7 +75,7 @@ def _split_of(splits) -> dict[str, str]:
 
 
 def test_undersample_cuts_majority_classes_and_prefers_originals(tmp_path):
-    from tunelab_builtin.balancers import Undersample, UndersampleConfig
+    from tunelab_builtin.balancers.undersample import Undersample, UndersampleConfig
 
     rows = _tickets({"billing": 12, "shipping": 8, "privacy": 5})
     billing = [r for r in rows if r["label"] == "billing"]
@@ -116,7 +116,7 @@ def test_undersample_cuts_majority_classes_and_prefers_originals(tmp_path):
     ],
 )
 def test_target_distribution_reaches_the_shares(tmp_path, total, expected):
-    from tunelab_builtin.balancers import TargetDistribution, TargetDistributionConfig
+    from tunelab_builtin.balancers.target_distribution import TargetDistribution, TargetDistributionConfig
 
     data = _dataset(_tickets({"billing": 16, "shipping": 3, "privacy": 5}))
     config = TargetDistributionConfig(distribution={"billing": 0.5, "shipping": 0.25, "privacy": 0.25}, total=total)
@@ -136,7 +136,7 @@ def test_target_distribution_reaches_the_shares(tmp_path, total, expected):
 
 
 def test_target_distribution_bad_configuration(tmp_path):
-    from tunelab_builtin.balancers import TargetDistribution, TargetDistributionConfig
+    from tunelab_builtin.balancers.target_distribution import TargetDistribution, TargetDistributionConfig
 
     with pytest.raises(ConfigError, match="distribution shares must sum to 1, they sum to 0.9"):
         validate(["pipeline.balance=[target_distribution]", "++pipeline.params.target_distribution.distribution={billing: 0.5, shipping: 0.4}"])
@@ -152,7 +152,7 @@ def test_target_distribution_bad_configuration(tmp_path):
 
 
 def test_augment_minority_runs_an_augmenter_for_several_rounds_with_unique_ids(tmp_path):
-    from tunelab_builtin.balancers import AugmentMinority, AugmentMinorityConfig
+    from tunelab_builtin.balancers.augment_minority import AugmentMinority, AugmentMinorityConfig
 
     rows = _tickets({"billing": 14, "privacy": 3, "shipping": 10})
     privacy = [r for r in rows if r["label"] == "privacy"]
@@ -182,7 +182,7 @@ def test_augment_minority_runs_an_augmenter_for_several_rounds_with_unique_ids(t
 
 
 def test_augment_minority_works_with_another_augmenter(tmp_path):
-    from tunelab_builtin.balancers import AugmentMinority, AugmentMinorityConfig
+    from tunelab_builtin.balancers.augment_minority import AugmentMinority, AugmentMinorityConfig
 
     data = _dataset(_tickets({"billing": 10, "privacy": 3}))
     ctx = _ctx(tmp_path)
@@ -194,7 +194,7 @@ def test_augment_minority_works_with_another_augmenter(tmp_path):
 
 
 def test_augment_minority_shortfall_and_oversample_fallback(tmp_path):
-    from tunelab_builtin.balancers import AugmentMinority, AugmentMinorityConfig
+    from tunelab_builtin.balancers.augment_minority import AugmentMinority, AugmentMinorityConfig
 
     rows = [{"id": f"b{i}", "prompt": f"I was charged twice for order {i}", "label": "billing"} for i in range(6)]
     rows += [{"id": "p1", "prompt": "GDPR", "label": "privacy"}, {"id": "p2", "prompt": "delete", "label": "privacy"}]  # one word: eda cannot vary it
@@ -229,7 +229,7 @@ def test_augment_minority_and_class_weights_in_the_pipeline():
 
 
 def test_class_weights_methods(tmp_path):
-    from tunelab_builtin.balancers import ClassWeights, ClassWeightsConfig
+    from tunelab_builtin.balancers.class_weights import ClassWeights, ClassWeightsConfig
 
     data = _dataset(_tickets({"billing": 9, "shipping": 3, "privacy": 3}))
     ctx = _ctx(tmp_path)
@@ -246,7 +246,7 @@ def test_class_weights_methods(tmp_path):
 
 
 def test_oversample_twice_keeps_ids_unique_and_copies_originals_evenly(tmp_path):
-    from tunelab_builtin.balancers import Oversample, OversampleConfig
+    from tunelab_builtin.balancers.oversample import Oversample, OversampleConfig
 
     data = _dataset(_tickets({"billing": 12, "privacy": 3}))
     once = Oversample(OversampleConfig(target_ratio=0.5)).apply(data, _ctx(tmp_path))
@@ -262,7 +262,8 @@ def test_oversample_twice_keeps_ids_unique_and_copies_originals_evenly(tmp_path)
 def test_count_balancers_pass_unlabelled_data_through_unless_the_step_names_a_column(tmp_path, caplog):
     """The default pipeline oversamples by `label`; data with no such column (plain
     prompt/completion pairs) passes unchanged, with a warning and a note in the report."""
-    from tunelab_builtin.balancers import Oversample, OversampleConfig, Undersample, UndersampleConfig
+    from tunelab_builtin.balancers.oversample import Oversample, OversampleConfig
+    from tunelab_builtin.balancers.undersample import Undersample, UndersampleConfig
 
     data = _dataset(_tickets({"billing": 6, "privacy": 2})).remove_columns("label")
     for step in (Oversample(OversampleConfig(target_ratio=1.0)), Undersample(UndersampleConfig())):
@@ -421,7 +422,7 @@ def _leak_indices():
 
 
 def test_leakage_fix_drops_leaking_eval_rows_with_reasons(tmp_path):
-    from tunelab_builtin.splitters import check_leakage
+    from tunelab_builtin.splitters._leakage import check_leakage
 
     data = _dataset(_leak_rows())
     ctx = _ctx(tmp_path)
@@ -445,7 +446,7 @@ def test_leakage_fix_drops_leaking_eval_rows_with_reasons(tmp_path):
 
 
 def test_leakage_report_only_counts_and_off_does_nothing(tmp_path):
-    from tunelab_builtin.splitters import check_leakage
+    from tunelab_builtin.splitters._leakage import check_leakage
 
     data = _dataset(_leak_rows())
     ctx = _ctx(tmp_path)

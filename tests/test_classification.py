@@ -120,7 +120,7 @@ def test_feature_torch_head_trains_only_the_head(toy_args, tmp_path):
 
 
 def test_class_weight_modes():
-    from tunelab_builtin.classification import resolve_class_weights
+    from tunelab_builtin.methods._classifier import resolve_class_weights
 
     labels = ["a", "b", "c"]
     train = ["a"] * 6 + ["b"] * 3 + ["c"] * 3
@@ -138,7 +138,7 @@ def test_weighted_loss_changes_with_the_class_weights():
     import torch
     from transformers import TrainingArguments
 
-    from tunelab_builtin.classification import _weighted_trainer_class
+    from tunelab_builtin.methods.classify import _weighted_trainer_class
 
     class Logits(torch.nn.Module):
         def __init__(self):
@@ -168,8 +168,9 @@ def test_encoders_refuse_causal_lm_and_feature_refuses_peft(tmp_path):
     from tunelab.config import ConfigError
     from tunelab.plugins import get_plugins
     from tunelab.train.compat import resolve
-    from tunelab_builtin.classification import Feature, FeatureConfig
-    from tunelab_builtin.models import MiniLM, MiniLMConfig, TinyEncoder, TinyEncoderConfig
+    from tunelab_builtin.methods.feature import Feature, FeatureConfig
+    from tunelab_builtin.models.minilm import MiniLM, MiniLMConfig
+    from tunelab_builtin.models.tiny import TinyEncoder, TinyEncoderConfig
 
     with pytest.raises(ValueError, match="tiny_encoder is an encoder; causal LM objectives need model=smollm2_135m, model=tiny or model=hf"):
         TinyEncoder(TinyEncoderConfig()).load({}, tmp_path, ModelRequest(task="causal_lm"))
@@ -196,8 +197,9 @@ def test_feature_sklearn_on_real_minilm_beats_chance(tmp_path):
     from datasets import Dataset
 
     from tunelab.train.meters import count_parameters
-    from tunelab_builtin.classification import ClassificationEvalConfig, ClassificationEvaluator, Feature, FeatureConfig
-    from tunelab_builtin.models import MiniLM, MiniLMConfig
+    from tunelab_builtin.evaluators.classification import ClassificationEvalConfig, ClassificationEvaluator
+    from tunelab_builtin.methods.feature import Feature, FeatureConfig
+    from tunelab_builtin.models.minilm import MiniLM, MiniLMConfig
 
     rows = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r.get("question") and r.get("category")]

@@ -19,26 +19,13 @@ from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
 
 from conftest import SAMPLE, validate
-from tunelab_builtin.cleaners import (
-    MissingValues,
-    MissingValuesConfig,
-    Normalize,
-    NormalizeConfig,
-    StandardizeFormats,
-    StandardizeFormatsConfig,
-    StripMarkup,
-    StripMarkupConfig,
-    parse_number,
-)
-from tunelab_builtin.quality import (
-    LanguageFilter,
-    LanguageFilterConfig,
-    QualityFilter,
-    QualityFilterConfig,
-    WordFilter,
-    WordFilterConfig,
-    fold_leetspeak,
-)
+from tunelab_builtin.cleaners.language_filter import LanguageFilter, LanguageFilterConfig
+from tunelab_builtin.cleaners.missing_values import MissingValues, MissingValuesConfig
+from tunelab_builtin.cleaners.normalize import Normalize, NormalizeConfig
+from tunelab_builtin.cleaners.quality_filter import QualityFilter, QualityFilterConfig
+from tunelab_builtin.cleaners.standardize_formats import StandardizeFormats, StandardizeFormatsConfig, parse_number
+from tunelab_builtin.cleaners.strip_markup import StripMarkup, StripMarkupConfig
+from tunelab_builtin.cleaners.word_filter import WordFilter, WordFilterConfig, fold_leetspeak
 
 
 def _rows(*prompts, completion="Thanks for reaching out; we will look into it today.", **extra):
@@ -514,7 +501,7 @@ def test_word_filter_bad_lists(tmp_path):
 
 
 def test_builtin_word_lists_have_a_header_and_no_bundled_ticket_matches():
-    from tunelab_builtin.quality import WORDLIST_DIR, read_word_list
+    from tunelab_builtin.cleaners.word_filter import WORDLIST_DIR, read_word_list
 
     for path in WORDLIST_DIR.glob("*.txt"):
         assert path.read_text(encoding="utf-8").startswith(f"# {path.stem}:")

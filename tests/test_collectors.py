@@ -581,7 +581,7 @@ def test_sql_password_never_appears_in_messages(tmp_path):
     assert "support_bot:***@127.0.0.1:1/tickets" in message
     assert "Hunter2" not in message and "Hunter2@x" not in message
 
-    from tunelab_builtin.db_sources import redact_db_url
+    from tunelab_builtin.collectors.sql import redact_db_url
 
     assert redact_db_url("mysql+pymysql://app:pa:ss@db.internal/shop") == "mysql+pymysql://app:***@db.internal/shop"
     assert redact_db_url("sqlite:///tickets.db") == "sqlite:///tickets.db"

@@ -177,7 +177,7 @@ def test_masked_lm_cpt_on_the_tiny_encoder_learns_saves_and_fills_masks(peft, st
     # the saved model reloads and scores exactly as the run did
     from tunelab.api import TrainOutcome
     from tunelab.predict import _load_trained, predict
-    from tunelab_builtin.objectives import MaskedLmEvalConfig, MaskedLmEvaluator
+    from tunelab_builtin.evaluators.masked_lm import MaskedLmEvalConfig, MaskedLmEvaluator
 
     model, tokenizer = _load_trained(run_dir, "masked_lm")
     job = job_from_run(run_dir, max_length=64)

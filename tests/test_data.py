@@ -251,7 +251,7 @@ def test_normalize_repairs_text_and_reports_examples():
     ],
 )
 def test_mojibake_repair(broken, fixed):
-    from tunelab_builtin.cleaners import fix_mojibake
+    from tunelab_builtin.cleaners.normalize import fix_mojibake
 
     assert fix_mojibake(broken) == fixed
 

@@ -208,7 +208,7 @@ def test_a_mapped_column_no_record_has_fails_at_collection_naming_the_columns_an
      "data.explode 'instruction' holds text in every record that has it, not a list; the list columns are: instances"),
 ])
 def test_a_path_no_record_has_says_what_the_records_hold_there(tmp_path, columns, explode, message):
-    from tunelab_builtin.collectors import SourceError
+    from tunelab_builtin.collectors._records import SourceError
 
     path = write_jsonl(tmp_path / "seed_tasks.jsonl", SEED_TASKS)
     with pytest.raises(SourceError) as caught:
@@ -294,7 +294,7 @@ def _leaves(value, path=()):
 
 @given(data=st.data())
 def test_dotted_paths_take_exactly_what_they_name_and_keep_the_rest_in_place(tmp_path_factory, data):
-    from tunelab_builtin.collectors import _walk
+    from tunelab_builtin.collectors._records import _walk
 
     record = data.draw(st.dictionaries(_KEYS, _VALUES, min_size=1, max_size=4))
     nodes = [path for path, _ in _nodes(record)]

@@ -275,7 +275,7 @@ def test_consensus_counts_spellings_of_one_class_as_one_vote(tmp_path):
     from datasets import Dataset, Value
 
     from tunelab.api import StageContext
-    from tunelab_builtin.annotation import Consensus, ConsensusConfig
+    from tunelab_builtin.annotators.consensus import Consensus, ConsensusConfig
 
     data = Dataset.from_dict({
         "id": ["r1", "r2"], "parent_id": [None, None], "prompt": ["charged twice", "parcel late"],

@@ -153,8 +153,8 @@ def test_a_password_in_the_query_string_of_a_sqlite_url_reaches_no_output(tmp_pa
 
 def test_a_driver_message_quoting_the_query_string_password_is_masked(tmp_path):
     from tunelab.api import StageContext
-    from tunelab_builtin.collectors import SourceError
-    from tunelab_builtin.db_sources import SqlCollector, SqlSourceConfig
+    from tunelab_builtin.collectors._records import SourceError
+    from tunelab_builtin.collectors.sql import SqlCollector, SqlSourceConfig
 
     not_a_db = tmp_path / "notes.db"
     not_a_db.write_text("this is not an SQLite file\n" * 50)
@@ -316,7 +316,7 @@ def _ipv4(draw) -> str:
 
 @st.composite
 def _card(draw) -> str:
-    from tunelab_builtin.pii import luhn_valid
+    from tunelab_builtin.cleaners.pii import luhn_valid
 
     prefix = draw(st.sampled_from(["4", "51", "55"]))
     body = prefix + "".join(str(draw(st.integers(0, 9))) for _ in range(15 - len(prefix)))
@@ -359,7 +359,7 @@ def _digits(value: str) -> str:
 @settings(max_examples=3000 if SOAK else 400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pii_names(), st.sampled_from(["", ".jsonl", ".csv", ".json.gz", ".parquet"]))
 def test_no_planted_value_survives_in_a_generated_name(named, suffix):
-    from tunelab_builtin.pii import Pii, PiiConfig
+    from tunelab_builtin.cleaners.pii import Pii, PiiConfig
 
     name, planted = named
     clean = Pii(PiiConfig()).scrub_name(name + suffix)

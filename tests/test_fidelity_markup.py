@@ -21,7 +21,8 @@ from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
 
 from conftest import SOAK, validate
-from tunelab_builtin.cleaners import StripMarkup, StripMarkupConfig, snippet, strip_html, strip_html_counted
+from tunelab_builtin.cleaners._edits import snippet
+from tunelab_builtin.cleaners.strip_markup import StripMarkup, StripMarkupConfig, strip_html, strip_html_counted
 
 hypothesis = pytest.importorskip("hypothesis")
 

@@ -24,7 +24,7 @@ from tunelab_builtin._lib.minhash import (
     near_duplicate_clusters,
     normalize_for_shingles,
 )
-from tunelab_builtin.near_dedup import NearDedup, NearDedupConfig
+from tunelab_builtin.cleaners.near_dedup import NearDedup, NearDedupConfig
 
 from conftest import validate
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import read_metrics, run_cli, validate
 from tunelab.api import ModelRequest, TrainJob, TrainSettings
-from tunelab_builtin.training import rouge_l
+from tunelab_builtin.evaluators.lm import rouge_l
 
 
 def test_rouge_l_against_hand_computed_values():
@@ -41,7 +41,7 @@ def test_cpt_loss_goes_down_and_model_is_saved_with_energy_metrics(smoke_args, t
 def test_cpt_uses_text_column_or_joined_fields():
     from datasets import Dataset
 
-    from tunelab_builtin.objectives import Cpt, CptConfig
+    from tunelab_builtin.methods.cpt import Cpt, CptConfig
 
     cpt = Cpt(CptConfig(separator=" | "))
     assert cpt.documents(Dataset.from_dict({"prompt": ["q"], "completion": ["a"]})) == ["q | a"]
@@ -62,8 +62,8 @@ def _toy_classification(n_per_class: int, blank_every: int):
 
 
 def test_semi_supervised_pseudo_labels_confident_rows(tmp_path):
-    from tunelab_builtin.models import TinyModel, TinyModelConfig
-    from tunelab_builtin.objectives import SemiSupervised, SemiSupervisedConfig
+    from tunelab_builtin.methods.semi_supervised import SemiSupervised, SemiSupervisedConfig
+    from tunelab_builtin.models.tiny import TinyModel, TinyModelConfig
 
     train = _toy_classification(24, blank_every=3)  # 8 labelled + 16 unlabelled per class
     request = ModelRequest(task="sequence_classification", labels=["neg", "pos"])
@@ -88,7 +88,7 @@ def test_semi_supervised_pseudo_labels_confident_rows(tmp_path):
 def test_multitask_mixes_sources_by_weight(tmp_path):
     from datasets import Dataset
 
-    from tunelab_builtin.objectives import Multitask, MultitaskConfig
+    from tunelab_builtin.methods.multitask import Multitask, MultitaskConfig
 
     extra = tmp_path / "billing.jsonl"
     extra.write_text("\n".join(json.dumps({"prompt": f"bill {i}", "completion": "paid"}) for i in range(50)))
@@ -117,10 +117,10 @@ def test_every_evaluator_names_a_missing_or_empty_split_and_what_to_set(tmp_path
     from datasets import Dataset
 
     from tunelab.api import TrainOutcome, evaluation_split
-    from tunelab_builtin.classification import ClassificationEvalConfig, ClassificationEvaluator
-    from tunelab_builtin.objectives import MaskedLmEvalConfig, MaskedLmEvaluator
-    from tunelab_builtin.preference import PreferenceEvalConfig, PreferenceEvaluator
-    from tunelab_builtin.training import LmEvalConfig, LmEvaluator
+    from tunelab_builtin.evaluators.classification import ClassificationEvalConfig, ClassificationEvaluator
+    from tunelab_builtin.evaluators.lm import LmEvalConfig, LmEvaluator
+    from tunelab_builtin.evaluators.masked_lm import MaskedLmEvalConfig, MaskedLmEvaluator
+    from tunelab_builtin.evaluators.preference import PreferenceEvalConfig, PreferenceEvaluator
 
     train = Dataset.from_dict({"id": ["a", "b"], "text": ["x", "y"]})
     splits = {"train": train, "validation": train.select([])}

@@ -50,7 +50,7 @@ def tiny(tmp_path: Path, request: ModelRequest | None = None, seed: int = 0) -> 
     """The tiny model exactly as a run with ``seed`` builds it (its weights are seeded)."""
     from transformers import set_seed
 
-    from tunelab_builtin.models import TinyModel, TinyModelConfig
+    from tunelab_builtin.models.tiny import TinyModel, TinyModelConfig
 
     set_seed(seed)
     return TinyModel(TinyModelConfig()).load({}, tmp_path, request)
@@ -59,7 +59,7 @@ def tiny(tmp_path: Path, request: ModelRequest | None = None, seed: int = 0) -> 
 def held_out_loss(model, tokenizer, run_dir: Path, cache: Path, data_key: str) -> float:
     from datasets import load_from_disk
 
-    from tunelab_builtin.training import LmEvalConfig, LmEvaluator
+    from tunelab_builtin.evaluators.lm import LmEvalConfig, LmEvaluator
 
     splits = dict(load_from_disk(str(cache / "prepared" / data_key / "splits")))
     job = TrainJob(LoadedModel(model, tokenizer, "tiny"), splits, None, TrainSettings(max_length=128), run_dir, 0)
@@ -109,7 +109,7 @@ def test_qlora_fails_early_on_a_machine_without_cuda(smoke_args, tmp_path, capsy
     import torch
 
     from tunelab.plugins import get_plugins
-    from tunelab_builtin.adapters import Qlora
+    from tunelab_builtin.peft.lora import Qlora
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -162,58 +162,52 @@ def test_custom_loha_trains_through_the_cli(smoke_args, tmp_path, isolated_cache
 
 
 def test_custom_names_unknown_classes_and_arguments(tmp_path):
-    from tunelab_builtin.adapters import Custom, CustomSettings
+    from tunelab_builtin.peft.custom import Custom, CustomConfig
 
-    assert Custom(CustomSettings("VeraConfig", {"r": 16})).check().__name__ == "VeraConfig"
+    assert Custom(CustomConfig("VeraConfig", {"r": 16})).check().__name__ == "VeraConfig"
     with pytest.raises(ValueError, match=r"'NopeConfig' is not a PEFT config class .*valid names: .*LoHaConfig"):
-        Custom(CustomSettings("NopeConfig", {})).check()
+        Custom(CustomConfig("NopeConfig", {})).check()
     with pytest.raises(ValueError, match="'LoraModel' is not a PEFT config class"):  # in peft, but not a config
-        Custom(CustomSettings("LoraModel", {})).check()
+        Custom(CustomConfig("LoraModel", {})).check()
     with pytest.raises(ValueError, match=r"unknown argument\(s\) 'rank' for LoKrConfig; valid: .*\br\b"):
-        Custom(CustomSettings("LoKrConfig", {"rank": 4})).peft_config(tiny(tmp_path))
+        Custom(CustomConfig("LoKrConfig", {"rank": 4})).peft_config(tiny(tmp_path))
     with pytest.raises(ValueError, match="task_type cannot be set"):
-        Custom(CustomSettings("LoHaConfig", {"task_type": "CAUSAL_LM"}))
+        Custom(CustomConfig("LoHaConfig", {"task_type": "CAUSAL_LM"}))
 
 
 def test_task_type_and_head_follow_the_loaded_task(tmp_path):
     from peft import TaskType, get_peft_model
 
-    from tunelab_builtin.adapters import (
-        Custom,
-        CustomSettings,
-        Ia3,
-        Ia3Settings,
-        Lora,
-        LoraSettings,
-        PromptTuning,
-        PromptTuningSettings,
-    )
+    from tunelab_builtin.peft.custom import Custom, CustomConfig
+    from tunelab_builtin.peft.ia3 import Ia3, Ia3Config
+    from tunelab_builtin.peft.lora import Lora, LoraConfig
+    from tunelab_builtin.peft.prompt_learning import PromptTuning, PromptTuningConfig
 
     classifier = tiny(tmp_path, ModelRequest("sequence_classification", ["a", "b"]))
-    config = Lora(LoraSettings(r=4)).peft_config(classifier)
+    config = Lora(LoraConfig(r=4)).peft_config(classifier)
     assert config.task_type == TaskType.SEQ_CLS
     assert list(config.modules_to_save) == ["score"]  # Llama-style head
     wrapped = get_peft_model(classifier.model, config)
     trainable = {n for n, p in wrapped.named_parameters() if p.requires_grad}
     assert any("score" in n for n in trainable) and any("lora_" in n for n in trainable)
 
-    assert Ia3(Ia3Settings()).peft_config(tiny(tmp_path, ModelRequest("sequence_classification", ["a", "b"]))).modules_to_save == ["score"]
-    loha = Custom(CustomSettings("LoHaConfig", {"target_modules": ["q_proj"]})).peft_config(classifier)
+    assert Ia3(Ia3Config()).peft_config(tiny(tmp_path, ModelRequest("sequence_classification", ["a", "b"]))).modules_to_save == ["score"]
+    loha = Custom(CustomConfig("LoHaConfig", {"target_modules": ["q_proj"]})).peft_config(classifier)
     assert loha.task_type == TaskType.SEQ_CLS and list(loha.modules_to_save) == ["score"]
 
     encoder = tiny(tmp_path, ModelRequest("encoder"))
-    assert PromptTuning(PromptTuningSettings()).peft_config(encoder).task_type == TaskType.FEATURE_EXTRACTION
-    lm_config = Lora(LoraSettings()).peft_config(tiny(tmp_path))
+    assert PromptTuning(PromptTuningConfig()).peft_config(encoder).task_type == TaskType.FEATURE_EXTRACTION
+    lm_config = Lora(LoraConfig()).peft_config(tiny(tmp_path))
     assert lm_config.task_type == TaskType.CAUSAL_LM and lm_config.modules_to_save is None
 
 
 def test_ia3_targets_are_automatic_for_llama_and_can_be_overridden(tmp_path):
-    from tunelab_builtin.adapters import Ia3, Ia3Settings
+    from tunelab_builtin.peft.ia3 import Ia3, Ia3Config
 
     model = tiny(tmp_path)
-    auto = Ia3(Ia3Settings()).peft_config(model)
+    auto = Ia3(Ia3Config()).peft_config(model)
     assert set(auto.target_modules) == {"k_proj", "v_proj", "down_proj"} and set(auto.feedforward_modules) == {"down_proj"}
-    custom = Ia3(Ia3Settings(target_modules=["q_proj", "up_proj"], feedforward_modules=["up_proj"])).peft_config(model)
+    custom = Ia3(Ia3Config(target_modules=["q_proj", "up_proj"], feedforward_modules=["up_proj"])).peft_config(model)
     assert set(custom.target_modules) == {"q_proj", "up_proj"} and set(custom.feedforward_modules) == {"up_proj"}
 
 
@@ -221,11 +215,11 @@ def test_prompt_tuning_text_init_uses_the_text_or_falls_back_with_a_warning(tmp_
     from peft import PromptTuningInit, get_peft_model
     from transformers import AutoTokenizer
 
-    from tunelab_builtin.adapters import PromptTuning, PromptTuningSettings
+    from tunelab_builtin.peft.prompt_learning import PromptTuning, PromptTuningConfig
 
-    method = PromptTuning(PromptTuningSettings(num_virtual_tokens=4, init="text", init_text="abcd"))
+    method = PromptTuning(PromptTuningConfig(num_virtual_tokens=4, init="text", init_text="abcd"))
     in_process = tiny(tmp_path)  # its tokenizer was built in memory: PEFT cannot re-load it by name
-    with caplog.at_level(logging.WARNING, logger="tunelab_builtin.adapters"):
+    with caplog.at_level(logging.WARNING, logger="tunelab_builtin.peft.prompt_learning"):
         assert method.peft_config(in_process).prompt_tuning_init == PromptTuningInit.RANDOM
     assert "init=text needs a tokenizer saved on disk" in caplog.text
 

@@ -17,7 +17,7 @@ from tunelab.config import ConfigError
 from tunelab.data.engine import prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
-from tunelab_builtin.pii import Pii, PiiConfig, detect, iban_valid, luhn_valid
+from tunelab_builtin.cleaners.pii import Pii, PiiConfig, detect, iban_valid, luhn_valid
 
 from conftest import SAMPLE, validate
 
@@ -334,7 +334,7 @@ def test_pii_on_more_rows_than_one_batch_where_the_first_batch_has_none(tmp_path
     from datasets import Dataset
 
     from tunelab.api import StageContext
-    from tunelab_builtin.pii import Pii, PiiConfig
+    from tunelab_builtin.cleaners.pii import Pii, PiiConfig
 
     clean = [f"Where is order NW-{100000 + i}?" for i in range(1500)]
     texts = clean + ["Mail me at jane.doe@example.com please"]

@@ -25,7 +25,7 @@ def pairs(n: int = 8):
 
 def job_for(tmp_path, data, peft_config=None, steps=2):
     from tunelab.api import LoadedModel, TrainJob, TrainSettings
-    from tunelab_builtin.models import TinyModel, TinyModelConfig
+    from tunelab_builtin.models.tiny import TinyModel, TinyModelConfig
 
     loaded = TinyModel(TinyModelConfig()).load({}, tmp_path)
     settings = TrainSettings(max_steps=steps, batch_size=4, max_length=64, logging_steps=1, save_model=False)
@@ -72,7 +72,8 @@ def test_sft_only_data_with_dpo_fails_before_training_naming_the_columns(tmp_pat
 
 def test_kto_and_orpo_train_on_pairs(tmp_path):
     from tunelab.plugins import get_plugins
-    from tunelab_builtin.preference import Kto, KtoConfig, Orpo, OrpoConfig, unpaired
+    from tunelab_builtin.methods.kto import Kto, KtoConfig, unpaired
+    from tunelab_builtin.methods.orpo import Orpo, OrpoConfig
 
     rows = unpaired(pairs(3))
     assert rows["label"] == [True] * 3 + [False] * 3 and rows["completion"][3] == "Please check our website."
@@ -86,7 +87,7 @@ def test_kto_and_orpo_train_on_pairs(tmp_path):
 
 
 def test_rlhf_with_reward_functions_runs_two_steps(tmp_path):
-    from tunelab_builtin.preference import Rlhf, RlhfConfig, keyword_overlap, length_penalty
+    from tunelab_builtin.methods.rlhf import Rlhf, RlhfConfig, keyword_overlap, length_penalty
 
     assert keyword_overlap(["q"], ["we ship friday"], chosen=["We ship on Friday."]) == [1.0]
     assert length_penalty(["q"], ["word " * 40], target_words=40) == [1.0]
@@ -98,7 +99,7 @@ def test_rlhf_with_reward_functions_runs_two_steps(tmp_path):
 
 
 def test_rlhf_config_rejects_unknown_reward_function():
-    from tunelab_builtin.preference import RlhfConfig
+    from tunelab_builtin.methods.rlhf import RlhfConfig
 
     with pytest.raises(ValueError, match="reward_functions.*length_penalty"):
         RlhfConfig(reward_functions=["nope"])
@@ -109,7 +110,7 @@ def test_evaluator_prefers_the_answer_the_model_was_taught(tmp_path):
 
     from tunelab.api import TrainOutcome
     from tunelab.train.formatting import render_pair, tokenize_pair
-    from tunelab_builtin.preference import PreferenceEvalConfig, PreferenceEvaluator
+    from tunelab_builtin.evaluators.preference import PreferenceEvalConfig, PreferenceEvaluator
 
     data = pairs(2)
     job = job_for(tmp_path, data)
@@ -142,7 +143,7 @@ def rescored_margin(run_dir, max_length=64) -> float:
     from conftest import job_from_run
     from tunelab.api import TrainOutcome
     from tunelab.predict import _load_trained
-    from tunelab_builtin.preference import PreferenceEvalConfig, PreferenceEvaluator
+    from tunelab_builtin.evaluators.preference import PreferenceEvalConfig, PreferenceEvaluator
 
     model, tokenizer = _load_trained(run_dir, "causal_lm")
     job = job_from_run(run_dir, max_length=max_length)

@@ -614,7 +614,7 @@ def tiny_models(tmp_path_factory) -> dict[str, dict[str, Any]]:
     import torch
     from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertModel, BertTokenizer
 
-    from tunelab_builtin.models import byte_level_tokenizer
+    from tunelab_builtin.models.tiny import byte_level_tokenizer
 
     root = tmp_path_factory.mktemp("tiny-models")
     torch.manual_seed(0)
@@ -857,7 +857,7 @@ def test_noise_protection_is_linear_in_a_huge_token():
     minutes per row (a regular expression backtracking quadratically)."""
     import time
 
-    from tunelab_builtin.augmenters import protected_mask
+    from tunelab_builtin.augmenters._text import protected_mask
 
     started = time.perf_counter()
     for text in HUGE_TEXTS:

@@ -455,7 +455,7 @@ def test_wandb_unreachable_and_a_raising_tracker_cost_warnings_not_the_sweep(tmp
 
 def test_wandb_logging_failing_and_a_full_disk_for_csv_leave_the_results_intact(tmp_path, monkeypatch, recwarn, small):
     import wandb.sdk.wandb_run
-    import tunelab_builtin.trackers as trackers
+    import tunelab_builtin.trackers.csv as csv_tracker
 
     def log_fails(self, *args, **kwargs):
         raise ConnectionError("api.wandb.ai: connection reset")
@@ -470,7 +470,7 @@ def test_wandb_logging_failing_and_a_full_disk_for_csv_leave_the_results_intact(
         writerows = writerow
 
     monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log", log_fails)
-    monkeypatch.setattr(trackers, "csv", SimpleNamespace(writer=FullDisk, reader=csv.reader))  # this module's writes only
+    monkeypatch.setattr(csv_tracker, "csv", SimpleNamespace(writer=FullDisk, reader=csv.reader))  # this module's writes only
     run_dir = tmp_path / "run"
     assert run_cli([*small, "train.max_steps=2", "tracker=[csv,wandb]", f"hydra.run.dir={run_dir}"]) == 0
     assert read_metrics(run_dir)["status"] == "ok" and (run_dir / "model").is_dir()

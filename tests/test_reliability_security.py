@@ -216,10 +216,10 @@ def test_hydra_rerun_of_a_pickle_is_refused(tmp_path, capsys):
 
 #: (file, call) -> why it is safe. Every other unsafe call in the source fails the test below.
 ALLOWED_UNSAFE_CALLS = {
-    ("framework/tunelab/launcher.py", "pickle.loads"):
+    ("plugins/hydra_plugins/tunelab_gpu_pool/_core.py", "pickle.loads"):
         "gpu_pool launcher: its child reads the job envelope the launcher wrote into its own tempfile.mkdtemp() "
         "directory (mode 0700, removed after the sweep); nothing else can write there",
-    ("framework/tunelab/launcher.py", "dill.loads"):
+    ("plugins/hydra_plugins/tunelab_gpu_pool/_core.py", "dill.loads"):
         "gpu_pool launcher: task function, Hydra state and JobReturn between the launcher and its own child, "
         "through the same private directory",
     ("benchmarks/data_pipeline.py", "pickle.load"):
@@ -227,7 +227,7 @@ ALLOWED_UNSAFE_CALLS = {
     ("plugins/tunelab_builtin/__init__.py", "importlib.import_module"):
         "imports the package's own modules (pkgutil.iter_modules over its __path__), never a name from config",
     ("framework/tunelab/security.py", "'_target_'"): "the guard that refuses _target_ in Hydra's section",
-    ("plugins/tunelab_builtin/models.py", "trust_remote_code"):
+    ("plugins/tunelab_builtin/models/hf.py", "trust_remote_code"):
         "model=hf passes model.trust_remote_code, which only the command line can turn on (config.validate)",
 }
 _PICKLERS = {"pickle", "_pickle", "dill", "cloudpickle", "marshal", "shelve", "joblib"}
@@ -314,7 +314,7 @@ def test_no_unsafe_deserialisation_eval_or_instantiate_in_the_source(tmp_path):
             "pickle.loads", "yaml.load", "torch.load", "eval", "hydra.utils.instantiate", "subprocess.run",
             "trust_remote_code"]
     # the launcher's pickles live in a private directory
-    assert 'tempfile.mkdtemp(prefix="tunelab-gpu-pool-")' in (ROOT / "framework/tunelab/launcher.py").read_text()
+    assert 'tempfile.mkdtemp(prefix="tunelab-gpu-pool-")' in (ROOT / "plugins/hydra_plugins/tunelab_gpu_pool/_core.py").read_text()
     private = Path(tempfile.mkdtemp())
     try:
         assert private.stat().st_mode & 0o777 == 0o700
@@ -495,7 +495,7 @@ def test_no_secret_in_any_output_file_or_the_console(sweep):
 
 
 def test_no_planted_pii_in_any_output_file_or_the_console(sweep):
-    from tunelab_builtin.pii import Pii, PiiConfig
+    from tunelab_builtin.cleaners.pii import Pii, PiiConfig
 
     detector = Pii(PiiConfig(entities=list(PII)))
     for kind, value in PII.items():  # every planted value is one the pii step detects
@@ -580,7 +580,7 @@ def hostile():
 
 def _collect(tmp_path: Path, **config):
     from tunelab.api import StageContext
-    from tunelab_builtin.web_sources import HtmlCollector, HtmlSourceConfig
+    from tunelab_builtin.collectors.html import HtmlCollector, HtmlSourceConfig
 
     ctx = StageContext(seed=0, num_proc=1, work_dir=tmp_path)
     data = HtmlCollector(HtmlSourceConfig(extractor="beautifulsoup", **config)).collect(ctx)
@@ -621,7 +621,7 @@ def test_redirects_only_to_http_and_bodies_only_up_to_max_bytes(tmp_path, hostil
 
 
 def test_local_files_are_never_read_from_the_url_list_unless_allowed(tmp_path):
-    from tunelab_builtin.web_sources import HtmlCollector, HtmlSourceConfig
+    from tunelab_builtin.collectors.html import HtmlCollector, HtmlSourceConfig
 
     with pytest.raises(ConfigError, match="is a local file; only http and https URLs are fetched"):
         validate(["data=html", "data.urls=[file:///etc/passwd]"])

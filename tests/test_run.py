@@ -32,7 +32,7 @@ def test_smoke_run_writes_a_complete_run_directory(smoke_args, tmp_path, isolate
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tunelab.api import LoadedModel, TrainJob, TrainOutcome, TrainSettings
-    from tunelab_builtin.training import LmEvalConfig, LmEvaluator
+    from tunelab_builtin.evaluators.lm import LmEvalConfig, LmEvaluator
 
     model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
@@ -54,7 +54,7 @@ def test_lora_run_trains_only_the_adapter_and_saves_it(smoke_args, tmp_path):
 
     from peft import PeftModel
 
-    from tunelab_builtin.models import TinyModel, TinyModelConfig
+    from tunelab_builtin.models.tiny import TinyModel, TinyModelConfig
 
     base = TinyModel(TinyModelConfig()).load({}, tmp_path).model
     reloaded = PeftModel.from_pretrained(base, run_dir / "model")

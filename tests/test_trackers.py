@@ -223,8 +223,9 @@ def test_mlflow_store_holds_runs_params_metrics_and_the_comparison(sweep):
 
 def test_missing_tracker_libraries_warn_naming_the_extra(tmp_path, monkeypatch):
     from tunelab.api import RunInfo
-    from tunelab_builtin.trackers import (MlflowTracker, MlflowTrackerConfig, TensorboardTracker,
-                                          TensorboardTrackerConfig, WandbTracker, WandbTrackerConfig)
+    from tunelab_builtin.trackers.mlflow import MlflowTracker, MlflowTrackerConfig
+    from tunelab_builtin.trackers.tensorboard import TensorboardTracker, TensorboardTrackerConfig
+    from tunelab_builtin.trackers.wandb import WandbTracker, WandbTrackerConfig
 
     for module in ("torch.utils.tensorboard", "mlflow", "mlflow.tracking", "wandb"):
         monkeypatch.setitem(sys.modules, module, None)  # "import x" now raises ImportError

@@ -83,7 +83,7 @@ def load_classifier(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
         import torch
         from safetensors.torch import load_file
 
-        from tunelab_builtin.classification import HEAD_FILE, feature_classifier
+        from tunelab.train.classifier_head import HEAD_FILE, feature_classifier
 
         backbone = rebuild_base_model(_run_config(run_dir), ModelRequest(task="encoder"), tokenizer)
         head = torch.nn.Linear(int(info["hidden_size"]), len(labels))
@@ -101,7 +101,7 @@ def load_classifier(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
 
 
 def _classify(run_dir: Path, texts: list[str], batch_size: int) -> list[dict[str, Any]]:
-    from tunelab_builtin.classification import class_logits
+    from tunelab.train.classifier_head import class_logits
 
     model, tokenizer, info = load_classifier(run_dir)
     labels = list(info["labels"])
@@ -127,7 +127,7 @@ def _load_trained(run_dir: Path, task: str) -> tuple[Any, Any]:
     """(model, tokenizer) saved by a run: the full model, or the adapter on its rebuilt base."""
     from transformers import AutoTokenizer
 
-    from tunelab_builtin.models import auto_model_class
+    from tunelab.train.auto_models import auto_model_class
 
     model_dir = Path(run_dir) / "model"
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
