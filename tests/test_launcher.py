@@ -1,4 +1,4 @@
-"""The gpu_pool Hydra launcher (tunelab.launcher) and the Slurm/Ray presets.
+"""The gpu_pool Hydra launcher (hydra_plugins.tunelab_gpu_pool) and the Slurm/Ray presets.
 
 Unit tests check the plan and the device free list; the sweeps run the real CLI with
 ``hydra/launcher=gpu_pool``, each job in its own Python process."""
@@ -19,7 +19,14 @@ import pytest
 from hydra.experimental.callback import Callback
 
 from conftest import read_metrics, run_cli
-from tunelab.launcher import DevicePool, LauncherConfigError, _terminate, detect_gpus, job_environment, make_plan
+from hydra_plugins.tunelab_gpu_pool._core import (
+    DevicePool,
+    LauncherConfigError,
+    _terminate,
+    detect_gpus,
+    job_environment,
+    make_plan,
+)
 
 POOL = ["hydra/launcher=gpu_pool"]
 
@@ -309,5 +316,5 @@ def test_gpu_pool_config_composes_and_shows_its_defaults():
     from conftest import compose
 
     launcher = compose(["hydra/launcher=gpu_pool", "hydra.launcher.gpus=[0,1]"]).hydra.launcher
-    assert launcher._target_ == "hydra_plugins.tunelab_gpu_pool.GpuPoolLauncher"
+    assert launcher._target_ == "hydra_plugins.tunelab_gpu_pool.gpu_pool_launcher.GpuPoolLauncher"
     assert list(launcher.gpus) == [0, 1] and launcher.gpus_per_job == 1 and launcher.workers is None

@@ -87,7 +87,8 @@ class SweepEnd(Callback):
         import yaml
         from omegaconf import DictConfig, OmegaConf
 
-        from tunelab.config import ConfigError, Origin, _trackers
+        from tunelab.config import ConfigError, Origin
+        from tunelab.config.validation import _trackers
 
         sections: dict[str, Any] = {}
         section = config.get("tracker") if isinstance(config, DictConfig) else None
@@ -117,12 +118,11 @@ class SweepEnd(Callback):
 
 
 def register_hydra_plugins() -> None:
-    # importing the launcher stores its config (hydra/launcher=gpu_pool) in Hydra's ConfigStore
-    from tunelab.launcher import GpuPoolLauncher
+    # hydra/launcher=gpu_pool is the Hydra plugin package hydra_plugins.tunelab_gpu_pool: Hydra's
+    # plugin scan (HydraPlugins.instance() below) imports it and stores its config in the ConfigStore
     from tunelab.redaction import install_log_redaction
     from tunelab.security import install_hydra_guard
 
     install_hydra_guard()  # no config may name code for Hydra to run (callbacks, logging factories)
     install_log_redaction()  # no secret in a log line, Hydra's "Launching jobs" lines included
     HydraPlugins.instance().register(TunelabSearchPath)
-    HydraPlugins.instance().register(GpuPoolLauncher)

@@ -18,8 +18,11 @@ failed job. A job's stdout and stderr go to ``output.log`` in its job directory.
 Ctrl-C, SIGTERM or an error in the launcher terminates every running job (its whole
 process group) before the launcher returns; a job also dies with the launcher process.
 
-This module is imported when the ``tunelab`` command starts (to register the plugin), so
-it imports nothing heavy at module level; torch is imported only for ``gpus: auto``.
+This module holds all of it but the Launcher class (:mod:`.gpu_pool_launcher`, whose
+``launch`` calls :func:`launch`) and its config (:mod:`.config`): the plan, the device
+pool, the job processes (:func:`child_main` runs in each), their termination and the
+summary file. It imports nothing heavy at module level; torch is imported only for
+``gpus: auto``.
 """
 
 from __future__ import annotations
@@ -34,51 +37,24 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
-from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.errors import CompactHydraException
-from hydra.plugins.launcher import Launcher
-from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from tunelab.redaction import redact_text
 
+if TYPE_CHECKING:
+    from .gpu_pool_launcher import GpuPoolLauncher
+
 log = logging.getLogger(__name__)
 
-#: Hydra instantiates a launcher only when its class is named inside the
-#: ``hydra_plugins`` namespace (hydra.core.plugins.Plugins.is_in_toplevel_plugins_module),
-#: so the class is registered under this module name (an alias of this module).
-PLUGIN_MODULE = "hydra_plugins.tunelab_gpu_pool"
 SUMMARY_FILE = "launcher_summary.json"
 LOG_FILE = "output.log"
-
-
-@dataclass
-class GpuPoolLauncherConf:
-    """``hydra.launcher.*`` of ``hydra/launcher=gpu_pool`` (see docs/sweeps.md)."""
-
-    _target_: str = f"{PLUGIN_MODULE}.GpuPoolLauncher"
-    #: "auto" (the visible GPUs: $CUDA_VISIBLE_DEVICES, else torch, else nvidia-smi -L) or
-    #: a list of device ids, e.g. [0,1]; [] runs on the CPU
-    gpus: Any = "auto"
-    #: devices each job gets; 0 runs every job on the CPU
-    gpus_per_job: int = 1
-    #: most jobs running at once; null: as many as the GPUs allow, or on the CPU
-    #: max(1, min(8, cores // 2)) (each job then has at least two cores)
-    workers: Optional[int] = None
-    #: OMP/MKL threads of each job; null: cores // jobs running at once
-    threads_per_job: Optional[int] = None
-    #: seconds a job gets to exit after SIGTERM (on Ctrl-C) before it is killed
-    terminate_grace_s: float = 10.0
-
-
-ConfigStore.instance().store(group="hydra/launcher", name="gpu_pool", node=GpuPoolLauncherConf, provider="tunelab")
 
 
 class LauncherConfigError(CompactHydraException, ValueError):
@@ -256,190 +232,180 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM while the launcher waits: handled like Ctrl-C."""
 
 
-class GpuPoolLauncher(Launcher):
-    def __init__(
-        self,
-        gpus: Any = "auto",
-        gpus_per_job: int = 1,
-        workers: Optional[int] = None,
-        threads_per_job: Optional[int] = None,
-        terminate_grace_s: float = 10.0,
-    ) -> None:
-        super().__init__()
-        if isinstance(gpus, ListConfig):
-            gpus = OmegaConf.to_container(gpus)
-        self.settings = {"gpus": gpus, "gpus_per_job": gpus_per_job, "workers": workers, "threads_per_job": threads_per_job}
-        self.terminate_grace_s = float(terminate_grace_s)
-        self.config: Optional[DictConfig] = None
-        self.task_function: Optional[TaskFunction] = None
-        self.hydra_context: Optional[HydraContext] = None
-        self.records: dict[int, dict[str, Any]] = {}  # job num -> summary row, over every launch() batch
+def launch(
+    launcher: GpuPoolLauncher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+) -> Sequence[JobReturn]:
+    """Run the jobs ``job_overrides`` (numbered from ``initial_job_idx``) for ``launcher``:
+    what :meth:`GpuPoolLauncher.launch` does."""
+    setup_globals()
+    assert launcher.config is not None and launcher.hydra_context is not None and launcher.task_function is not None
+    configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
+    plan = make_plan(**launcher.settings)
+    sweep_dir = Path(str(launcher.config.hydra.sweep.dir)).absolute()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    where = f"GPUs {','.join(plan.devices)}, {plan.gpus_per_job} per job" if plan.on_gpu else "CPU"
+    log.info(
+        f"Launching {len(job_overrides)} jobs, {plan.parallel} at a time ({where}; "
+        f"{plan.threads_per_job} thread{'s' if plan.threads_per_job != 1 else ''} per job)"
+    )
+    pool = DevicePool(plan.devices if plan.on_gpu else [])
+    queue = deque((initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides))
+    results: dict[int, JobReturn] = {}
+    running: list[_Job] = []
+    scratch = Path(tempfile.mkdtemp(prefix="tunelab-gpu-pool-"))
+    shared = _shared_payload(launcher)
+    previous_handler = _install_sigterm_handler()
+    interrupted = False
+    try:
+        while queue or running:
+            while queue and len(running) < plan.parallel:
+                devices = pool.acquire(plan.gpus_per_job) if plan.on_gpu else []
+                if devices is None:
+                    break
+                num, overrides = queue.popleft()
+                running.append(_start(launcher, num, overrides, devices, plan, scratch, shared))
+            time.sleep(0.1)
+            for job in [j for j in running if j.process.poll() is not None]:
+                running.remove(job)
+                if plan.on_gpu:
+                    pool.release(job.devices)
+                results[job.num] = _finish(launcher, job, sweep_dir)
+    except BaseException:
+        interrupted = True
+        raise
+    finally:
+        if running:
+            log.warning(f"Terminating {len(running)} running job(s)")
+            _terminate([j.process for j in running], launcher.terminate_grace_s)
+            for job in running:
+                results[job.num] = _finish(launcher, job, sweep_dir, interrupted=True)
+        _restore_sigterm_handler(previous_handler)
+        shutil.rmtree(scratch, ignore_errors=True)
+        _write_summary(launcher, sweep_dir, plan, interrupted)
+    return [results[initial_job_idx + i] for i in range(len(job_overrides))]
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config = config
-        self.hydra_context = hydra_context
-        self.task_function = task_function
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        setup_globals()
-        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        plan = make_plan(**self.settings)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        where = f"GPUs {','.join(plan.devices)}, {plan.gpus_per_job} per job" if plan.on_gpu else "CPU"
-        log.info(
-            f"Launching {len(job_overrides)} jobs, {plan.parallel} at a time ({where}; "
-            f"{plan.threads_per_job} thread{'s' if plan.threads_per_job != 1 else ''} per job)"
+def _shared_payload(launcher: GpuPoolLauncher) -> bytes:
+    """What every job needs besides its own config, serialised once per batch."""
+    import dill
+    from hydra.core.singleton import Singleton
+
+    try:
+        return dill.dumps(
+            {
+                "hydra_context": launcher.hydra_context,
+                "task_function": launcher.task_function,
+                "singleton_state": Singleton.get_state(),
+            },
+            recurse=True,
         )
-        pool = DevicePool(plan.devices if plan.on_gpu else [])
-        queue = deque((initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides))
-        results: dict[int, JobReturn] = {}
-        running: list[_Job] = []
-        scratch = Path(tempfile.mkdtemp(prefix="tunelab-gpu-pool-"))
-        shared = self._shared_payload()
-        previous_handler = _install_sigterm_handler()
-        interrupted = False
+    except Exception as exc:
+        raise RuntimeError(
+            f"hydra/launcher=gpu_pool cannot send the task function or Hydra's state to a job process "
+            f"({type(exc).__name__}: {exc}). Fix: make the task function picklable by dill, or use hydra/launcher=basic"
+        ) from exc
+
+
+def _start(
+    launcher: GpuPoolLauncher, num: int, overrides: list[str], devices: list[str], plan: Plan, scratch: Path, shared: bytes
+) -> _Job:
+    import dill
+
+    assert launcher.hydra_context is not None and launcher.config is not None
+    sweep_config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, overrides)
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = num
+        sweep_config.hydra.job.num = num
+    job_dir = _job_dir(sweep_config)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    spec_path, result_path = scratch / f"{num}.job", scratch / f"{num}.result"
+    envelope = {
+        "sys_path": list(sys.path),
+        "argv": list(sys.argv),
+        "parent_pid": os.getpid(),
+        "shared": shared,
+        "job": dill.dumps({"sweep_config": sweep_config}, recurse=True),
+        "result_path": str(result_path),
+    }
+    spec_path.write_bytes(pickle.dumps(envelope))
+    device_text = f"GPU {','.join(devices)}" if devices else "CPU"
+    log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}  [{device_text}; log: {job_dir / LOG_FILE}]")
+    log_file = (job_dir / LOG_FILE).open("wb")
+    runner = (
+        "import sys; from hydra_plugins.tunelab_gpu_pool._core import child_main; sys.exit(child_main(sys.argv[1:]))"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", runner, str(spec_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=job_environment(plan, devices),
+        start_new_session=True,  # its own process group: stopping a job stops its workers too
+    )
+    return _Job(num, overrides, sweep_config, job_dir, devices, process, log_file, result_path)
+
+
+def _finish(launcher: GpuPoolLauncher, job: _Job, sweep_dir: Path, interrupted: bool = False) -> JobReturn:
+    import dill
+
+    job.log_file.close()
+    if not interrupted:  # what the job started and left behind (data workers) goes with it
+        _kill_group(job.process, signal.SIGKILL)
+    seconds = time.perf_counter() - job.clock
+    code = job.process.returncode
+    ret: Optional[JobReturn] = None
+    if job.result_path.is_file():
         try:
-            while queue or running:
-                while queue and len(running) < plan.parallel:
-                    devices = pool.acquire(plan.gpus_per_job) if plan.on_gpu else []
-                    if devices is None:
-                        break
-                    num, overrides = queue.popleft()
-                    running.append(self._start(num, overrides, devices, plan, scratch, shared))
-                time.sleep(0.1)
-                for job in [j for j in running if j.process.poll() is not None]:
-                    running.remove(job)
-                    if plan.on_gpu:
-                        pool.release(job.devices)
-                    results[job.num] = self._finish(job, sweep_dir)
-        except BaseException:
-            interrupted = True
-            raise
-        finally:
-            if running:
-                log.warning(f"Terminating {len(running)} running job(s)")
-                _terminate([j.process for j in running], self.terminate_grace_s)
-                for job in running:
-                    results[job.num] = self._finish(job, sweep_dir, interrupted=True)
-            _restore_sigterm_handler(previous_handler)
-            shutil.rmtree(scratch, ignore_errors=True)
-            self._write_summary(sweep_dir, plan, interrupted)
-        return [results[initial_job_idx + i] for i in range(len(job_overrides))]
+            ret = dill.loads(job.result_path.read_bytes())
+        except Exception as exc:  # a result we cannot read is a failed job, not a failed sweep
+            log.warning(f"job #{job.num}: cannot read its result ({type(exc).__name__}: {exc})")
+    if ret is None:
+        what = "was stopped by the launcher" if interrupted else f"exited with code {code}{_signal_name(code)}"
+        ret = _lost_job_return(job, JobLost(f"job #{job.num} {what} before reporting a result; see {job.job_dir / LOG_FILE}"))
+    value = ret._return_value
+    # a tunelab job catches its own failure (so the sweep goes on) and returns it
+    failed_inside = isinstance(value, dict) and value.get("status") == "failed"
+    ok = ret.status == JobStatus.COMPLETED and not failed_inside
+    record: dict[str, Any] = {
+        "num": job.num,
+        "overrides": [redact_text(o) for o in filter_overrides(job.overrides)],  # no passwords in the summary
+        "status": "ok" if ok else ("interrupted" if interrupted else "failed"),
+        "returncode": code,
+        "devices": job.devices,
+        "seconds": round(seconds, 3),
+        "started": round(job.started, 3),
+        "job_dir": str(job.job_dir),
+        "log": str(job.job_dir / LOG_FILE),
+    }
+    if ok and isinstance(value, dict) and value.get("resumed_from"):
+        record["resumed_from"] = str(value["resumed_from"])
+    if not ok:
+        record["error"] = _one_line(value["error"] if failed_inside else value)
+    launcher.records[job.num] = record
+    return ret
 
-    # -- one job ------------------------------------------------------------------------
 
-    def _shared_payload(self) -> bytes:
-        """What every job needs besides its own config, serialised once per batch."""
-        import dill
-        from hydra.core.singleton import Singleton
-
-        try:
-            return dill.dumps(
-                {"hydra_context": self.hydra_context, "task_function": self.task_function, "singleton_state": Singleton.get_state()},
-                recurse=True,
-            )
-        except Exception as exc:
-            raise RuntimeError(
-                f"hydra/launcher=gpu_pool cannot send the task function or Hydra's state to a job process "
-                f"({type(exc).__name__}: {exc}). Fix: make the task function picklable by dill, or use hydra/launcher=basic"
-            ) from exc
-
-    def _start(self, num: int, overrides: list[str], devices: list[str], plan: Plan, scratch: Path, shared: bytes) -> _Job:
-        import dill
-
-        assert self.hydra_context is not None and self.config is not None
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.id = num
-            sweep_config.hydra.job.num = num
-        job_dir = _job_dir(sweep_config)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        spec_path, result_path = scratch / f"{num}.job", scratch / f"{num}.result"
-        envelope = {
-            "sys_path": list(sys.path),
-            "argv": list(sys.argv),
-            "parent_pid": os.getpid(),
-            "shared": shared,
-            "job": dill.dumps({"sweep_config": sweep_config}, recurse=True),
-            "result_path": str(result_path),
-        }
-        spec_path.write_bytes(pickle.dumps(envelope))
-        device_text = f"GPU {','.join(devices)}" if devices else "CPU"
-        log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}  [{device_text}; log: {job_dir / LOG_FILE}]")
-        log_file = (job_dir / LOG_FILE).open("wb")
-        runner = "import sys; from tunelab.launcher import child_main; sys.exit(child_main(sys.argv[1:]))"
-        process = subprocess.Popen(
-            [sys.executable, "-c", runner, str(spec_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=job_environment(plan, devices),
-            start_new_session=True,  # its own process group: stopping a job stops its workers too
-        )
-        return _Job(num, overrides, sweep_config, job_dir, devices, process, log_file, result_path)
-
-    def _finish(self, job: _Job, sweep_dir: Path, interrupted: bool = False) -> JobReturn:
-        import dill
-
-        job.log_file.close()
-        if not interrupted:  # what the job started and left behind (data workers) goes with it
-            _kill_group(job.process, signal.SIGKILL)
-        seconds = time.perf_counter() - job.clock
-        code = job.process.returncode
-        ret: Optional[JobReturn] = None
-        if job.result_path.is_file():
-            try:
-                ret = dill.loads(job.result_path.read_bytes())
-            except Exception as exc:  # a result we cannot read is a failed job, not a failed sweep
-                log.warning(f"job #{job.num}: cannot read its result ({type(exc).__name__}: {exc})")
-        if ret is None:
-            what = "was stopped by the launcher" if interrupted else f"exited with code {code}{_signal_name(code)}"
-            ret = _lost_job_return(job, JobLost(f"job #{job.num} {what} before reporting a result; see {job.job_dir / LOG_FILE}"))
-        value = ret._return_value
-        # a tunelab job catches its own failure (so the sweep goes on) and returns it
-        failed_inside = isinstance(value, dict) and value.get("status") == "failed"
-        ok = ret.status == JobStatus.COMPLETED and not failed_inside
-        record: dict[str, Any] = {
-            "num": job.num,
-            "overrides": [redact_text(o) for o in filter_overrides(job.overrides)],  # no passwords in the summary
-            "status": "ok" if ok else ("interrupted" if interrupted else "failed"),
-            "returncode": code,
-            "devices": job.devices,
-            "seconds": round(seconds, 3),
-            "started": round(job.started, 3),
-            "job_dir": str(job.job_dir),
-            "log": str(job.job_dir / LOG_FILE),
-        }
-        if ok and isinstance(value, dict) and value.get("resumed_from"):
-            record["resumed_from"] = str(value["resumed_from"])
-        if not ok:
-            record["error"] = _one_line(value["error"] if failed_inside else value)
-        self.records[job.num] = record
-        return ret
-
-    def _write_summary(self, sweep_dir: Path, plan: Plan, interrupted: bool) -> None:
-        jobs = [self.records[n] for n in sorted(self.records)]
-        failed = [r for r in jobs if r["status"] != "ok"]
-        payload = {
-            "launcher": "gpu_pool",
-            "devices": list(plan.devices) if plan.on_gpu else [],
-            "gpus_per_job": plan.gpus_per_job,
-            "parallel": plan.parallel,
-            "threads_per_job": plan.threads_per_job,
-            "interrupted": interrupted,
-            "jobs": jobs,
-        }
-        path = sweep_dir / SUMMARY_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2))
-        os.replace(tmp, path)
-        for record in failed:
-            overrides = " ".join(record["overrides"]) or "(no overrides)"
-            print(f"tunelab: job #{record['num']} {record['status']} ({overrides}): {record.get('error', '')} — log: {record['log']}", file=sys.stderr)
-        if failed:
-            print(f"tunelab: {len(failed)} of {len(jobs)} jobs did not finish; summary: {path}", file=sys.stderr)
+def _write_summary(launcher: GpuPoolLauncher, sweep_dir: Path, plan: Plan, interrupted: bool) -> None:
+    jobs = [launcher.records[n] for n in sorted(launcher.records)]
+    failed = [r for r in jobs if r["status"] != "ok"]
+    payload = {
+        "launcher": "gpu_pool",
+        "devices": list(plan.devices) if plan.on_gpu else [],
+        "gpus_per_job": plan.gpus_per_job,
+        "parallel": plan.parallel,
+        "threads_per_job": plan.threads_per_job,
+        "interrupted": interrupted,
+        "jobs": jobs,
+    }
+    path = sweep_dir / SUMMARY_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+    for record in failed:
+        overrides = " ".join(record["overrides"]) or "(no overrides)"
+        print(f"tunelab: job #{record['num']} {record['status']} ({overrides}): {record.get('error', '')} — log: {record['log']}", file=sys.stderr)
+    if failed:
+        print(f"tunelab: {len(failed)} of {len(jobs)} jobs did not finish; summary: {path}", file=sys.stderr)
 
 
 def _job_dir(sweep_config: DictConfig) -> Path:
@@ -598,21 +564,3 @@ def _die_with_parent(parent_pid: int) -> None:
         return
     if os.getppid() != parent_pid:  # the launcher died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _alias_as_hydra_plugin() -> None:
-    """Make ``hydra_plugins.tunelab_gpu_pool`` name this module, the way Hydra's plugin
-    check and its ``_target_`` lookup need it (see PLUGIN_MODULE)."""
-    try:
-        import hydra_plugins  # a namespace package once any Hydra plugin is installed
-    except ImportError:  # none is: an empty namespace, so Hydra's plugin scan finds nothing extra
-        hydra_plugins = types.ModuleType("hydra_plugins")
-        hydra_plugins.__path__ = []
-        sys.modules["hydra_plugins"] = hydra_plugins
-    module = sys.modules[__name__]
-    sys.modules.setdefault(PLUGIN_MODULE, module)
-    setattr(hydra_plugins, PLUGIN_MODULE.rpartition(".")[2], module)
-    GpuPoolLauncher.__module__ = PLUGIN_MODULE
-
-
-_alias_as_hydra_plugin()
