@@ -648,3 +648,13 @@ def test_every_command_in_the_docs_runs(tmp_path):
             print(f"  not run {r.command.where}: {r.command.line[:110]}  -- {r.not_run}")
     failures = [f"{r.command.where}: {r.failure}" for r in ran if r.failure]
     assert not failures, "\n\n".join(failures)
+
+
+def test_a_docstring_literal_block_becomes_a_fenced_python_block():
+    from tunelab.docs.fields import rst_to_markdown
+
+    text = "Return ``x`` <of> :class:`~tunelab.api.Component`.\n\nExample::\n\n    @hookimpl\n    def f():\n\n        return a<b\n\nAfter *it*."
+    assert rst_to_markdown(text) == (
+        "Return `x` &lt;of&gt; `Component`.\n\nExample:\n\n```python\n@hookimpl\ndef f():\n\n    return a<b\n```"
+        "\n\nAfter \\*it\\*."
+    )

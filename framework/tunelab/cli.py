@@ -60,13 +60,16 @@ def run_hydra(stage: str, argv: list[str]) -> int:
     from tunelab.preflight import preflight
 
     try:  # a bad command line fails here: before Hydra makes a run directory, with one paragraph
-        preflight(stage, argv)
+        validated = preflight(stage, argv)
     except ConfigError as exc:
         print(f"tunelab: config error: {exc}", file=sys.stderr)
         sys.exit(2)  # as a config error found inside the job exits
     except TunelabError as exc:  # e.g. a selected plugin component that is broken (PluginError)
         print(f"tunelab: error: {exc}", file=sys.stderr)
         sys.exit(1)  # as the same error found inside the job exits
+    # a single run's job uses that validated config (each component built once) unless Hydra gives the
+    # job another working directory or environment (hydra.job.chdir, hydra.job.env_set): a component may read them
+    surroundings = _surroundings() if validated is not None else None
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def job(cfg: DictConfig) -> dict:
@@ -75,7 +78,8 @@ def run_hydra(stage: str, argv: list[str]) -> int:
         from tunelab.run import run
 
         try:
-            metrics = run(cfg, stage=stage)
+            same = surroundings == _surroundings() and HydraConfig.get().mode == RunMode.RUN
+            metrics = run(cfg, stage=stage, validated=validated if same else None)
         except Exception as exc:
             if HydraConfig.get().mode == RunMode.MULTIRUN:
                 # the sweep goes on: run() recorded the failure in the job's metrics.json and
@@ -107,6 +111,13 @@ def run_hydra(stage: str, argv: list[str]) -> int:
         print(f"tunelab: {app.SweepEnd.failed_runs} run(s) of the sweep failed; see the comparison's Failed runs", file=sys.stderr)
         return 1
     return 0
+
+
+def _surroundings() -> tuple[str, int]:
+    """The working directory and (a hash of) the environment."""
+    import os
+
+    return os.getcwd(), hash(frozenset(os.environ.items()))
 
 
 def cmd_plugins(argv: list[str]) -> int:
@@ -154,7 +165,7 @@ def cmd_docs(argv: list[str]) -> int:
         help="document the components of every installed plugin (default: tunelab's own)",
     )
     args = parser.parse_args(argv)
-    from tunelab.reference import main as reference_main
+    from tunelab.docs import main as reference_main
 
     return reference_main(args.out, check_only=args.check, all_plugins=args.all_plugins)
 
