@@ -3,6 +3,7 @@ lifecycle hooks around it. Called by the Hydra app once per job."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tunelab.api import RunInfo
 from tunelab.config import Origin, RunConfig, check_sources, redact_secrets, validate
+from tunelab.config.validation import resolved_config
 from tunelab.redaction import install_log_redaction, redact_hydra_outputs, redact_text, remember_config
 from tunelab.plugins import Plugins, call_safely, get_plugins
 
@@ -57,6 +59,17 @@ def group_of(directory: Path) -> str:
     return "_".join(Path(directory).parts[-2:])
 
 
+def validated_config(cfg: DictConfig, registry: Any, validated: RunConfig | None = None) -> RunConfig:
+    """The job's config validated: ``validated`` (validated, its components built, by the command
+    line's check) when the job's composed config resolves to the same values (``resume`` aside:
+    the job takes it out), so every component is built once; else :func:`validate`."""
+    if validated is not None:
+        resolved = resolved_config(cfg)
+        if resolved == {key: value for key, value in validated.resolved.items() if key != "resume"}:
+            return dataclasses.replace(validated, resolved=resolved)
+    return validate(cfg, registry, Origin.from_hydra())
+
+
 def _register_trackers(plugins: Plugins, rc: RunConfig) -> list[str]:
     names = []
     for selected in rc.trackers:
@@ -67,8 +80,11 @@ def _register_trackers(plugins: Plugins, rc: RunConfig) -> list[str]:
     return names
 
 
-def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
-    """Run one job and return its metrics. Raises on failure after telling the hooks."""
+def run(cfg: DictConfig, stage: str = "train", validated: RunConfig | None = None) -> dict[str, Any]:
+    """Run one job and return its metrics. Raises on failure after telling the hooks.
+
+    ``validated``: the config the command line's check validated in this process before Hydra
+    composed it again for this job (see :func:`validated_config`)."""
     from tunelab.data.engine import copy_artifacts, name_scrubber, prepare
 
     if stage not in STAGES:
@@ -79,7 +95,7 @@ def run(cfg: DictConfig, stage: str = "train") -> dict[str, Any]:
     # and out of every log line: first by pattern, then by the values this config holds
     install_log_redaction()
     redact_hydra_outputs()
-    rc = validate(cfg, plugins.registry, Origin.from_hydra())
+    rc = validated_config(cfg, plugins.registry, validated)
     check_sources(rc, plugins.registry)  # data.path is there: before the run directory or any data work
     remember_config(rc.resolved)
     redact_hydra_outputs()
@@ -224,11 +240,9 @@ def _take_resume_flag(cfg: DictConfig) -> tuple[DictConfig, bool]:
         return cfg, True
     from omegaconf import open_dict
 
-    from tunelab.config import ConfigError
+    from tunelab.config import check_resume
 
-    value = cfg.get("resume")
-    if not isinstance(value, bool):
-        raise ConfigError(f"resume must be true or false, got {value!r}. Fix: resume=true or resume=false")
+    value = check_resume(cfg.get("resume"))
     cfg = cfg.copy()
     with open_dict(cfg):
         del cfg["resume"]

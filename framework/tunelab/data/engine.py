@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tunelab import __version__
-from tunelab.api import LABEL, PARENT_ID, ROW_ID, StageContext, file_lock
-from tunelab.config import PIPELINE_STAGES, RunConfig
+from tunelab.api import KIND_TABLE, LABEL, PARENT_ID, PIPELINE_STAGES, ROW_ID, StageContext, file_lock
+from tunelab.config import RunConfig
 from tunelab.data.labels import LabelError, normalize_labels
 from tunelab.data.ledger import Ledger, LedgerError, StepStats
 from tunelab.errors import TunelabError
@@ -32,14 +32,6 @@ from tunelab.redaction import log_record_rewriter
 log = logging.getLogger(__name__)
 
 SPLITS_DIR = "splits"
-_STAGE_OF_KIND = {
-    "collector": "collect",
-    "cleaner": "clean",
-    "annotator": "annotate",
-    "augmenter": "augment",
-    "balancer": "balance",
-    "splitter": "split",
-}
 COMPLETE_MARKER = "COMPLETE.json"
 #: the column the built-in collectors fill with where a row came from (a file name, a URL)
 SOURCE = "source"
@@ -70,7 +62,7 @@ def cache_key(rc: RunConfig, plugins: Plugins) -> str:
     files = []
     for selected in used:
         component = selected.instantiate(plugins.registry)
-        with _step_errors(_STAGE_OF_KIND[selected.kind], selected.step):
+        with _step_errors(KIND_TABLE[selected.kind].stage, selected.step):
             files += getattr(component, "input_files", lambda: [])()
     versions = sorted(
         {f"{s.kind}/{s.name}={plugins.registry.get(s.kind, s.name).supplier.version}" for s in used}
@@ -412,21 +404,13 @@ def run_pipeline(rc: RunConfig, plugins: Plugins, out_dir: Path) -> dict[str, An
     With a step that removes personal data (pii), names of files, folders and columns can
     hold it too: they are renamed in the data, the ledger and the reports right after
     collection, and no log line or error of the preparation shows one raw."""
-    _, _, scrub_name = _scrubber(rc, plugins.registry)
-    if scrub_name is None:
-        return _run_keeping_records(rc, plugins, out_dir)
-    names = _Names(scrub_name)
-    try:
-        for path in rc.collector.instantiate(plugins.registry).input_files():
-            names.add(*Path(path).parts)
-    except Exception:  # noqa: BLE001 - a source that cannot list its files fails in collect, with its reason
-        pass
-    with _scrubbed_logs(names):
-        try:
-            return _run_keeping_records(rc, plugins, out_dir, names)
-        except Exception as exc:
-            _rename_in_exception(exc, names)
-            raise
+    preparation = _Preparation(rc, plugins.registry, out_dir)
+    with preparation.names_hidden(), preparation.ledger_kept_on_failure():
+        preparation.collect()
+        for stage in PIPELINE_STAGES:  # clean, annotate, augment, balance
+            preparation.run_stage(stage)
+        preparation.split()
+        return preparation.write_outputs()
 
 
 def _rename_in_exception(exc: BaseException, names: _Names) -> None:
@@ -469,130 +453,275 @@ class _Names:
         return text
 
 
-def _run_keeping_records(rc: RunConfig, plugins: Plugins, out_dir: Path, names: _Names | None = None) -> dict[str, Any]:
-    """:func:`_run_pipeline`, writing the ledger so far when a step fails after the collector ran."""
-    ledger = Ledger()
-    try:
-        return _run_pipeline(rc, plugins, out_dir, ledger, names)
-    except BaseException:
-        if (out_dir / "quarantine.jsonl").is_file():  # the collector ran: its quarantine is there
-            ledger.write(out_dir / "ledger.jsonl")
-        raise
+class _Preparation:
+    """One preparation of :func:`run_pipeline`, as named steps: :meth:`collect`, :meth:`run_stage`
+    for each stage, :meth:`split`, :meth:`write_outputs`. It holds what the steps share: the
+    data so far, the ledger, the steps' statistics, metadata and warnings, and the PII state.
 
+    PII: with a step that removes personal data (a ``scrub`` method, e.g. pii), nothing from
+    before it is written raw: the quarantine and the report examples, drop details and
+    metadata of the earlier steps go through its detector (its own and later ones see clean
+    data); :attr:`scrubbing` is true until that step has run."""
 
-def _run_pipeline(
-    rc: RunConfig, plugins: Plugins, out_dir: Path, ledger: Ledger, names: _Names | None = None
-) -> dict[str, Any]:
-    """The stages of :func:`run_pipeline`."""
-    from datasets import DatasetDict, Value
+    def __init__(self, rc: RunConfig, registry: Any, out_dir: Path) -> None:
+        self.rc = rc
+        self.registry = registry
+        self.out_dir = out_dir
+        self.ledger = Ledger()
+        self.steps: list[StepStats] = []
+        self.metadata: dict[str, Any] = {}
+        self.warnings: list[str] = []
+        self.scrub_step, self.scrub, self.scrub_name = _scrubber(rc, registry)
+        self.scrubbing = self.scrub is not None
+        #: the names (paths, sources, columns) that held personal data, with a pii step; else None
+        self.names = self._input_names() if self.scrub_name is not None else None
+        self.data: Any = None  # the rows so far
+        self.labels: Any = None  # the label normalisation (tunelab.data.labels)
+        self.collected = self.quarantined = 0  # rows the collector returned, and set aside
+        self.splits: dict[str, Any] = {}
+        self.total_added = self.total_dropped = self.final = 0  # rows of every step, and in the splits
+        self.labels_before: dict[str, int] = {}
+        self.labels_after: dict[str, int] = {}
+        self.lengths_before: dict[str, dict[str, Any]] = {}
+        self.lengths_after: dict[str, dict[str, Any]] = {}
 
-    from tunelab.data.report import length_profile, write_data_report
+    def _input_names(self) -> _Names:
+        """The parts of the collector's input paths, renamed where they hold personal data."""
+        names = _Names(self.scrub_name)
+        try:
+            for path in self.rc.collector.instantiate(self.registry).input_files():
+                names.add(*Path(path).parts)
+        except Exception:  # noqa: BLE001 - a source that cannot list its files fails in collect, with its reason
+            pass
+        return names
 
-    registry = plugins.registry
-    steps: list[StepStats] = []
-    metadata: dict[str, Any] = {}
+    @contextmanager
+    def names_hidden(self) -> Iterator[None]:
+        """With a pii step: no log line or error of the preparation shows a name that held personal data."""
+        if self.names is None:
+            yield
+            return
+        with _scrubbed_logs(self.names):
+            try:
+                yield
+            except Exception as exc:
+                _rename_in_exception(exc, self.names)
+                raise
 
-    def factory(kind: str, name: str, params: dict[str, Any]) -> Any:
+    @contextmanager
+    def ledger_kept_on_failure(self) -> Iterator[None]:
+        """When a step fails after the collector ran, the ledger so far is written."""
+        try:
+            yield
+        except BaseException:
+            if (self.out_dir / "quarantine.jsonl").is_file():  # the collector ran: its quarantine is there
+                self.ledger.write(self.out_dir / "ledger.jsonl")
+            raise
+
+    def _factory(self, kind: str, name: str, params: dict[str, Any]) -> Any:
         from tunelab.config import ConfigError, Origin, typed_config
 
         try:
-            component = registry.get(kind, name)
+            component = self.registry.get(kind, name)
         except KeyError as exc:
             raise ConfigError(str(exc)) from None
         config = typed_config(component.config_schema, params, kind=kind, name=name, origin=Origin(), group=kind, key_prefix="")
         return component.create(config)
 
-    def context(step: str = "") -> StageContext:
+    def _context(self, step: str = "") -> StageContext:
+        rc = self.rc
         return StageContext(
-            seed=rc.data_seed, num_proc=rc.num_proc, work_dir=out_dir, label_column=rc.label_column, factory=factory, step=step,
-            label_case=rc.label_case,
+            seed=rc.data_seed, num_proc=rc.num_proc, work_dir=self.out_dir, label_column=rc.label_column, factory=self._factory,
+            step=step, label_case=rc.label_case,
         )
 
-    # PII: with a step that removes personal data (a ``scrub`` method, e.g. pii), nothing from
-    # before it is written raw: the quarantine and the report examples, drop details and
-    # metadata of the earlier steps go through its detector (its own and later ones see clean data)
-    scrub_step, scrub, scrub_name = _scrubber(rc, registry)
-    scrubbing = {"on": scrub is not None}
+    def collect(self) -> None:
+        """Run the collector; give every row a parent id; check the ids are unique; with a pii
+        step, rename the names and ids that hold personal data; normalise the labels; write the
+        quarantine; record the step."""
+        from datasets import Value
 
-    # collect
-    collector = rc.collector.instantiate(registry)
-    ctx = context(rc.collector.name)
-    started = time.perf_counter()
-    with _step_errors("collect", rc.collector.name):
-        data = collector.collect(ctx)
-    if scrubbing["on"]:
-        _scrub_context(ctx, scrub_name)  # the collector's records name files and columns
-    if ROW_ID not in data.column_names:
-        raise DataError(f"collector '{rc.collector.name}' returned rows without an '{ROW_ID}' column")
-    if PARENT_ID not in data.column_names:
-        data = data.add_column(PARENT_ID, [None] * len(data))
-    data = data.cast_column(PARENT_ID, Value("string"))
-    ids, _ = _ids(data)
-    if len(ids) != len(set(ids)):
-        dupes = [i for i, n in Counter(ids).items() if n > 1][:5]
-        raise DataError((scrub or str)(f"collector '{rc.collector.name}' produced duplicate row ids, e.g. {dupes}"))
-    if scrubbing["on"]:
-        data = _scrub_names(data, ctx, scrub_name, names)
-        data, renamed = _scrub_ids(data, scrub_name)
-        if renamed:
-            log.warning("%d row ids held personal data; they are renamed with placeholders (e.g. %s)",
-                        len(renamed), renamed[0])
-            ctx.count("row ids renamed (personal data)", len(renamed))
-    # labels: one spelling per class, checked once here for every collector (tunelab.data.labels)
-    try:
-        data, labels = normalize_labels(data, rc.label_column, rc.label_case, scrub or str)
-    except LabelError as exc:
-        raise DataError(f"collect step '{rc.collector.name}': {exc}") from None
-    warnings = [f"labels: {w}" for w in labels.warnings]
-    for merge in labels.merges:
-        ctx.count(f"labels: {merge['why']}", merge["rows"])
-    ledger.quarantined("collect", rc.collector.name, ctx.quarantined)
-    if ctx.explosions:  # rows exploded from one record's list: the ledger names the record (ids as renamed)
-        final_ids = dict(zip(ids, _ids(data)[0]))
-        ledger.exploded("collect", rc.collector.name, [
-            (final_ids.get(c, c), (scrub or str)(p), (scrub or str)(what)) for c, p, what in ctx.explosions
-        ])
-    ledger.modified("collect", "labels", labels.modifications)
-    warnings += [f"{rc.collector.name}: {w}" for w in ctx.warnings]
-    if ctx.metadata:
-        metadata[rc.collector.name] = ctx.metadata
-    _write_jsonl(out_dir / "quarantine.jsonl", ctx.quarantined)
-    collected = len(data)
-    quarantined = len(ctx.quarantined)
-    steps.append(
-        StepStats(
-            "collect",
-            rc.collector.name,
-            f"collector/{rc.collector.name}",
-            rows_in=collected + quarantined,
-            rows_out=collected,
-            dropped={"quarantined (unparseable)": quarantined} if quarantined else {},
-            seconds=time.perf_counter() - started,
-            counters=dict(ctx.counters),
-        )
-    )
-    if collected == 0:
-        raise DataError(
-            f"collector '{rc.collector.name}' found no usable rows ({quarantined} quarantined, see "
-            f"{out_dir / 'quarantine.jsonl'}). Check data.path and the file format."
-        )
-    for warning in warnings:
-        log.warning("%s", warning)
-    labels_before = _label_counts(data, rc.label_column)
-    lengths_before = length_profile(data)
+        from tunelab.data.report import length_profile
 
-    def checked_step(stage: str, step: str, component: str, data: Any, run: Any) -> Any:
+        rc, scrub, scrub_name, ledger = self.rc, self.scrub, self.scrub_name, self.ledger
+        collector = rc.collector.instantiate(self.registry)
+        ctx = self._context(rc.collector.name)
+        started = time.perf_counter()
+        with _step_errors("collect", rc.collector.name):
+            data = collector.collect(ctx)
+        if self.scrubbing:
+            _scrub_context(ctx, scrub_name)  # the collector's records name files and columns
+        if ROW_ID not in data.column_names:
+            raise DataError(f"collector '{rc.collector.name}' returned rows without an '{ROW_ID}' column")
+        if PARENT_ID not in data.column_names:
+            data = data.add_column(PARENT_ID, [None] * len(data))
+        data = data.cast_column(PARENT_ID, Value("string"))
+        ids, _ = _ids(data)
+        if len(ids) != len(set(ids)):
+            dupes = [i for i, n in Counter(ids).items() if n > 1][:5]
+            raise DataError((scrub or str)(f"collector '{rc.collector.name}' produced duplicate row ids, e.g. {dupes}"))
+        if self.scrubbing:
+            data = _scrub_names(data, ctx, scrub_name, self.names)
+            data, renamed = _scrub_ids(data, scrub_name)
+            if renamed:
+                log.warning("%d row ids held personal data; they are renamed with placeholders (e.g. %s)",
+                            len(renamed), renamed[0])
+                ctx.count("row ids renamed (personal data)", len(renamed))
+        # labels: one spelling per class, checked once here for every collector (tunelab.data.labels)
+        try:
+            data, self.labels = normalize_labels(data, rc.label_column, rc.label_case, scrub or str)
+        except LabelError as exc:
+            raise DataError(f"collect step '{rc.collector.name}': {exc}") from None
+        self.warnings += [f"labels: {w}" for w in self.labels.warnings]
+        for merge in self.labels.merges:
+            ctx.count(f"labels: {merge['why']}", merge["rows"])
+        ledger.quarantined("collect", rc.collector.name, ctx.quarantined)
+        if ctx.explosions:  # rows exploded from one record's list: the ledger names the record (ids as renamed)
+            final_ids = dict(zip(ids, _ids(data)[0]))
+            ledger.exploded("collect", rc.collector.name, [
+                (final_ids.get(c, c), (scrub or str)(p), (scrub or str)(what)) for c, p, what in ctx.explosions
+            ])
+        ledger.modified("collect", "labels", self.labels.modifications)
+        self.warnings += [f"{rc.collector.name}: {w}" for w in ctx.warnings]
+        if ctx.metadata:
+            self.metadata[rc.collector.name] = ctx.metadata
+        _write_jsonl(self.out_dir / "quarantine.jsonl", ctx.quarantined)
+        self.collected = len(data)
+        self.quarantined = len(ctx.quarantined)
+        self.steps.append(
+            StepStats(
+                "collect",
+                rc.collector.name,
+                f"collector/{rc.collector.name}",
+                rows_in=self.collected + self.quarantined,
+                rows_out=self.collected,
+                dropped={"quarantined (unparseable)": self.quarantined} if self.quarantined else {},
+                seconds=time.perf_counter() - started,
+                counters=dict(ctx.counters),
+            )
+        )
+        if self.collected == 0:
+            raise DataError(
+                f"collector '{rc.collector.name}' found no usable rows ({self.quarantined} quarantined, see "
+                f"{self.out_dir / 'quarantine.jsonl'}). Check data.path and the file format."
+            )
+        for warning in self.warnings:
+            log.warning("%s", warning)
+        self.labels_before = _label_counts(data, rc.label_column)
+        self.lengths_before = length_profile(data)
+        self.data = data
+
+    def run_stage(self, stage: str) -> None:
+        """Run the steps of one stage (clean, annotate, augment, balance) in the order the config
+        lists them; after annotators, normalise the labels again."""
+        rc = self.rc
+        for selected in rc.steps[stage]:
+            operator = selected.instantiate(self.registry)
+            component = f"{selected.kind}/{selected.name}"
+            self.data = self._checked_step(stage, selected.step, component, self.data, operator.apply)
+        if stage == "annotate" and rc.steps[stage]:  # annotators wrote labels: one spelling per class again
+            self.data, relabelled = normalize_labels(self.data, rc.label_column, rc.label_case, self.scrub or str)
+            self.ledger.modified("annotate", "labels", relabelled.modifications)
+            self.labels.merges += relabelled.merges
+            for warning in relabelled.warnings:
+                if f"labels: {warning}" not in self.warnings:
+                    self.warnings.append(f"labels (after annotation): {warning}")
+                    log.warning("labels (after annotation): %s", warning)
+
+    def split(self) -> None:
+        """Run the splitter; check the splits it returns, that every input record is in a split,
+        dropped or quarantined, and that there are training rows; assign the rows in the ledger."""
+        from tunelab.data.report import length_profile
+
+        rc = self.rc
+        self.labels_after = _label_counts(self.data, rc.label_column)
+        self.lengths_after = length_profile(self.data)
+        splitter = rc.splitter.instantiate(self.registry)
+        component = f"splitter/{rc.splitter.name}"
+        self.splits = splits = self._checked_step("split", rc.splitter.name, component, self.data, splitter.split)
+        declared = tuple(getattr(splitter, "splits", ()))
+        undeclared = sorted(set(splits) - set(declared)) if declared else []
+        if undeclared:
+            raise DataError(
+                f"the splitter '{rc.splitter.name}' returned splits {undeclared} it does not declare (it declares "
+                f"{list(declared)}); the splitter's `splits` class attribute must list every split it makes"
+            )
+
+        # the whole-run invariant: every input record is in a split, dropped or quarantined
+        self.total_added = sum(s.added for s in self.steps)
+        self.total_dropped = sum(s.dropped_total for s in self.steps)
+        self.final = sum(len(p) for p in splits.values())
+        read = self.collected + self.quarantined
+        if read + self.total_added != self.final + self.total_dropped:
+            raise LedgerError(
+                f"row accounting does not balance: {read} read + {self.total_added} added != "
+                f"{self.final} kept + {self.total_dropped} dropped"
+            )
+
+        # an empty validation/test split is said now, not when training wants to evaluate on it;
+        # a splitter that knows why says so itself (metadata "empty_splits"), a fraction of 0 is meant
+        step = rc.splitter.step
+        explained = (self.metadata.get(step) or {}).get("empty_splits") or {}
+        for name, part in splits.items():
+            fraction = getattr(rc.splitter.config, name, None)
+            if name == "train" or len(part) or name in explained or (isinstance(fraction, (int, float)) and fraction == 0):
+                continue
+            warning = (f"{step}: the '{name}' split is empty; a run that evaluates it (eval.split={name}) fails "
+                       f"before training. Give it rows through the splitter's parameters (pipeline.params.{step})")
+            self.warnings.append(warning)
+            log.warning("%s", warning)
+        self.ledger.assigned({name: list(part[ROW_ID]) for name, part in splits.items()})
+        if not len(splits.get("train", [])):
+            raise DataError(
+                f"the splitter '{rc.splitter.name}' left no training rows (splits: "
+                f"{ {name: len(part) for name, part in splits.items()} }); use more data or smaller eval fractions"
+            )
+
+    def write_outputs(self) -> dict[str, Any]:
+        """Write the splits, the ledger and the data report; return the summary."""
+        from datasets import DatasetDict
+
+        from tunelab.data.report import write_data_report
+
+        rc, splits = self.rc, self.splits
+        # datasets cannot reload an empty split from disk: save the others, rebuild empties on load
+        kept = {name: part for name, part in splits.items() if len(part)}
+        DatasetDict(kept).save_to_disk(str(self.out_dir / SPLITS_DIR))
+        self.ledger.write(self.out_dir / "ledger.jsonl")
+        summary = {
+            "rows_read": self.collected + self.quarantined,
+            "rows_quarantined": self.quarantined,
+            "rows_added": self.total_added,
+            "rows_dropped": self.total_dropped,
+            "rows_final": self.final,
+            "splits": {name: len(part) for name, part in splits.items()},
+            "labels_before": self.labels_before,
+            "labels_after": self.labels_after,
+            "split_labels": {name: _label_counts(part, rc.label_column) for name, part in splits.items()},
+            "lengths_before": self.lengths_before,
+            "lengths_after": self.lengths_after,
+            "metadata": self.metadata,
+            "steps": [s.to_dict() for s in self.steps],
+            "label_column": rc.label_column or LABEL,
+            "label_normalisation": self.labels.to_dict(),
+            "warnings": self.warnings,
+        }
+        write_data_report(summary, self.out_dir)
+        return summary
+
+    def _checked_step(self, stage: str, step: str, component: str, data: Any, run: Any) -> Any:
         """Run ``run(data, ctx)`` as one step, time it, and check its ids against the ledger."""
-        ctx = context(step)
+        out_dir, ledger = self.out_dir, self.ledger
+        ctx = self._context(step)
         ids_in, _ = _ids(data)
         started = time.perf_counter()
         with _step_errors(stage, step):
             result = run(data, ctx)
-        if scrubbing["on"]:
-            if (stage, step) == scrub_step:  # the PII step itself reports only redacted text
-                scrubbing["on"] = False
+        if self.scrubbing:
+            if (stage, step) == self.scrub_step:  # the PII step itself reports only redacted text
+                self.scrubbing = False
             else:
-                _scrub_context(ctx, scrub)
+                _scrub_context(ctx, self.scrub)
         seconds = time.perf_counter() - started
         parts = list(result.values()) if isinstance(result, dict) else [result]
         ids_out: list[str] = []
@@ -616,7 +745,7 @@ def _run_pipeline(
                     "a step that sets a row aside must also call ctx.drop(ids, reason) for it"
                 )
             _write_jsonl(out_dir / "quarantine.jsonl", ctx.quarantined, append=True)
-        steps.append(
+        self.steps.append(
             StepStats(
                 stage,
                 step,
@@ -631,9 +760,9 @@ def _run_pipeline(
             )
         )
         if ctx.metadata:
-            metadata[step] = ctx.metadata
+            self.metadata[step] = ctx.metadata
         for warning in ctx.warnings:
-            warnings.append(f"{step}: {warning}")
+            self.warnings.append(f"{step}: {warning}")
             log.warning("%s: %s", step, warning)
         log.info("%s/%s: %d -> %d rows (%.2fs)", stage, step, len(ids_in), len(ids_out), seconds)
         if not ids_out:
@@ -642,84 +771,6 @@ def _run_pipeline(
                 f"{out_dir / 'ledger.jsonl'}. Loosen that step's parameters or remove it from pipeline.{stage}."
             )
         return result
-
-    # clean, annotate, augment, balance
-    for stage in PIPELINE_STAGES:
-        for selected in rc.steps[stage]:
-            operator = selected.instantiate(registry)
-            data = checked_step(stage, selected.step, f"{selected.kind}/{selected.name}", data, operator.apply)
-        if stage == "annotate" and rc.steps[stage]:  # annotators wrote labels: one spelling per class again
-            data, relabelled = normalize_labels(data, rc.label_column, rc.label_case, scrub or str)
-            ledger.modified("annotate", "labels", relabelled.modifications)
-            labels.merges += relabelled.merges
-            for warning in relabelled.warnings:
-                if f"labels: {warning}" not in warnings:
-                    warnings.append(f"labels (after annotation): {warning}")
-                    log.warning("labels (after annotation): %s", warning)
-    labels_after = _label_counts(data, rc.label_column)
-    lengths_after = length_profile(data)
-
-    # split
-    splitter = rc.splitter.instantiate(registry)
-    splits = checked_step("split", rc.splitter.name, f"splitter/{rc.splitter.name}", data, splitter.split)
-    declared = tuple(getattr(splitter, "splits", ()))
-    undeclared = sorted(set(splits) - set(declared)) if declared else []
-    if undeclared:
-        raise DataError(
-            f"the splitter '{rc.splitter.name}' returned splits {undeclared} it does not declare (it declares "
-            f"{list(declared)}); the splitter's `splits` class attribute must list every split it makes"
-        )
-
-    # the whole-run invariant: every input record is in a split, dropped or quarantined
-    total_added = sum(s.added for s in steps)
-    total_dropped = sum(s.dropped_total for s in steps)
-    final = sum(len(p) for p in splits.values())
-    if collected + quarantined + total_added != final + total_dropped:
-        raise LedgerError(
-            f"row accounting does not balance: {collected + quarantined} read + {total_added} added != "
-            f"{final} kept + {total_dropped} dropped"
-        )
-
-    # an empty validation/test split is said now, not when training wants to evaluate on it;
-    # a splitter that knows why says so itself (metadata "empty_splits"), a fraction of 0 is meant
-    explained = (metadata.get(rc.splitter.step) or {}).get("empty_splits") or {}
-    for name, part in splits.items():
-        fraction = getattr(rc.splitter.config, name, None)
-        if name == "train" or len(part) or name in explained or (isinstance(fraction, (int, float)) and fraction == 0):
-            continue
-        warning = (f"{rc.splitter.step}: the '{name}' split is empty; a run that evaluates it (eval.split={name}) fails "
-                   f"before training. Give it rows through the splitter's parameters (pipeline.params.{rc.splitter.step})")
-        warnings.append(warning)
-        log.warning("%s", warning)
-    ledger.assigned({name: list(part[ROW_ID]) for name, part in splits.items()})
-    if not len(splits.get("train", [])):
-        raise DataError(
-            f"the splitter '{rc.splitter.name}' left no training rows (splits: "
-            f"{ {name: len(part) for name, part in splits.items()} }); use more data or smaller eval fractions"
-        )
-    # datasets cannot reload an empty split from disk: save the others, rebuild empties on load
-    DatasetDict({name: part for name, part in splits.items() if len(part)}).save_to_disk(str(out_dir / SPLITS_DIR))
-    ledger.write(out_dir / "ledger.jsonl")
-    summary = {
-        "rows_read": collected + quarantined,
-        "rows_quarantined": quarantined,
-        "rows_added": total_added,
-        "rows_dropped": total_dropped,
-        "rows_final": final,
-        "splits": {name: len(part) for name, part in splits.items()},
-        "labels_before": labels_before,
-        "labels_after": labels_after,
-        "split_labels": {name: _label_counts(part, rc.label_column) for name, part in splits.items()},
-        "lengths_before": lengths_before,
-        "lengths_after": lengths_after,
-        "metadata": metadata,
-        "steps": [s.to_dict() for s in steps],
-        "label_column": rc.label_column or LABEL,
-        "label_normalisation": labels.to_dict(),
-        "warnings": warnings,
-    }
-    write_data_report(summary, out_dir)
-    return summary
 
 
 def name_scrubber(rc: RunConfig, registry: Any) -> Any:
