@@ -47,8 +47,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # --- data ---------------------------------------------------------------------------
 
-PRODUCTS = ["Kestrel 45", "Kestrel 65", "Ridgeline 2", "Ridgeline 3", "Trailhead boot", "Scree shoe", "Ember stove",
-            "Polar -15 bag", "Meadow bag", "Solstice bag", "Summit jacket", "Drift fleece", "Canyon poles"]
+PRODUCTS = [
+    "Kestrel 45",
+    "Kestrel 65",
+    "Ridgeline 2",
+    "Ridgeline 3",
+    "Trailhead boot",
+    "Scree shoe",
+    "Ember stove",
+    "Polar -15 bag",
+    "Meadow bag",
+    "Solstice bag",
+    "Summit jacket",
+    "Drift fleece",
+    "Canyon poles",
+]
 QUESTIONS = [
     "Where is my order {order}? It was supposed to arrive on {day}.",
     "I was charged {price} twice for order {order}, can you refund one of them?",
@@ -77,7 +90,7 @@ FIELDS = {
     "activity": ["hiking", "climbing", "camping", "trail running", "ski touring"],
     "season": ["winter", "spring", "autumn", "the monsoon", "summer"],
 }
-MARKUP = ["<b>{}</b>", "<p>{}</p>", "{}<br>", "<a href=\"https://shop.example/help\">{}</a>", "{} &amp; thanks"]
+MARKUP = ["<b>{}</b>", "<p>{}</p>", "{}<br>", '<a href="https://shop.example/help">{}</a>', "{} &amp; thanks"]
 NOISE = ["\u200b", "\u00a0", "\ufeff", "\u2060"]
 
 
@@ -99,8 +112,10 @@ def _vocabulary() -> list[str]:
     return sorted(set(words))
 
 
-COMMON = ("the a to and of i my it is for in on you we your this that with be have not can was please "
-          "order thanks would like just still there but when if so at from").split()
+COMMON = (
+    "the a to and of i my it is for in on you we your this that with be have not can was please "
+    "order thanks would like just still there but when if so at from"
+).split()
 
 
 def _sentence(rng: random.Random, vocabulary: list[str], words: int) -> str:
@@ -110,17 +125,25 @@ def _sentence(rng: random.Random, vocabulary: list[str], words: int) -> str:
         if rng.random() < 0.45:
             out.append(rng.choice(COMMON))
         else:
-            out.append(vocabulary[min(int(rng.paretovariate(0.7)) - 1, len(vocabulary) - 1)] if rng.random() < 0.3
-                       else rng.choice(vocabulary))
+            out.append(
+                vocabulary[min(int(rng.paretovariate(0.7)) - 1, len(vocabulary) - 1)]
+                if rng.random() < 0.3
+                else rng.choice(vocabulary)
+            )
     text = " ".join(out)
     return text[:1].upper() + text[1:] + rng.choice([".", ".", ".", "?", "!"])
 
 
 def _fill(template: str, rng: random.Random) -> str:
     values = {key: rng.choice(options) for key, options in FIELDS.items()}
-    values.update(order=f"NW-{rng.randrange(100000, 999999)}", price=f"${rng.randrange(5, 400)}.{rng.randrange(100):02d}",
-                  product=rng.choice(PRODUCTS), product2=rng.choice(PRODUCTS), code=f"TRAIL{rng.randrange(100)}",
-                  n=rng.randint(2, 9))
+    values.update(
+        order=f"NW-{rng.randrange(100000, 999999)}",
+        price=f"${rng.randrange(5, 400)}.{rng.randrange(100):02d}",
+        product=rng.choice(PRODUCTS),
+        product2=rng.choice(PRODUCTS),
+        code=f"TRAIL{rng.randrange(100)}",
+        n=rng.randint(2, 9),
+    )
     return template.format(**values)
 
 
@@ -281,7 +304,9 @@ def prepare_baseline_clean(data: dict[str, list]):
 
 
 def _joined(data: dict[str, list]) -> list[str]:
-    return ["\n".join(v for v in (p, c) if isinstance(v, str) and v) for p, c in zip(data["prompt"], data["completion"])]
+    return [
+        "\n".join(v for v in (p, c) if isinstance(v, str) and v) for p, c in zip(data["prompt"], data["completion"])
+    ]
 
 
 def _planted_recall(data: dict[str, list], survivor_of: list[int]) -> float:
@@ -343,7 +368,9 @@ def prepare_datasketch(data: dict[str, list]):
         for i, text in enumerate(texts):
             words = normalize_for_shingles(text)
             n = config.ngram
-            shingles = {" ".join(words[k : k + n]).encode() for k in range(max(1, len(words) - n + 1))} if words else set()
+            shingles = (
+                {" ".join(words[k : k + n]).encode() for k in range(max(1, len(words) - n + 1))} if words else set()
+            )
             minhash = MinHash(num_perm=config.num_perm, seed=config.seed)
             minhash.update_batch(shingles)
             signatures.append(minhash)
@@ -462,7 +489,10 @@ def main() -> None:
             env = {**os.environ, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
             proc = subprocess.run(
                 [sys.executable, __file__, "--worker", name, "--data", str(data_path)],
-                capture_output=True, text=True, env=env, cwd=ROOT,
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
             )
             if proc.returncode != 0:
                 print(f"{name}: FAILED\n{proc.stderr[-3000:]}")
@@ -481,7 +511,9 @@ def main() -> None:
             notes.append(f"planted near dups found {r['planted_near_recall']:.1%}")
         if r.get("steps"):
             notes.append("chain: " + ",".join(r["steps"]))
-        print(f"{name:45} {r['seconds']:8.2f} {r['cpu_seconds']:7.2f} {r['rows_per_s']:9.0f} {r['peak_mb']:8.1f} {r['rows_out']:9}  {'; '.join(notes)}")
+        print(
+            f"{name:45} {r['seconds']:8.2f} {r['cpu_seconds']:7.2f} {r['rows_per_s']:9.0f} {r['peak_mb']:8.1f} {r['rows_out']:9}  {'; '.join(notes)}"
+        )
 
     def ratio(ours: str, theirs: str) -> None:
         if ours in results and theirs in results:

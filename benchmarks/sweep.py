@@ -41,7 +41,12 @@ def sweep(kind: str, root: Path, steps: int) -> tuple[float, int, list[str]]:
     ]  # fmt: skip
     if kind != "basic":
         workers = 2 if kind == "parallel" else 1
-        args += ["hydra/launcher=gpu_pool", "hydra.launcher.gpus=[]", f"hydra.launcher.workers={workers}", "hydra.launcher.threads_per_job=1"]
+        args += [
+            "hydra/launcher=gpu_pool",
+            "hydra.launcher.gpus=[]",
+            f"hydra.launcher.workers={workers}",
+            "hydra.launcher.threads_per_job=1",
+        ]
     env = {**os.environ, "TUNELAB_CACHE_DIR": str(cache), "WANDB_MODE": "offline"}
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "tunelab.cli", *args], env=env, capture_output=True, text=True)
@@ -60,7 +65,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the sweep directories (printed)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tunelab-bench-sweep-"))
-    print(f"4 jobs (experiment=smoke {JOBS}, train.max_steps={args.steps}) on {os.cpu_count()} cores; dirs under {root}")
+    print(
+        f"4 jobs (experiment=smoke {JOBS}, train.max_steps={args.steps}) on {os.cpu_count()} cores; dirs under {root}"
+    )
     results = {}
     for kind in ("serial", "parallel", "basic"):
         seconds, preparations, statuses = sweep(kind, root, args.steps)
@@ -72,7 +79,9 @@ def main() -> int:
     ratio = results["parallel"] / results["serial"]
     verdict = "ok" if ratio <= TARGET_RATIO else "ABOVE TARGET"
     print(f"parallel/serial wall time: {ratio:.2f} (target <= {TARGET_RATIO}: {verdict})")
-    print(f"parallel/basic wall time: {results['parallel'] / results['basic']:.2f} (reference: in-process, all cores per job)")
+    print(
+        f"parallel/basic wall time: {results['parallel'] / results['basic']:.2f} (reference: in-process, all cores per job)"
+    )
     if not args.keep:
         import shutil
 

@@ -28,13 +28,21 @@ def rows(n: int):
 def load(hidden: int):
     from tunelab_builtin.models.tiny import TinyModel, TinyModelConfig
 
-    return TinyModel(TinyModelConfig(hidden_size=hidden, intermediate_size=2 * hidden)).load({}, Path(tempfile.gettempdir()))
+    return TinyModel(TinyModelConfig(hidden_size=hidden, intermediate_size=2 * hidden)).load(
+        {}, Path(tempfile.gettempdir())
+    )
 
 
 def lora():
     from peft import LoraConfig
 
-    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        task_type="CAUSAL_LM",
+    )
 
 
 def run_tunelab(data, steps: int, batch: int, hidden: int, out: Path) -> float:
@@ -42,7 +50,9 @@ def run_tunelab(data, steps: int, batch: int, hidden: int, out: Path) -> float:
     from tunelab_builtin.methods.sft import Sft, SftConfig
 
     loaded = load(hidden)
-    settings = TrainSettings(max_steps=steps, batch_size=batch, max_length=128, learning_rate=2e-4, logging_steps=10, save_model=False)
+    settings = TrainSettings(
+        max_steps=steps, batch_size=batch, max_length=128, learning_rate=2e-4, logging_steps=10, save_model=False
+    )
     job = TrainJob(loaded, {"train": data}, lora(), settings, out, seed=0)
     start = time.perf_counter()
     outcome = Sft(SftConfig()).train(job)
@@ -60,20 +70,37 @@ def run_plain(data, steps: int, batch: int, hidden: int, out: Path) -> float:
     loaded = load(hidden)
     tokenizer = loaded.tokenizer
     start = time.perf_counter()
+
     def render(b):
         pairs = [render_pair(tokenizer, p, c) for p, c in zip(b["prompt"], b["completion"])]
         return {"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]}
 
     rendered = data.map(render, batched=True)
     args = SFTConfig(
-        output_dir=str(out / "plain"), max_steps=steps, per_device_train_batch_size=batch, max_length=128, learning_rate=2e-4,
-        logging_steps=10, completion_only_loss=True, save_strategy="no", report_to="none", seed=0, disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, data_seed=0,
+        output_dir=str(out / "plain"),
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        max_length=128,
+        learning_rate=2e-4,
+        logging_steps=10,
+        completion_only_loss=True,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        data_seed=0,
         # what tunelab's sft sets too on a CPU: TRL's defaults turn on activation checkpointing
         # and bf16 autocast, each several times slower on a CPU without bf16 units
-        activation_checkpointing=False, include_num_input_tokens_seen=True, bf16=False, fp16=False,
+        activation_checkpointing=False,
+        include_num_input_tokens_seen=True,
+        bf16=False,
+        fp16=False,
     )
-    trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=rendered, processing_class=tokenizer, peft_config=lora())
+    trainer = SFTTrainer(
+        model=loaded.model, args=args, train_dataset=rendered, processing_class=tokenizer, peft_config=lora()
+    )
     trainer.train()
     elapsed = time.perf_counter() - start
     return steps / elapsed
@@ -99,7 +126,11 @@ def main() -> None:
         run_tunelab(data, 5, a.batch, a.hidden, Path(tmp) / "warm-tunelab")
         run_plain(data, 5, a.batch, a.hidden, Path(tmp) / "warm-plain")
         for i in range(a.repeats):  # alternate, so drift hits both alike
-            for name, fn in (("tunelab", run_tunelab), ("plain", run_plain)) if i % 2 == 0 else (("plain", run_plain), ("tunelab", run_tunelab)):
+            for name, fn in (
+                (("tunelab", run_tunelab), ("plain", run_plain))
+                if i % 2 == 0
+                else (("plain", run_plain), ("tunelab", run_tunelab))
+            ):
                 results[name].append(fn(data, a.steps, a.batch, a.hidden, Path(tmp) / f"{name}{i}"))
                 print(f"run {i} {name}: {results[name][-1]:.2f} steps/s", flush=True)
     t, p = statistics.median(results["tunelab"]), statistics.median(results["plain"])

@@ -36,8 +36,16 @@ def arguments(model: str, method: str, peft: str, steps: int, run_dir: Path) -> 
         args, evaluator = ["experiment=smoke", "eval.max_generate=0"], "lm"
     if method == "rlhf":
         args += ["method.num_generations=2", "method.max_completion_length=8", "train.batch_size=2"]
-    args += [f"model={model}", f"method={method}", f"peft={peft}", f"train.max_steps={steps}", "train.logging_steps=1",
-             "train.save_model=false", "tracker=[]", f"hydra.run.dir={run_dir}"]
+    args += [
+        f"model={model}",
+        f"method={method}",
+        f"peft={peft}",
+        f"train.max_steps={steps}",
+        "train.logging_steps=1",
+        "train.save_model=false",
+        "tracker=[]",
+        f"hydra.run.dir={run_dir}",
+    ]
     return args, evaluator
 
 
@@ -101,8 +109,10 @@ def main() -> int:
         ]
         lines += [f"| {m} | {me} | {p} | {r} | {d.replace('|', '/')} |" for m, me, p, r, d in rows]
         opts.out.write_text("\n".join(lines) + "\n")
-    print(f"{len(rows)} combinations: {sum(r[3] == 'ok' for r in rows)} trained, "
-          f"{sum(r[3] == 'refused' for r in rows)} refused up front, {surprises} failed after passing the check")
+    print(
+        f"{len(rows)} combinations: {sum(r[3] == 'ok' for r in rows)} trained, "
+        f"{sum(r[3] == 'refused' for r in rows)} refused up front, {surprises} failed after passing the check"
+    )
     return 1 if surprises else 0
 
 

@@ -41,6 +41,7 @@ def pytest_collection_modifyitems(config, items):
         if "soak" in item.keywords:
             item.add_marker(skip)
 
+
 SAMPLE = Path(__file__).resolve().parents[1] / "plugins" / "tunelab_builtin" / "data" / "support_tickets.jsonl"
 
 
@@ -80,7 +81,8 @@ def compose(overrides: list[str]):
 
 
 def validate(overrides: list[str]):
-    from tunelab.config import Origin, validate as validate_config
+    from tunelab.config import Origin
+    from tunelab.config import validate as validate_config
     from tunelab.plugins import get_plugins
 
     cfg = compose(overrides)

@@ -68,7 +68,7 @@ def crawl_jsonl(path: Path, page: str) -> None:
     rows = _tickets(200)
     documents = []
     for start in range(0, len(rows), 5):
-        lines = [r["answer"] for r in rows[start:start + 5]]
+        lines = [r["answer"] for r in rows[start : start + 5]]
         documents.append({"text": "\n".join(lines + ["Home | About | Contact"])})
     _jsonl(path, documents)
 
@@ -76,9 +76,10 @@ def crawl_jsonl(path: Path, page: str) -> None:
 def exports_dir(path: Path, page: str) -> None:
     rows = _tickets()
     for part in range(2):
-        _jsonl(path / f"export_{part}.jsonl", [
-            {"question": r["question"], "answer": r["answer"], "category": r["category"]} for r in rows[part::2]
-        ])
+        _jsonl(
+            path / f"export_{part}.jsonl",
+            [{"question": r["question"], "answer": r["answer"], "category": r["category"]} for r in rows[part::2]],
+        )
 
 
 def alpaca_json(path: Path, page: str) -> None:
@@ -93,17 +94,28 @@ def seed_tasks_jsonl(path: Path, page: str) -> None:
     tasks, start = [], 0
     for number in range(40):
         count = 1 + number % 3
-        part, start = rows[start:start + count], start + count
+        part, start = rows[start : start + count], start + count
         if not part:
             break
         category = part[0]["category"]
-        tasks.append({
-            "id": f"seed_task_{number}", "name": f"support_{category}_{number}",
-            "instruction": f"Answer this {category} question from a customer of an outdoor-gear shop.",
-            "instances": [{"input": r["question"], "output": r["answer"]} for r in part], "is_classification": False,
-        })
-    tasks.append({"id": f"seed_task_{len(tasks)}", "name": "empty", "instruction": "Say hello.", "instances": [],
-                  "is_classification": False})
+        tasks.append(
+            {
+                "id": f"seed_task_{number}",
+                "name": f"support_{category}_{number}",
+                "instruction": f"Answer this {category} question from a customer of an outdoor-gear shop.",
+                "instances": [{"input": r["question"], "output": r["answer"]} for r in part],
+                "is_classification": False,
+            }
+        )
+    tasks.append(
+        {
+            "id": f"seed_task_{len(tasks)}",
+            "name": "empty",
+            "instruction": "Say hello.",
+            "instances": [],
+            "is_classification": False,
+        }
+    )
     _jsonl(path, tasks)
 
 
@@ -121,7 +133,7 @@ def notes_dir(path: Path, page: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     rows = _tickets()
     for part in range(3):
-        paragraphs = [r["answer"] for r in rows[part * 20:(part + 1) * 20]]
+        paragraphs = [r["answer"] for r in rows[part * 20 : (part + 1) * 20]]
         (path / f"note_{part}.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
 
 
@@ -129,7 +141,7 @@ def pages_dir(path: Path, page: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     rows = _tickets(12)
     for part in range(3):
-        items = "".join(f"<h2>{r['question']}</h2><p>{r['answer']}</p>" for r in rows[part * 4:(part + 1) * 4])
+        items = "".join(f"<h2>{r['question']}</h2><p>{r['answer']}</p>" for r in rows[part * 4 : (part + 1) * 4])
         (path / f"guide_{part}.html").write_text(
             f"<html><head><title>Guide {part}</title></head><body><nav>Home | Shop | Contact</nav>"
             f"<article>{items}</article><footer>(c) Example outfitters</footer></body></html>",
@@ -145,7 +157,7 @@ def manuals_dir(path: Path, page: str) -> None:
     for part in range(2):
         pdf = FPDF()
         pdf.set_font("helvetica", size=11)
-        for r in rows[part * 12:(part + 1) * 12:3]:
+        for r in rows[part * 12 : (part + 1) * 12 : 3]:
             pdf.add_page()
             text = f"{r['question']}\n\n{r['answer']}".encode("latin-1", "replace").decode("latin-1")
             pdf.multi_cell(0, 6, text)
@@ -157,8 +169,10 @@ def support_db(path: Path, page: str) -> None:
         db.execute("CREATE TABLE tickets (ticket TEXT, question TEXT, answer TEXT, category TEXT, status TEXT)")
         db.executemany(
             "INSERT INTO tickets VALUES (?, ?, ?, ?, ?)",
-            [(r["ticket_id"], r["question"], r["answer"], r["category"], "closed" if i % 4 else "open")
-             for i, r in enumerate(_tickets())],
+            [
+                (r["ticket_id"], r["question"], r["answer"], r["category"], "closed" if i % 4 else "open")
+                for i, r in enumerate(_tickets())
+            ],
         )
 
 
@@ -174,10 +188,13 @@ def imdb_saved(path: Path, page: str) -> None:
 
 
 def chats_dir(path: Path, page: str) -> None:
-    _jsonl(path / "chats_0.jsonl", [
-        {"conversations": [{"from": "human", "value": r["question"]}, {"from": "gpt", "value": r["answer"]}]}
-        for r in _tickets()
-    ])
+    _jsonl(
+        path / "chats_0.jsonl",
+        [
+            {"conversations": [{"from": "human", "value": r["question"]}, {"from": "gpt", "value": r["answer"]}]}
+            for r in _tickets()
+        ],
+    )
 
 
 def hh_train(path: Path, page: str) -> None:

@@ -22,9 +22,9 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import pytest
 
@@ -32,16 +32,30 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGIN = ROOT / "plugins" / "examples" / "tunelab-example-plugin"
 
 #: never copied into a build: environments, build output, caches, run outputs
-SKIPPED_NAMES = {".venv", ".git", "build", "dist", "outputs", "multirun", "wandb", "__pycache__",
-                 ".pytest_cache", ".tunelab_cache", ".mypy_cache", ".ruff_cache"}
+SKIPPED_NAMES = {
+    ".venv",
+    ".git",
+    "build",
+    "dist",
+    "outputs",
+    "multirun",
+    "wandb",
+    "__pycache__",
+    ".pytest_cache",
+    ".tunelab_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+}
 
 
 def build_tools_missing() -> str | None:
     """Why a wheel cannot be built in this environment, or None when it can."""
     missing = [name for name in ("pip", "setuptools", "wheel") if importlib.util.find_spec(name) is None]
     if missing:
-        return (f"building a wheel needs {', '.join(missing)} in the test environment "
-                "(dev dependencies: pip install -e '.[dev]')")
+        return (
+            f"building a wheel needs {', '.join(missing)} in the test environment "
+            "(dev dependencies: pip install -e '.[dev]')"
+        )
     version = importlib.metadata.version("setuptools")
     try:
         major = int(version.split(".")[0])
@@ -72,9 +86,22 @@ def build_wheel(source: Path, dist: Path) -> Path:
     dist.mkdir(parents=True, exist_ok=True)
     before = set(dist.glob("*.whl"))
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-         "-w", str(dist), str(source)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(dist),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     built = sorted(set(dist.glob("*.whl")) - before)
     if result.returncode != 0 or len(built) != 1:
@@ -97,8 +124,12 @@ def tunelab_wheel(factory: pytest.TempPathFactory) -> Path:
 
 
 def _site_packages(python: Path) -> Path:
-    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return Path(out.stdout.strip())
 
 
@@ -120,8 +151,9 @@ class PluginVenv:
         return _site_packages(self.python)
 
     def run(self, *args: object, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([str(a) for a in args], cwd=cwd or self.cwd, env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [str(a) for a in args], cwd=cwd or self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
 
     def tunelab(self, *args: object, timeout: float = 300) -> subprocess.CompletedProcess:
         """The ``tunelab`` command installed in this environment."""
@@ -137,15 +169,33 @@ def make_venv(root: Path, wheels: Iterable[Path]) -> PluginVenv:
     """A fresh virtual environment under ``root`` with ``wheels`` installed (no dependencies)
     and this environment's packages importable; checks that tunelab is imported from it."""
     path = root / "venv"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "TUNELAB_DISABLE_EXTERNAL_PLUGINS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "TUNELAB_DISABLE_EXTERNAL_PLUGINS")
+    }
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, capture_output=True)
     python = path / "bin" / "python"
     # pip re-runs itself under the new interpreter, which sees only its own (empty) site-packages
     installed = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-         "--no-warn-script-location", "--disable-pip-version-check", "-q", *map(str, wheels)],
-        capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--no-warn-script-location",
+            "--disable-pip-version-check",
+            "-q",
+            *map(str, wheels),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert installed.returncode == 0, f"installing {[str(w) for w in wheels]} failed:\n{installed.stderr[-3000:]}"
     site = _site_packages(python)

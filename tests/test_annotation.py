@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLE, validate
 from tunelab.api import StageContext
 from tunelab.config import ConfigError
 from tunelab.data.engine import prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
-
-from conftest import SAMPLE, validate
 
 SUPPORT_LABELS = {
     "billing": "billing, payments, charges, invoices and refunds of money",
@@ -61,7 +60,14 @@ def tiny_encoder(tmp_path: Path) -> Path:
     vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
     BertTokenizer(vocab=vocab).save_pretrained(folder)
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     return folder
 
@@ -101,7 +107,9 @@ def test_zero_shot_minilm_labels_obvious_tickets_and_sends_unsure_ones_to_review
     assert set(review) == {"u1", "u2"}
     candidates = review["u1"]["candidates"]
     assert len(candidates) == 3 and {c["label"] for c in candidates} <= set(SUPPORT_LABELS)
-    assert candidates[0]["score"] < 0.6 and [c["score"] for c in candidates] == sorted((c["score"] for c in candidates), reverse=True)
+    assert candidates[0]["score"] < 0.6 and [c["score"] for c in candidates] == sorted(
+        (c["score"] for c in candidates), reverse=True
+    )
     assert review["u2"]["reason"] == "no text to label" and review["u2"]["candidates"] == []
     assert ctx.metadata["labelled_by_model"] == 6 and ctx.metadata["sent_to_review"] == 2
     assert ctx.metadata["predicted_labels"]["billing"] == 2
@@ -115,7 +123,9 @@ def test_trained_mode_learns_from_labelled_tickets(tmp_path):
     per_class: dict[str, list[dict]] = {}
     for n, row in enumerate(_sample_rows(), start=1):
         if row["category"] in ("billing", "shipping", "account") and row["question"].strip():
-            per_class.setdefault(row["category"], []).append({"id": f"s{n}", "prompt": row["question"], "label": row["category"]})
+            per_class.setdefault(row["category"], []).append(
+                {"id": f"s{n}", "prompt": row["question"], "label": row["category"]}
+            )
     rows, hidden = [], {}
     for label, members in per_class.items():
         for row in members[:12]:
@@ -129,7 +139,11 @@ def test_trained_mode_learns_from_labelled_tickets(tmp_path):
     correct = sum(predicted[i] == hidden[i] for i in hidden)
     assert correct >= 9, (correct, predicted)
     assert {r["label_source"] for r in out if r["id"] in hidden} == {"model"}
-    assert ctx.metadata["trained_on"] == 36 and ctx.metadata["train_counts"] == {"account": 12, "billing": 12, "shipping": 12}
+    assert ctx.metadata["trained_on"] == 36 and ctx.metadata["train_counts"] == {
+        "account": 12,
+        "billing": 12,
+        "shipping": 12,
+    }
     assert 0.5 <= ctx.metadata["cv_accuracy"] <= 1.0
 
 
@@ -139,10 +153,18 @@ def test_trained_mode_learns_from_labelled_tickets(tmp_path):
 def test_low_confidence_rows_dropped_with_reason_and_listed(tmp_path, tiny_encoder):
     from tunelab_builtin.annotators.auto_label import AutoLabel, AutoLabelConfig
 
-    rows = [{"id": f"r{i}", "prompt": text, "label": None} for i, text in enumerate(["my order was charged twice", "where is my package", "reset password please"])]
+    rows = [
+        {"id": f"r{i}", "prompt": text, "label": None}
+        for i, text in enumerate(["my order was charged twice", "where is my package", "reset password please"])
+    ]
     rows.append({"id": "kept", "prompt": "refund for boots", "label": "billing"})
     ctx = _ctx(tmp_path)
-    config = AutoLabelConfig(labels={"billing": "charge", "shipping": "package"}, model_path=str(tiny_encoder), threshold=1.0, low_confidence="drop")
+    config = AutoLabelConfig(
+        labels={"billing": "charge", "shipping": "package"},
+        model_path=str(tiny_encoder),
+        threshold=1.0,
+        low_confidence="drop",
+    )
     out = AutoLabel(config).apply(_dataset(rows), ctx)
     assert out["id"] == ["kept"]
     (drop,) = ctx.drops
@@ -156,9 +178,17 @@ def test_low_confidence_rows_dropped_with_reason_and_listed(tmp_path, tiny_encod
 def test_threshold_zero_labels_everything_and_review_file_is_empty(tmp_path, tiny_encoder):
     from tunelab_builtin.annotators.auto_label import AutoLabel, AutoLabelConfig
 
-    rows = [{"id": f"r{i}", "text": t, "label": None} for i, t in enumerate(["charged twice", "package late", "x " * 5000])]
+    rows = [
+        {"id": f"r{i}", "text": t, "label": None} for i, t in enumerate(["charged twice", "package late", "x " * 5000])
+    ]
     ctx = _ctx(tmp_path)
-    config = AutoLabelConfig(labels={"billing": "charge", "shipping": "package"}, model_path=str(tiny_encoder), threshold=0.0, max_length=32, review_file="queue.jsonl")
+    config = AutoLabelConfig(
+        labels={"billing": "charge", "shipping": "package"},
+        model_path=str(tiny_encoder),
+        threshold=0.0,
+        max_length=32,
+        review_file="queue.jsonl",
+    )
     out = AutoLabel(config).apply(_dataset(rows), ctx)  # a very long row is truncated, not an error
     assert set(out["label"]) <= {"billing", "shipping"} and None not in out["label"]
     assert out["label_source"] == ["model"] * 3
@@ -179,17 +209,26 @@ def test_auto_label_bad_inputs_fail_clearly(tmp_path, tiny_encoder):
     broken.mkdir()
     (broken / "config.json").write_text("{}")
     with pytest.raises(ValueError, match="is not a loadable encoder"):
-        AutoLabel(AutoLabelConfig(labels=labels, model_path=str(broken))).apply(_dataset([{"id": "a", "prompt": "hi", "label": None}]), _ctx(tmp_path))
+        AutoLabel(AutoLabelConfig(labels=labels, model_path=str(broken))).apply(
+            _dataset([{"id": "a", "prompt": "hi", "label": None}]), _ctx(tmp_path)
+        )
 
     annotator = AutoLabel(AutoLabelConfig(labels=labels, model_path=str(tiny_encoder)))
     with pytest.raises(ValueError, match=r"text column\(s\) \['prompt'\] not in the data"):
         annotator.apply(_dataset([{"id": "a", "question": "hi", "label": None}]), _ctx(tmp_path))
     with pytest.raises(ValueError, match="column 'prompt' holds int in row 'b'"):
-        annotator.apply(_dataset([{"id": "a", "prompt": None, "label": None}, {"id": "b", "prompt": 7, "label": None}]), _ctx(tmp_path))
+        annotator.apply(
+            _dataset([{"id": "a", "prompt": None, "label": None}, {"id": "b", "prompt": 7, "label": None}]),
+            _ctx(tmp_path),
+        )
 
     trained = AutoLabel(AutoLabelConfig(mode="trained", model_path=str(tiny_encoder)))
-    one_class = [{"id": f"a{i}", "prompt": "charged twice", "label": "billing"} for i in range(3)] + [{"id": "u", "prompt": "late", "label": None}]
-    with pytest.raises(ValueError, match=r"needs at least 2 labels with >= 2 labelled rows each; found \{'billing': 3\}"):
+    one_class = [{"id": f"a{i}", "prompt": "charged twice", "label": "billing"} for i in range(3)] + [
+        {"id": "u", "prompt": "late", "label": None}
+    ]
+    with pytest.raises(
+        ValueError, match=r"needs at least 2 labels with >= 2 labelled rows each; found \{'billing': 3\}"
+    ):
         trained.apply(_dataset(one_class), _ctx(tmp_path))
     with pytest.raises(ValueError, match="label column 'label' not in the data"):
         trained.apply(_dataset([{"id": "a", "prompt": "hi"}]), _ctx(tmp_path))
@@ -201,15 +240,17 @@ def test_auto_label_in_the_pipeline_writes_review_file_and_ledger(tmp_path, tiny
         rows.append({**row, "category": row["category"] if n % 3 else ""})
     data = tmp_path / "tickets.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    prepared = _prepare([
-        f"data.path={data}",
-        "pipeline=minimal",
-        "pipeline.annotate=[auto_label]",
-        "++pipeline.params.auto_label.mode=trained",
-        f"++pipeline.params.auto_label.model_path={tiny_encoder}",
-        "++pipeline.params.auto_label.threshold=0.4",
-        "++pipeline.params.auto_label.low_confidence=drop",
-    ])
+    prepared = _prepare(
+        [
+            f"data.path={data}",
+            "pipeline=minimal",
+            "pipeline.annotate=[auto_label]",
+            "++pipeline.params.auto_label.mode=trained",
+            f"++pipeline.params.auto_label.model_path={tiny_encoder}",
+            "++pipeline.params.auto_label.threshold=0.4",
+            "++pipeline.params.auto_label.low_confidence=drop",
+        ]
+    )
     step = next(s for s in prepared.summary["steps"] if s["step"] == "auto_label")
     meta = prepared.summary["metadata"]["auto_label"]
     review = _review(prepared.directory / "review_auto_label.jsonl")
@@ -227,7 +268,13 @@ def test_auto_label_in_the_pipeline_writes_review_file_and_ledger(tmp_path, tiny
 
 def test_bad_auto_label_parameter_fails_at_validation():
     with pytest.raises(ConfigError, match="auto_label.low_confidence must be 'keep' or 'drop'"):
-        validate(["pipeline.annotate=[auto_label]", "++pipeline.params.auto_label.labels={a: x}", "++pipeline.params.auto_label.low_confidence=maybe"])
+        validate(
+            [
+                "pipeline.annotate=[auto_label]",
+                "++pipeline.params.auto_label.labels={a: x}",
+                "++pipeline.params.auto_label.low_confidence=maybe",
+            ]
+        )
 
 
 # --- agreement metrics against textbook values ----------------------------------------------------
@@ -258,8 +305,16 @@ def test_fleiss_kappa_textbook_example():
     from tunelab_builtin.annotators.consensus import fleiss_kappa
 
     table = [
-        [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-        [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
     ]
     assert fleiss_kappa(table) == pytest.approx(0.2099, abs=5e-4)
     assert fleiss_kappa([[3, 0], [0, 3]]) == pytest.approx(1.0)  # perfect agreement
@@ -273,9 +328,7 @@ def _alpha_by_pairs(units):
     pairable = [unit for unit in pairable if len(unit) >= 2]
     values = [v for unit in pairable for v in unit]
     n = len(values)
-    observed = sum(
-        sum(a != b for a, b in itertools.permutations(unit, 2)) / (len(unit) - 1) for unit in pairable
-    ) / n
+    observed = sum(sum(a != b for a, b in itertools.permutations(unit, 2)) / (len(unit) - 1) for unit in pairable) / n
     expected = sum(a != b for a, b in itertools.permutations(values, 2)) / (n * (n - 1))
     return 1 - observed / expected
 
@@ -358,7 +411,15 @@ def test_consensus_two_annotators_reports_cohen_kappa_of_the_pair(tmp_path):
 
     first = ["billing", "billing", "shipping", "account", "shipping", "billing", "returns", "account"]
     second = ["billing", "shipping", "shipping", "account", "shipping", "returns", "returns", "account"]
-    rows = [{"id": f"r{i}", "prompt": "x", "label": None, "ann": [{"annotator": "ana", "label": a}, {"annotator": "ben", "label": b}]} for i, (a, b) in enumerate(zip(first, second))]
+    rows = [
+        {
+            "id": f"r{i}",
+            "prompt": "x",
+            "label": None,
+            "ann": [{"annotator": "ana", "label": a}, {"annotator": "ben", "label": b}],
+        }
+        for i, (a, b) in enumerate(zip(first, second))
+    ]
     ctx = _ctx(tmp_path)
     Consensus(ConsensusConfig(annotations_column="ann", tie_policy="first")).apply(_dataset(rows), ctx)
     meta = ctx.metadata["agreement"]
@@ -379,14 +440,16 @@ def test_consensus_from_a_jsonl_list_column_through_the_pipeline(tmp_path):
         records.append(row)
     data = tmp_path / "annotated.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    prepared = _prepare([
-        f"data.path={data}",
-        "pipeline=minimal",
-        "pipeline.clean=[]",
-        "pipeline.annotate=[consensus]",
-        "++pipeline.params.consensus.annotations_column=annotations",
-        "++pipeline.params.consensus.tie_policy=drop",
-    ])
+    prepared = _prepare(
+        [
+            f"data.path={data}",
+            "pipeline=minimal",
+            "pipeline.clean=[]",
+            "pipeline.annotate=[consensus]",
+            "++pipeline.params.consensus.annotations_column=annotations",
+            "++pipeline.params.consensus.tie_policy=drop",
+        ]
+    )
     meta = prepared.summary["metadata"]["consensus"]["agreement"]
     assert meta["ties"] == 4 and meta["units"] == 40 and meta["annotators"] == ["ann0", "ann1", "ann2"]
     assert 0.5 < meta["fleiss_kappa"] < 1 and 0.5 < meta["krippendorff_alpha"] < 1
@@ -434,15 +497,31 @@ def test_consensus_bad_configuration_and_bad_columns(tmp_path):
     from tunelab_builtin.annotators.consensus import Consensus, ConsensusConfig
 
     with pytest.raises(ConfigError, match="consensus: set exactly one of annotations_column"):
-        validate(["pipeline.annotate=[consensus]", "++pipeline.params.consensus.annotations_column=ann", "++pipeline.params.consensus.annotator_columns=[a,b]"])
+        validate(
+            [
+                "pipeline.annotate=[consensus]",
+                "++pipeline.params.consensus.annotations_column=ann",
+                "++pipeline.params.consensus.annotator_columns=[a,b]",
+            ]
+        )
     with pytest.raises(ConfigError, match="consensus.tie_policy must be one of drop, first, review"):
-        validate(["pipeline.annotate=[consensus]", "++pipeline.params.consensus.annotator_columns=[a,b]", "++pipeline.params.consensus.tie_policy=coin"])
+        validate(
+            [
+                "pipeline.annotate=[consensus]",
+                "++pipeline.params.consensus.annotator_columns=[a,b]",
+                "++pipeline.params.consensus.tie_policy=coin",
+            ]
+        )
     with pytest.raises(ValueError, match="annotations_path '.*missing.csv' is not a file"):
         Consensus(ConsensusConfig(annotations_path=str(tmp_path / "missing.csv")))
     with pytest.raises(ValueError, match=r"annotator_columns \['a9'\] not in the data"):
-        Consensus(ConsensusConfig(annotator_columns=["a1", "a9"])).apply(_dataset(_three_annotator_rows()), _ctx(tmp_path))
+        Consensus(ConsensusConfig(annotator_columns=["a1", "a9"])).apply(
+            _dataset(_three_annotator_rows()), _ctx(tmp_path)
+        )
     rows = [{"id": "r1", "prompt": "x", "ann": '[{"who": "ana", "label": "billing"}]'}]
-    with pytest.raises(ValueError, match=r"row 'r1': annotations_column 'ann' must hold a list of \{annotator, label\}"):
+    with pytest.raises(
+        ValueError, match=r"row 'r1': annotations_column 'ann' must hold a list of \{annotator, label\}"
+    ):
         Consensus(ConsensusConfig(annotations_column="ann")).apply(_dataset(rows), _ctx(tmp_path))
     rows = [{"id": "r1", "prompt": "x", "ann": "billing"}]
     with pytest.raises(ValueError, match="holds text that is not a JSON list"):

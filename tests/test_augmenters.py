@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLE, validate
 from tunelab.api import StageContext
 from tunelab.config import ConfigError, Origin, typed_config
 from tunelab.data.engine import prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
-
-from conftest import SAMPLE, validate
 
 HAS_WORDNET = Path("/usr/share/wordnet/index.noun").is_file()
 needs_wordnet = pytest.mark.skipif(not HAS_WORDNET, reason="needs Debian wordnet-base (/usr/share/wordnet)")
@@ -55,14 +54,19 @@ def _rows(texts: list, label: str = "billing"):
     from datasets import Dataset, Value
 
     data = Dataset.from_list(
-        [{"id": f"r{i}", "parent_id": None, "prompt": t, "completion": "ok", "label": label} for i, t in enumerate(texts)]
+        [
+            {"id": f"r{i}", "parent_id": None, "prompt": t, "completion": "ok", "label": label}
+            for i, t in enumerate(texts)
+        ]
     )
     return data.cast_column("parent_id", Value("string"))
 
 
 def _factory(kind: str, name: str, params: dict):
     component = get_plugins().registry.get(kind, name)
-    config = typed_config(component.config_schema, params, kind=kind, name=name, origin=Origin(), group=kind, key_prefix="")
+    config = typed_config(
+        component.config_schema, params, kind=kind, name=name, origin=Origin(), group=kind, key_prefix=""
+    )
     return component.cls(config)
 
 
@@ -100,7 +104,9 @@ def test_copies_get_new_ids_parents_counts_and_examples(tmp_path):
         assert row["completion"] == parent["completion"] and row["label"] == parent["label"]
     assert len(set(out["id"])) == len(out)
     assert ctx.counters["rows_augmented"] == len(added)
-    assert ctx.counters["rows_selected"] == len({r["parent_id"] for r in added}) + ctx.counters["skipped_identical"] // 2
+    assert (
+        ctx.counters["rows_selected"] == len({r["parent_id"] for r in added}) + ctx.counters["skipped_identical"] // 2
+    )
     assert ctx.examples and all("~char_noise" in e["id"] and e["before"] != e["after"] for e in ctx.examples)
     assert sum(ctx.metadata["augmented_by_label"].values()) == len(added)
 
@@ -116,7 +122,11 @@ def test_selection_does_not_depend_on_row_order(tmp_path):
 
 def test_class_fractions_override_fraction_per_label(tmp_path):
     data = _tickets(80)
-    out, ctx = _run(_make("synonym" if HAS_WORDNET else "char_noise", fraction=0.0, class_fractions={"billing": 1.0}), data, tmp_path)
+    out, ctx = _run(
+        _make("synonym" if HAS_WORDNET else "char_noise", fraction=0.0, class_fractions={"billing": 1.0}),
+        data,
+        tmp_path,
+    )
     added = _added(out, len(data))
     billing = [r["id"] for r in data.to_list() if r["label"] == "billing"]
     assert billing and {r["label"] for r in added} == {"billing"}
@@ -156,7 +166,9 @@ def test_blank_and_identical_copies_are_skipped_and_counted(tmp_path):
 
 
 def test_bad_columns_are_named(tmp_path):
-    with pytest.raises(ValueError, match=r"char_noise: column\(s\) \['question'\] not in the data.*pipeline.params.char_noise.fields"):
+    with pytest.raises(
+        ValueError, match=r"char_noise: column\(s\) \['question'\] not in the data.*pipeline.params.char_noise.fields"
+    ):
         _run(_make("char_noise", fields=["question"]), _tickets(3), tmp_path)
     numbers = _tickets(3).add_column("score", [1, 2, 3])
     with pytest.raises(ValueError, match=r"column 'score' holds .*int64.*not text"):
@@ -183,7 +195,9 @@ def test_very_long_rows_are_handled(tmp_path):
 def test_bad_parameters_fail_at_validation(override, message):
     with pytest.raises(ConfigError, match=r"pipeline.augment: augmenter 'char_noise': " + message):
         key, value = override.split("=", 1)
-        plus = "" if key in ("fraction", "per_row", "operations", "rate") else "+"  # keys not in conf/augment/char_noise.yaml
+        plus = (
+            "" if key in ("fraction", "per_row", "operations", "rate") else "+"
+        )  # keys not in conf/augment/char_noise.yaml
         validate(["augment=char_noise", f"{plus}pipeline.params.char_noise.{key}={value}"])
 
 
@@ -273,7 +287,9 @@ def test_synonym_alpha_and_determinism(tmp_path):
 def test_missing_wordnet_gives_install_instructions(tmp_path, monkeypatch):
     empty = tmp_path / "no-wordnet"
     empty.mkdir()
-    with pytest.raises(ValueError, match=r"synonym.wordnet_dir=.*no-wordnet.* holds no WordNet.*apt-get install wordnet-base.*nltk"):
+    with pytest.raises(
+        ValueError, match=r"synonym.wordnet_dir=.*no-wordnet.* holds no WordNet.*apt-get install wordnet-base.*nltk"
+    ):
         _make("synonym", wordnet_dir=str(empty))
     with pytest.raises(ConfigError, match=r"augmenter 'synonym': synonym.wordnet_dir=.*apt-get install wordnet-base"):
         validate(["augment=synonym", f"pipeline.params.synonym.wordnet_dir={empty}"])
@@ -283,7 +299,10 @@ def test_missing_wordnet_gives_install_instructions(tmp_path, monkeypatch):
     monkeypatch.setattr(wordnet, "DEBIAN_DIR", empty)
     monkeypatch.setenv("NLTK_DATA", str(empty))
     monkeypatch.setenv("HOME", str(empty))
-    with pytest.raises(ValueError, match=r"no WordNet database found \(looked in .*no-wordnet.*\). Install it with `apt-get install wordnet-base`"):
+    with pytest.raises(
+        ValueError,
+        match=r"no WordNet database found \(looked in .*no-wordnet.*\). Install it with `apt-get install wordnet-base`",
+    ):
         _make("synonym")
     with pytest.raises(ValueError, match=r"eda.wordnet_dir"):
         _make("eda", operations=["swap", "synonym"])
@@ -377,10 +396,21 @@ def _tiny_translator(directory: Path, seed: int, tie_embeddings: bool = False) -
     tokenizer = byte_level_tokenizer()
     torch.manual_seed(seed)
     config = BartConfig(
-        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=None, tie_word_embeddings=tie_embeddings,
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=None,
+        tie_word_embeddings=tie_embeddings,
     )
     BartForConditionalGeneration(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
@@ -400,7 +430,12 @@ def translators(tmp_path_factory):
 
 def test_back_translation_mechanics_batching_and_determinism(tmp_path, translators):
     data = _tickets(7)
-    params = {"forward_model": translators["forward"], "backward_model": translators["backward"], "fraction": 1.0, "max_new_tokens": 12}
+    params = {
+        "forward_model": translators["forward"],
+        "backward_model": translators["backward"],
+        "fraction": 1.0,
+        "max_new_tokens": 12,
+    }
     greedy_4, ctx = _run(_make("back_translation", batch_size=4, **params), data, tmp_path)
     greedy_2, _ = _run(_make("back_translation", batch_size=2, **params), data, tmp_path)
     added = _added(greedy_4, len(data))
@@ -410,14 +445,21 @@ def test_back_translation_mechanics_batching_and_determinism(tmp_path, translato
     assert all(r["prompt"] and r["completion"] == p["completion"] for r, p in zip(added, data.to_list()))
     assert greedy_4["prompt"] == greedy_2["prompt"]  # greedy decoding does not depend on the batching
     sampled = {"do_sample": True, "batch_size": 3, **params}
-    first, second, other = (_run(_make("back_translation", **sampled), data, tmp_path, seed)[0]["prompt"] for seed in (0, 0, 5))
+    first, second, other = (
+        _run(_make("back_translation", **sampled), data, tmp_path, seed)[0]["prompt"] for seed in (0, 0, 5)
+    )
     assert first == second and first != other
 
 
 def test_back_translation_skips_empty_and_too_long_outputs(tmp_path, translators):
     # the tiny models hold 256 positions: the 300-byte row must be skipped, not crash the model
     data = _rows(["Where is my parcel?", "x" * 150, "y" * 300])
-    mute = {"forward_model": translators["mute"], "backward_model": translators["backward"], "fraction": 1.0, "max_new_tokens": 8}
+    mute = {
+        "forward_model": translators["mute"],
+        "backward_model": translators["backward"],
+        "fraction": 1.0,
+        "max_new_tokens": 8,
+    }
     out, ctx = _run(_make("back_translation", **mute), data, tmp_path)
     assert len(out) == len(data)
     assert ctx.counters["rejected_empty_pivot"] == 2 and ctx.counters["skipped_too_long"] == 1
@@ -432,7 +474,9 @@ def test_back_translation_names_bad_model_paths(tmp_path):
     not_a_model = tmp_path / "empty-model"
     not_a_model.mkdir()
     augmenter = _make("back_translation", forward_model=str(not_a_model), backward_model=str(not_a_model), fraction=1.0)
-    with pytest.raises(ValueError, match=r"back_translation cannot load translation model .*empty-model.*save_pretrained"):
+    with pytest.raises(
+        ValueError, match=r"back_translation cannot load translation model .*empty-model.*save_pretrained"
+    ):
         _run(augmenter, _rows(["Where is my parcel?"]), tmp_path)
     import torch
 
@@ -452,22 +496,45 @@ def test_back_translation_names_bad_model_paths(tmp_path):
 def test_paraphrase_filter_rejects_bad_outputs():
     paraphrase = _make("paraphrase", model="tiny")
     source = "My tent arrived with a broken pole, can I get a replacement?"
-    assert paraphrase.reject_reason(source, "The tent I received has a broken pole; could you send me a new one?") is None
+    assert (
+        paraphrase.reject_reason(source, "The tent I received has a broken pole; could you send me a new one?") is None
+    )
     assert paraphrase.reject_reason(source, "   ") == "empty"
-    assert paraphrase.reject_reason(source, "my tent arrived with a broken pole,  can I get a REPLACEMENT?") == "identical"
+    assert (
+        paraphrase.reject_reason(source, "my tent arrived with a broken pole,  can I get a REPLACEMENT?") == "identical"
+    )
     assert paraphrase.reject_reason(source, "Tent broken.") == "length"
     assert paraphrase.reject_reason(source, source * 3 + " Also, please") == "length"
-    assert paraphrase.reject_reason(source, "The tent I received has 2 broken poles; could you send me new ones?") == "numbers_changed"
-    assert paraphrase.reject_reason("I was charged $9.99 twice for order 1234.", "Order 1234 was billed $9.99 two times.") is None
-    refund = "If I cancel Plus halfway through the month, do I get a partial refund?"
-    assert paraphrase.reject_reason(refund, "You can get a partial refund if you cancel Plus halfway through the month.") == "not_a_question"
-    assert paraphrase.reject_reason(refund, "Is part of my Plus fee refunded when I cancel halfway through the month?") is None
-    assert paraphrase.reject_reason("Will you ship to a hotel? I'm on a trip in Austria.", "Tu parlamenti per l'Italia Austriai?") == "unrelated"
-    echo = "Keep its meaning, its language and every detail such as names, numbers and links. Tent pole broken, replace?"
-    assert paraphrase.reject_reason(source, echo) == "prompt_echo"
-    assert paraphrase.clean('Here is a paraphrase: "Could you replace my tent\'s broken pole?"\n\nNote: kept it short.', source) == (
-        "Could you replace my tent's broken pole?"
+    assert (
+        paraphrase.reject_reason(source, "The tent I received has 2 broken poles; could you send me new ones?")
+        == "numbers_changed"
     )
+    assert (
+        paraphrase.reject_reason("I was charged $9.99 twice for order 1234.", "Order 1234 was billed $9.99 two times.")
+        is None
+    )
+    refund = "If I cancel Plus halfway through the month, do I get a partial refund?"
+    assert (
+        paraphrase.reject_reason(refund, "You can get a partial refund if you cancel Plus halfway through the month.")
+        == "not_a_question"
+    )
+    assert (
+        paraphrase.reject_reason(refund, "Is part of my Plus fee refunded when I cancel halfway through the month?")
+        is None
+    )
+    assert (
+        paraphrase.reject_reason(
+            "Will you ship to a hotel? I'm on a trip in Austria.", "Tu parlamenti per l'Italia Austriai?"
+        )
+        == "unrelated"
+    )
+    echo = (
+        "Keep its meaning, its language and every detail such as names, numbers and links. Tent pole broken, replace?"
+    )
+    assert paraphrase.reject_reason(source, echo) == "prompt_echo"
+    assert paraphrase.clean(
+        'Here is a paraphrase: "Could you replace my tent\'s broken pole?"\n\nNote: kept it short.', source
+    ) == ("Could you replace my tent's broken pole?")
     assert paraphrase.clean("The customer message:\n\nCould you replace my broken tent pole?", source) == (
         "Could you replace my broken tent pole?"
     )
@@ -485,9 +552,18 @@ def test_paraphrase_with_a_tiny_model_is_seeded_and_filtered(tmp_path):
             "How do I reset the password of my account?",
         ]
     )
-    loose = {"model": "tiny", "model_params": TINY, "fraction": 1.0, "batch_size": 3, "max_new_tokens": 16,
-             "min_length_ratio": 0.0, "max_length_ratio": 50.0, "keep_numbers": False,
-             "keep_questions": False, "min_word_overlap": 0.0}
+    loose = {
+        "model": "tiny",
+        "model_params": TINY,
+        "fraction": 1.0,
+        "batch_size": 3,
+        "max_new_tokens": 16,
+        "min_length_ratio": 0.0,
+        "max_length_ratio": 50.0,
+        "keep_numbers": False,
+        "keep_questions": False,
+        "min_word_overlap": 0.0,
+    }
     first, ctx = _run(_make("paraphrase", **loose), data, tmp_path)
     added = _added(first, len(data))
     assert len(added) + sum(v for k, v in ctx.counters.items() if k.startswith("rejected_")) == len(data)
@@ -496,7 +572,9 @@ def test_paraphrase_with_a_tiny_model_is_seeded_and_filtered(tmp_path):
     other, _ = _run(_make("paraphrase", **loose), data, tmp_path, seed=3)
     assert first["prompt"] == again["prompt"] and first["prompt"] != other["prompt"]
     # default ratio bounds: three bytes of output are far too short for these tickets
-    strict, ctx = _run(_make("paraphrase", model="tiny", model_params=TINY, fraction=1.0, max_new_tokens=3), data, tmp_path)
+    strict, ctx = _run(
+        _make("paraphrase", model="tiny", model_params=TINY, fraction=1.0, max_new_tokens=3), data, tmp_path
+    )
     assert len(strict) == len(data)
     assert ctx.counters["rejected_length"] + ctx.counters["rejected_empty"] == len(data)
 
@@ -511,14 +589,23 @@ def test_paraphrase_validates_its_template():
 # --- template -------------------------------------------------------------------------
 
 PAIRS = [
-    {"prompt": "Can I return my {item} after {days} days?", "completion": "Yes, a {item} can be returned within {days} days."},
+    {
+        "prompt": "Can I return my {item} after {days} days?",
+        "completion": "Yes, a {item} can be returned within {days} days.",
+    },
     {"prompt": "How do I send back a {item}?", "completion": "Start the return of your {item} from the order page."},
 ]
 
 
 def test_template_generates_labelled_rows_with_parents_of_that_label(tmp_path):
     data = _tickets(60)
-    template = _make("template", templates=PAIRS, slots={"item": ["tent", "stove", "sleeping bag"], "days": ["14", "30"]}, label="returns", count=6)
+    template = _make(
+        "template",
+        templates=PAIRS,
+        slots={"item": ["tent", "stove", "sleeping bag"], "days": ["14", "30"]},
+        label="returns",
+        count=6,
+    )
     out, ctx = _run(template, data, tmp_path)
     added = _added(out, len(data))
     labels = dict(zip(data["id"], data["label"]))
@@ -534,7 +621,9 @@ def test_template_generates_labelled_rows_with_parents_of_that_label(tmp_path):
 
 
 def test_template_makes_no_more_rows_than_distinct_texts(tmp_path):
-    template = _make("template", templates=PAIRS[:1], slots={"item": ["tent"], "days": ["14", "30"]}, label="returns", count=5)
+    template = _make(
+        "template", templates=PAIRS[:1], slots={"item": ["tent"], "days": ["14", "30"]}, label="returns", count=5
+    )
     out, ctx = _run(template, _tickets(60), tmp_path)
     assert len(out) - 60 == 2 and ctx.counters["skipped_duplicate"] > 0
     assert ctx.metadata["generated"] == {"label": "returns", "rows": 2, "requested": 5}
@@ -546,10 +635,14 @@ def test_template_errors_name_the_fix(tmp_path):
     with pytest.raises(ValueError, match=r"template.templates must list at least one template"):
         _make("template", label="returns")
     slots = {"item": ["tent"], "days": ["14"]}
-    with pytest.raises(ValueError, match=r"no row has label 'warranty' in column 'label'.*labels present: \['account', 'billing'"):
+    with pytest.raises(
+        ValueError, match=r"no row has label 'warranty' in column 'label'.*labels present: \['account', 'billing'"
+    ):
         _run(_make("template", templates=PAIRS, slots=slots, label="warranty"), _tickets(60), tmp_path)
     with pytest.raises(ValueError, match=r"fill \['prompt'\] but the data also has text column\(s\) \['completion'\]"):
-        _run(_make("template", templates=["Where is my {item}?"], slots=slots, label="shipping"), _tickets(60), tmp_path)
+        _run(
+            _make("template", templates=["Where is my {item}?"], slots=slots, label="shipping"), _tickets(60), tmp_path
+        )
     with pytest.raises(ValueError, match=r"template.label is required"):
         _run(_make("template", templates=PAIRS, slots=slots), _tickets(60), tmp_path)
     unlabelled = _tickets(10).remove_columns(["label"])
@@ -562,7 +655,9 @@ def test_template_errors_name_the_fix(tmp_path):
 # --- the augment config group and the pipeline ----------------------------------------
 
 
-@pytest.mark.parametrize("option, steps", [("none", []), ("eda", ["eda"]), ("char_noise", ["char_noise"]), ("paraphrase", ["paraphrase"])])
+@pytest.mark.parametrize(
+    "option, steps", [("none", []), ("eda", ["eda"]), ("char_noise", ["char_noise"]), ("paraphrase", ["paraphrase"])]
+)
 def test_augment_group_selects_the_augmenter(option, steps):
     rc = validate([f"augment={option}"])
     assert [s.name for s in rc.steps["augment"]] == steps
@@ -577,7 +672,9 @@ def test_augment_group_synonym():
 
 
 def test_pipeline_with_char_noise_keeps_the_ledger_balanced():
-    prepared = prepare(validate(["pipeline.augment=[char_noise]", "++pipeline.params.char_noise.fraction=0.3"]), get_plugins())
+    prepared = prepare(
+        validate(["pipeline.augment=[char_noise]", "++pipeline.params.char_noise.fraction=0.3"]), get_plugins()
+    )
     summary = prepared.summary
     assert summary["rows_read"] + summary["rows_added"] == summary["rows_final"] + summary["rows_dropped"]
     step = next(s for s in summary["steps"] if s["stage"] == "augment")

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLE, validate
 from tunelab.api import StageContext
 from tunelab.config import ConfigError
 from tunelab.data.engine import prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
-
-from conftest import SAMPLE, validate
 
 
 def _prepare(overrides):
@@ -31,7 +30,9 @@ def _make(kind: str, name: str, params: dict):
         component = get_plugins().registry.get(kind, name)
     except KeyError as exc:
         raise ConfigError(str(exc)) from None
-    config = typed_config(component.config_schema, dict(params), kind=kind, name=name, origin=Origin(), group=kind, key_prefix="")
+    config = typed_config(
+        component.config_schema, dict(params), kind=kind, name=name, origin=Origin(), group=kind, key_prefix=""
+    )
     return component.cls(config)
 
 
@@ -59,7 +60,16 @@ def _tickets(per_class: dict[str, int] | None = None) -> list[dict]:
             continue
         seen.add(question.casefold())
         taken[label] += 1
-        rows.append({"id": f"t:{n}", "parent_id": None, "prompt": question, "completion": record["answer"], "label": label, "customer": f"C{n % 41}"})
+        rows.append(
+            {
+                "id": f"t:{n}",
+                "parent_id": None,
+                "prompt": question,
+                "completion": record["answer"],
+                "label": label,
+                "customer": f"C{n % 41}",
+            }
+        )
     return rows
 
 
@@ -139,16 +149,33 @@ def test_target_distribution_bad_configuration(tmp_path):
     from tunelab_builtin.balancers.target_distribution import TargetDistribution, TargetDistributionConfig
 
     with pytest.raises(ConfigError, match="distribution shares must sum to 1, they sum to 0.9"):
-        validate(["pipeline.balance=[target_distribution]", "++pipeline.params.target_distribution.distribution={billing: 0.5, shipping: 0.4}"])
-    with pytest.raises(ConfigError, match="target_distribution.total must be one of keep, grow, shrink or a positive number"):
-        validate(["pipeline.balance=[target_distribution]", "++pipeline.params.target_distribution.distribution={billing: 1.0}", "++pipeline.params.target_distribution.total=double"])
+        validate(
+            [
+                "pipeline.balance=[target_distribution]",
+                "++pipeline.params.target_distribution.distribution={billing: 0.5, shipping: 0.4}",
+            ]
+        )
+    with pytest.raises(
+        ConfigError, match="target_distribution.total must be one of keep, grow, shrink or a positive number"
+    ):
+        validate(
+            [
+                "pipeline.balance=[target_distribution]",
+                "++pipeline.params.target_distribution.distribution={billing: 1.0}",
+                "++pipeline.params.target_distribution.total=double",
+            ]
+        )
     data = _dataset(_tickets({"billing": 4, "shipping": 3}))
     with pytest.raises(ValueError, match=r"labels \['shipping'\] are in the data but not in distribution"):
         TargetDistribution(TargetDistributionConfig(distribution={"billing": 1.0})).apply(data, _ctx(tmp_path))
     with pytest.raises(ValueError, match=r"labels \['biling'\] have a share but no rows"):
-        TargetDistribution(TargetDistributionConfig(distribution={"biling": 0.5, "billing": 0.25, "shipping": 0.25})).apply(data, _ctx(tmp_path))
+        TargetDistribution(
+            TargetDistributionConfig(distribution={"biling": 0.5, "billing": 0.25, "shipping": 0.25})
+        ).apply(data, _ctx(tmp_path))
     with pytest.raises(ValueError, match="label column 'category' not in the data"):
-        TargetDistribution(TargetDistributionConfig(distribution={"billing": 1.0}, label_column="category")).apply(data, _ctx(tmp_path))
+        TargetDistribution(TargetDistributionConfig(distribution={"billing": 1.0}, label_column="category")).apply(
+            data, _ctx(tmp_path)
+        )
 
 
 def test_augment_minority_runs_an_augmenter_for_several_rounds_with_unique_ids(tmp_path):
@@ -157,7 +184,9 @@ def test_augment_minority_runs_an_augmenter_for_several_rounds_with_unique_ids(t
     rows = _tickets({"billing": 14, "privacy": 3, "shipping": 10})
     privacy = [r for r in rows if r["label"] == "privacy"]
     # an augment step earlier in the pipeline already made `~eda1` rows: no id may clash
-    rows.append({**privacy[0], "id": privacy[0]["id"] + "~eda1", "parent_id": privacy[0]["id"], "prompt": "earlier variant"})
+    rows.append(
+        {**privacy[0], "id": privacy[0]["id"] + "~eda1", "parent_id": privacy[0]["id"], "prompt": "earlier variant"}
+    )
     data = _dataset(rows)
     ctx = _ctx(tmp_path)
     out = AugmentMinority(AugmentMinorityConfig(augmenter="eda", params={"fields": ["prompt"]})).apply(data, ctx)
@@ -177,7 +206,9 @@ def test_augment_minority_runs_an_augmenter_for_several_rounds_with_unique_ids(t
     assert ctx.metadata["added"] == {"privacy": 10, "shipping": 4} and ctx.metadata["shortfall"] == {}
 
     # same seed, same rows
-    again = AugmentMinority(AugmentMinorityConfig(augmenter="eda", params={"fields": ["prompt"]})).apply(data, _ctx(tmp_path))
+    again = AugmentMinority(AugmentMinorityConfig(augmenter="eda", params={"fields": ["prompt"]})).apply(
+        data, _ctx(tmp_path)
+    )
     assert again["id"] == out["id"] and again["prompt"] == out["prompt"]
 
 
@@ -197,7 +228,10 @@ def test_augment_minority_shortfall_and_oversample_fallback(tmp_path):
     from tunelab_builtin.balancers.augment_minority import AugmentMinority, AugmentMinorityConfig
 
     rows = [{"id": f"b{i}", "prompt": f"I was charged twice for order {i}", "label": "billing"} for i in range(6)]
-    rows += [{"id": "p1", "prompt": "GDPR", "label": "privacy"}, {"id": "p2", "prompt": "delete", "label": "privacy"}]  # one word: eda cannot vary it
+    rows += [
+        {"id": "p1", "prompt": "GDPR", "label": "privacy"},
+        {"id": "p2", "prompt": "delete", "label": "privacy"},
+    ]  # one word: eda cannot vary it
     data = _dataset(rows)
     ctx = _ctx(tmp_path)
     out = AugmentMinority(AugmentMinorityConfig()).apply(data, ctx)
@@ -211,14 +245,20 @@ def test_augment_minority_shortfall_and_oversample_fallback(tmp_path):
 
 
 def test_augment_minority_and_class_weights_in_the_pipeline():
-    prepared = _prepare([
-        "pipeline=minimal",
-        "pipeline.balance=[augment_minority,class_weights]",
-        "++pipeline.params.augment_minority.target_ratio=0.5",
-    ])
+    prepared = _prepare(
+        [
+            "pipeline=minimal",
+            "pipeline.balance=[augment_minority,class_weights]",
+            "++pipeline.params.augment_minority.target_ratio=0.5",
+        ]
+    )
     after = prepared.summary["labels_after"]
     assert min(after.values()) >= int(0.5 * max(after.values()))
-    added = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r["action"] == "added" and r["step"] == "augment_minority"]
+    added = [
+        r
+        for r in read_ledger(prepared.directory / "ledger.jsonl")
+        if r["action"] == "added" and r["step"] == "augment_minority"
+    ]
     assert added and all(r["id"].startswith(r["parent_id"] + "~eda") for r in added)
     meta = prepared.summary["metadata"]
     weights = meta["class_weights"]["class_weights"]
@@ -236,7 +276,11 @@ def test_class_weights_methods(tmp_path):
     out = ClassWeights(ClassWeightsConfig()).apply(data, ctx)
     assert out["id"] == data["id"] and not ctx.drops
     # balanced: n / (k * count) = 15 / (3 * 9) and 15 / (3 * 3)
-    assert ctx.metadata["class_weights"] == {"billing": pytest.approx(15 / 27, abs=1e-6), "privacy": pytest.approx(5 / 3, abs=1e-6), "shipping": pytest.approx(5 / 3, abs=1e-6)}
+    assert ctx.metadata["class_weights"] == {
+        "billing": pytest.approx(15 / 27, abs=1e-6),
+        "privacy": pytest.approx(5 / 3, abs=1e-6),
+        "shipping": pytest.approx(5 / 3, abs=1e-6),
+    }
     ctx = _ctx(tmp_path)
     ClassWeights(ClassWeightsConfig(method="inverse_sqrt")).apply(data, ctx)
     assert ctx.metadata["class_weights"]["billing"] == pytest.approx((15 / 27) ** 0.5, abs=1e-6)
@@ -301,10 +345,20 @@ def test_random_split_fractions_and_determinism(tmp_path):
 def test_group_split_keeps_every_group_and_its_derived_rows_together(tmp_path):
     rows = _tickets()
     rows += [_derived(r, "eda1") for r in rows[::7]]
-    rows.append({"id": "lonely", "prompt": "no customer on this one at all", "completion": "ok", "label": "billing", "customer": None})
+    rows.append(
+        {
+            "id": "lonely",
+            "prompt": "no customer on this one at all",
+            "completion": "ok",
+            "label": "billing",
+            "customer": None,
+        }
+    )
     data = _dataset(rows)
     ctx = _ctx(tmp_path)
-    splits = _splitter("group", group_column="customer", validation=0.15, test=0.15, eval_derived="keep", leakage="off").split(data, ctx)
+    splits = _splitter(
+        "group", group_column="customer", validation=0.15, test=0.15, eval_derived="keep", leakage="off"
+    ).split(data, ctx)
     split_of = _split_of(splits)
     groups: dict[str, set[str]] = {}
     for row in rows:
@@ -317,14 +371,18 @@ def test_group_split_keeps_every_group_and_its_derived_rows_together(tmp_path):
         assert abs(len(splits[name]) / n - share) < 0.05, (name, len(splits[name]), n)
     assert sum(ctx.metadata["groups"].values()) == 42  # 41 customers + the row without one
     assert ctx.counters["rows without a group (own group)"] == 1
-    again = _splitter("group", group_column="customer", validation=0.15, test=0.15, eval_derived="keep", leakage="off").split(data, _ctx(tmp_path))
+    again = _splitter(
+        "group", group_column="customer", validation=0.15, test=0.15, eval_derived="keep", leakage="off"
+    ).split(data, _ctx(tmp_path))
     assert _split_of(again) == split_of
 
     with pytest.raises(ValueError, match="1 rows have no value in 'customer'.*missing_group=own"):
         _splitter("group", group_column="customer", missing_group="error").split(data, _ctx(tmp_path))
     with pytest.raises(ValueError, match="group_column 'thread' not in the data"):
         _splitter("group", group_column="thread").split(data, _ctx(tmp_path))
-    with pytest.raises(ConfigError, match="missing value for 'pipeline.params.group.group_column' of splitter 'group'.*Set it"):
+    with pytest.raises(
+        ConfigError, match="missing value for 'pipeline.params.group.group_column' of splitter 'group'.*Set it"
+    ):
         validate(["pipeline.split=group"])
 
 
@@ -363,7 +421,9 @@ def test_kfold_from_the_command_line_and_fixed_shuffle_seed(tmp_path):
     assert abs(len(prepared.splits["test"]) - sum(folds["fold_sizes"]) / 5) <= 3  # minus leaking rows
     # a fixed shuffle_seed keeps the folds when the run seed changes
     data = _dataset(_tickets())
-    fixed = [_splitter("kfold", fold=3, shuffle_seed=7, leakage="off").split(data, _ctx(tmp_path, seed=s)) for s in (0, 5)]
+    fixed = [
+        _splitter("kfold", fold=3, shuffle_seed=7, leakage="off").split(data, _ctx(tmp_path, seed=s)) for s in (0, 5)
+    ]
     assert fixed[0]["test"]["id"] == fixed[1]["test"]["id"]
     free = [_splitter("kfold", fold=3, leakage="off").split(data, _ctx(tmp_path, seed=s)) for s in (0, 5)]
     assert free[0]["test"]["id"] != free[1]["test"]["id"]
@@ -373,7 +433,16 @@ def test_kfold_from_the_command_line_and_fixed_shuffle_seed(tmp_path):
         validate(["pipeline.split=stratified_kfold", "++pipeline.params.stratified_kfold.k=1"])
 
 
-@pytest.mark.parametrize("name, params", [("stratified", {}), ("random", {}), ("group", {"group_column": "customer"}), ("kfold", {}), ("stratified_kfold", {})])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("stratified", {}),
+        ("random", {}),
+        ("group", {"group_column": "customer"}),
+        ("kfold", {}),
+        ("stratified_kfold", {}),
+    ],
+)
 def test_every_splitter_keeps_derived_rows_with_their_original(tmp_path, name, params):
     rows = _tickets()
     rows += [_derived(r, "eda1") for r in rows[::3]]
@@ -406,14 +475,54 @@ def test_stratified_split_tolerates_derived_rows_whose_original_was_undersampled
 def _leak_rows():
     return [
         {"id": "tr1", "parent_id": None, "prompt": "Where is my order NW-100200?", "completion": "It ships today."},
-        {"id": "tr2", "parent_id": None, "prompt": "How do I change the email address on my account?", "completion": "Go to Settings, then Account, and edit the email field."},
-        {"id": "tr3", "parent_id": None, "prompt": "Do you ship to Canada?", "completion": "Yes, within 5-7 business days."},
-        {"id": "te1", "parent_id": None, "prompt": "  where IS my order  NW-100200? ", "completion": "It ships today."},  # exact after normalising
-        {"id": "te2", "parent_id": None, "prompt": "How do I change the email address on my account? Thanks!", "completion": "Go to Settings, then Account, and edit the email field."},  # near
-        {"id": "te3", "parent_id": None, "prompt": "Can I pay with PayPal?", "completion": "Yes, PayPal and all major cards."},  # clean
-        {"id": "tr3~eda1", "parent_id": "tr3", "prompt": "Do you ship Canada to?", "completion": "Yes, within 5-7 business days."},  # in test, parent in train
-        {"id": "te1~dup1", "parent_id": "te1", "prompt": "where is my order NW-100200?", "completion": "It ships today."},  # copy of a leaking row
-        {"id": "va1", "parent_id": None, "prompt": "Do you ship to Canada?", "completion": "Yes, within 5-7 business days."},
+        {
+            "id": "tr2",
+            "parent_id": None,
+            "prompt": "How do I change the email address on my account?",
+            "completion": "Go to Settings, then Account, and edit the email field.",
+        },
+        {
+            "id": "tr3",
+            "parent_id": None,
+            "prompt": "Do you ship to Canada?",
+            "completion": "Yes, within 5-7 business days.",
+        },
+        {
+            "id": "te1",
+            "parent_id": None,
+            "prompt": "  where IS my order  NW-100200? ",
+            "completion": "It ships today.",
+        },  # exact after normalising
+        {
+            "id": "te2",
+            "parent_id": None,
+            "prompt": "How do I change the email address on my account? Thanks!",
+            "completion": "Go to Settings, then Account, and edit the email field.",
+        },  # near
+        {
+            "id": "te3",
+            "parent_id": None,
+            "prompt": "Can I pay with PayPal?",
+            "completion": "Yes, PayPal and all major cards.",
+        },  # clean
+        {
+            "id": "tr3~eda1",
+            "parent_id": "tr3",
+            "prompt": "Do you ship Canada to?",
+            "completion": "Yes, within 5-7 business days.",
+        },  # in test, parent in train
+        {
+            "id": "te1~dup1",
+            "parent_id": "te1",
+            "prompt": "where is my order NW-100200?",
+            "completion": "It ships today.",
+        },  # copy of a leaking row
+        {
+            "id": "va1",
+            "parent_id": None,
+            "prompt": "Do you ship to Canada?",
+            "completion": "Yes, within 5-7 business days.",
+        },
     ]
 
 
@@ -461,7 +570,10 @@ def test_leakage_report_only_counts_and_off_does_nothing(tmp_path):
     # comparing only the answer makes te2 (and the eda row) exact duplicates too; no near check
     ctx = _ctx(tmp_path)
     check_leakage(data, _leak_indices(), ctx, mode="report", fields=["completion"], near_threshold=0)
-    assert ctx.metadata["leakage"]["exact_duplicate"]["test"] == 3 and ctx.metadata["leakage"]["near_duplicate"]["test"] == 0
+    assert (
+        ctx.metadata["leakage"]["exact_duplicate"]["test"] == 3
+        and ctx.metadata["leakage"]["near_duplicate"]["test"] == 0
+    )
     with pytest.raises(ValueError, match=r"leakage_fields \['answer'\] not in the data"):
         check_leakage(data, _leak_indices(), _ctx(tmp_path), fields=["answer"])
     with pytest.raises(ConfigError, match="stratified.leakage must be one of fix, report, off"):
@@ -480,5 +592,8 @@ def test_leakage_fix_in_the_pipeline_names_the_train_row():
         texts[f"support_tickets.jsonl:{line_no}"] = json.loads(line)["question"]
     for record in leaks:
         assert record["id"] not in split_of and split_of[record["detail"]["train_row"]] == "train"
-        mine, theirs = set(texts[record["id"]].casefold().split()), set(texts[record["detail"]["train_row"]].casefold().split())
+        mine, theirs = (
+            set(texts[record["id"]].casefold().split()),
+            set(texts[record["detail"]["train_row"]].casefold().split()),
+        )
         assert len(mine & theirs) / len(mine | theirs) > 0.5  # really the same question

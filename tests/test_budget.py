@@ -24,8 +24,14 @@ def test_token_budget_stops_a_preference_objective(method, tmp_path):
 
     if method not in get_plugins().registry.names("method"):
         pytest.skip(f"the installed TRL has no {method} trainer")
-    args = ["experiment=dpo_smoke", f"method={method}", "train.max_length=128", "train.max_steps=200",
-            "train.max_train_tokens=1500", f"hydra.run.dir={tmp_path / 'run'}"]
+    args = [
+        "experiment=dpo_smoke",
+        f"method={method}",
+        "train.max_length=128",
+        "train.max_steps=200",
+        "train.max_train_tokens=1500",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     assert run_cli(args) == 0
     m = read_metrics(tmp_path / "run")
     assert m["train_budget_stop"] == "tokens"
@@ -41,7 +47,10 @@ def test_time_budget_and_steps_coming_first(smoke_args, tmp_path, isolated_cache
     assert 1.5 <= m["train_seconds"] < 60
 
     other = tmp_path / "other"
-    assert run_cli([*smoke_args[:1], f"hydra.run.dir={other}", "train.max_steps=2", "train.max_train_tokens=10000000"]) == 0
+    assert (
+        run_cli([*smoke_args[:1], f"hydra.run.dir={other}", "train.max_steps=2", "train.max_train_tokens=10000000"])
+        == 0
+    )
     assert read_metrics(other)["train_budget_stop"] == "steps" and read_metrics(other)["train_steps"] == 2
 
 

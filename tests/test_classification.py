@@ -64,7 +64,13 @@ def _job(splits, loaded, tmp_path, peft_config=None, metadata=None, labels=()):
 
 def test_classify_on_tiny_encoder_learns_and_predict_matches_the_evaluator(toy_args, tmp_path):
     # class_weights=auto picks up the weights of the pipeline's class_weights step
-    args = [*toy_args, "train.max_steps=30", "train.learning_rate=3e-3", "pipeline.balance=[class_weights]", "method.class_weights=auto"]
+    args = [
+        *toy_args,
+        "train.max_steps=30",
+        "train.learning_rate=3e-3",
+        "pipeline.balance=[class_weights]",
+        "method.class_weights=auto",
+    ]
     assert run_cli(args) == 0
     run_dir = tmp_path / "run"
     metrics = read_metrics(run_dir)
@@ -158,7 +164,9 @@ def test_weighted_loss_changes_with_the_class_weights():
         losses[name] = float(trainer.compute_loss(trainer.model, dict(batch)).detach())
     assert losses["equal"] == pytest.approx(losses["none"])
     # class 1's row is well classified (lower loss): weighting it up lowers the weighted mean
-    per_row = torch.nn.functional.cross_entropy(Logits().w.detach()[[0, 1, 1]], torch.tensor([0, 1, 0]), reduction="none")
+    per_row = torch.nn.functional.cross_entropy(
+        Logits().w.detach()[[0, 1, 1]], torch.tensor([0, 1, 0]), reduction="none"
+    )
     expected = float((per_row * torch.tensor([1.0, 4.0, 1.0])).sum() / 6.0)
     assert losses["minority"] == pytest.approx(expected) and losses["minority"] < losses["none"]
 
@@ -172,7 +180,10 @@ def test_encoders_refuse_causal_lm_and_feature_refuses_peft(tmp_path):
     from tunelab_builtin.models.minilm import MiniLM, MiniLMConfig
     from tunelab_builtin.models.tiny import TinyEncoder, TinyEncoderConfig
 
-    with pytest.raises(ValueError, match="tiny_encoder is an encoder; causal LM objectives need model=smollm2_135m, model=tiny or model=hf"):
+    with pytest.raises(
+        ValueError,
+        match="tiny_encoder is an encoder; causal LM objectives need model=smollm2_135m, model=tiny or model=hf",
+    ):
         TinyEncoder(TinyEncoderConfig()).load({}, tmp_path, ModelRequest(task="causal_lm"))
     with pytest.raises(ValueError, match="minilm is an encoder"):
         MiniLM(MiniLMConfig()).load({}, tmp_path, None)
@@ -186,8 +197,11 @@ def test_encoders_refuse_causal_lm_and_feature_refuses_peft(tmp_path):
     # feature + an adapter is refused by the compatibility check every run makes before any work
     registry = get_plugins().registry
     for model in ("tiny_encoder", "minilm"):
-        with pytest.raises(ConfigError, match="method=feature with peft=lora: feature-based training keeps the backbone "
-                           "frozen and trains only a head. peft options that work with feature: none"):
+        with pytest.raises(
+            ConfigError,
+            match="method=feature with peft=lora: feature-based training keeps the backbone "
+            "frozen and trains only a head. peft options that work with feature: none",
+        ):
             resolve(registry, model, "feature", "lora", "classification")
 
 

@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
+from conftest import SAMPLE, validate
 from tunelab.api import StageContext
 from tunelab.config import ConfigError
 from tunelab.data.engine import DataError, prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
-
-from conftest import SAMPLE, validate
 from tunelab_builtin.cleaners.language_filter import LanguageFilter, LanguageFilterConfig
 from tunelab_builtin.cleaners.missing_values import MissingValues, MissingValuesConfig
 from tunelab_builtin.cleaners.normalize import Normalize, NormalizeConfig
@@ -31,7 +30,13 @@ from tunelab_builtin.cleaners.word_filter import WordFilter, WordFilterConfig, f
 def _rows(*prompts, completion="Thanks for reaching out; we will look into it today.", **extra):
     return Dataset.from_list(
         [
-            {"id": f"r{i}", "parent_id": None, "prompt": p, "completion": completion, **{k: v[i] for k, v in extra.items()}}
+            {
+                "id": f"r{i}",
+                "parent_id": None,
+                "prompt": p,
+                "completion": completion,
+                **{k: v[i] for k, v in extra.items()},
+            }
             for i, p in enumerate(prompts)
         ]
     )
@@ -62,7 +67,7 @@ def test_strip_markup_keeps_visible_text_with_line_breaks(tmp_path):
         "Hello,<br><br>Can I machine wash my down sleeping bag?<br><br>Sent&nbsp;from my iPhone",
         '<div dir="ltr">Refund &amp; exchange: it&#39;s &quot;urgent&quot;</div>'
         "<script>track('x < y')</script><style>p { color: red }</style>",
-        "<p>First paragraph.</p><p>See <a href=\"https://example.com/returns\">our returns page</a>.</p>",
+        '<p>First paragraph.</p><p>See <a href="https://example.com/returns">our returns page</a>.</p>',
         "Is 3 < 5 and 7 > 2? Plain text stays exactly as it is.",
         None,
     )
@@ -83,7 +88,7 @@ def test_strip_markup_link_urls_markdown_and_xml(tmp_path):
     data = _rows(
         '<a href="https://example.com/track">Track your order</a> or <a href="#top">top</a>',
         "# Returns\n\n**Free** returns within _30 days_; see [the policy](https://example.com/p) or run `returns --help`.\n> quoted",
-        "<?xml version=\"1.0\"?><ticket><subject>Broken zip</subject><body><![CDATA[zip < 2 weeks old]]></body></ticket>",
+        '<?xml version="1.0"?><ticket><subject>Broken zip</subject><body><![CDATA[zip < 2 weeks old]]></body></ticket>',
         "file_name_with_underscores and 2 * 3 * 4 = 24",
     )
     out = StripMarkup(StripMarkupConfig(link_urls=True, markdown=True)).apply(data, _ctx(tmp_path))
@@ -139,9 +144,9 @@ def test_normalize_keeps_the_indentation_of_lines(tmp_path, text, expected):
 @pytest.mark.parametrize(
     "options, expected",
     [
-        ({"punctuation": "ascii"}, "\"Don't\" ship - wait... OK? 8am-6pm, $3.50"),
+        ({"punctuation": "ascii"}, '"Don\'t" ship - wait... OK? 8am-6pm, $3.50'),
         ({"punctuation": "strip"}, "Dont ship wait OK 8am 6pm $3.50"),
-        ({"punctuation": "ascii", "lowercase": True}, "\"don't\" ship - wait... ok? 8am-6pm, $3.50"),
+        ({"punctuation": "ascii", "lowercase": True}, '"don\'t" ship - wait... ok? 8am-6pm, $3.50'),
     ],
 )
 def test_normalize_punctuation_and_lowercase(tmp_path, options, expected):
@@ -247,7 +252,10 @@ ANSWER = "Our team has received your message and a specialist will contact you w
         ("#sale #deal #boots #tent #free #shipping now", "max_symbol_word_ratio"),
         ("-- :) ?? !! ok fine", "min_alpha_word_fraction"),
         ("a b c d e f g h i j", "min_mean_word_length"),
-        ("Supercalifragilisticexpialidocious antidisestablishmentarianism pneumonoultramicroscopicsilicovolcanoconiosis floccinaucinihilipilification hippopotomonstrosesquippedaliophobia", "max_mean_word_length"),
+        (
+            "Supercalifragilisticexpialidocious antidisestablishmentarianism pneumonoultramicroscopicsilicovolcanoconiosis floccinaucinihilipilification hippopotomonstrosesquippedaliophobia",
+            "max_mean_word_length",
+        ),
         ("- tents\n- boots\n- jackets\n- stoves", "max_bullet_line_fraction"),
         (
             "so anyway I ordered the blue tent from your shop last week...\n"
@@ -261,8 +269,12 @@ ANSWER = "Our team has received your message and a specialist will contact you w
     ],
 )
 def test_quality_filter_rule_names_value_and_limit(tmp_path, text, rule):
-    data = Dataset.from_list([{"id": "bad", "parent_id": None, "prompt": text, "completion": ANSWER},
-                              {"id": "good", "parent_id": None, "prompt": "Where is my order NW-123456?", "completion": ANSWER}])
+    data = Dataset.from_list(
+        [
+            {"id": "bad", "parent_id": None, "prompt": text, "completion": ANSWER},
+            {"id": "good", "parent_id": None, "prompt": "Where is my order NW-123456?", "completion": ANSWER},
+        ]
+    )
     ctx = _ctx(tmp_path)
     out = QualityFilter(QualityFilterConfig()).apply(data, ctx)
     assert out["id"] == ["good"]
@@ -279,7 +291,7 @@ def test_quality_filter_gopher_and_c4_options(tmp_path):
         "Welcome to the shop.\nPlease enable JavaScript to view this page.\nHome | Tents | Boots\n"
         "Our tents are tested in the wind tunnel and in the field.\nLorem ipsum dolor sit amet."
     )
-    code = "Use the config {\"retries\": 3} to retry the payment when it fails."
+    code = 'Use the config {"retries": 3} to retry the payment when it fails.'
     no_stop = "Northwind Ridgeline tent pole replacement request, urgent."
     data = _rows(page, code, no_stop)
 
@@ -302,7 +314,9 @@ def test_quality_filter_gopher_and_c4_options(tmp_path):
     assert _dropped(ctx) == {"r0": "quality:c4_javascript"}
 
     ctx = _ctx(tmp_path)
-    out = QualityFilter(QualityFilterConfig(c4_lines="filter")).apply(_rows("Home | Tents\nBoots", "A good question here?"), ctx)
+    out = QualityFilter(QualityFilterConfig(c4_lines="filter")).apply(
+        _rows("Home | Tents\nBoots", "A good question here?"), ctx
+    )
     assert out["prompt"] == ["A good question here?"] and _dropped(ctx) == {"r0": "quality:c4_no_lines_left"}
 
 
@@ -315,7 +329,9 @@ def test_quality_filter_missing_policies_fields_and_bad_columns(tmp_path):
         QualityFilter(QualityFilterConfig(fields=["prompt"], on_missing="error")).apply(data, _ctx(tmp_path))
 
     # only a text column: `text` is found when there is no prompt/completion
-    text_only = Dataset.from_list([{"id": "t1", "parent_id": None, "text": "ok"}, {"id": "t2", "parent_id": None, "text": "A full sentence."}])
+    text_only = Dataset.from_list(
+        [{"id": "t1", "parent_id": None, "text": "ok"}, {"id": "t2", "parent_id": None, "text": "A full sentence."}]
+    )
     ctx = _ctx(tmp_path)
     assert QualityFilter(QualityFilterConfig()).apply(text_only, ctx)["id"] == ["t2"]
     assert ctx.metadata["fields"] == ["text"]
@@ -336,9 +352,16 @@ def test_exact_dedup_without_fields_is_refused_at_validation():
 def test_quality_filter_parameters_are_checked_at_validation():
     with pytest.raises(ConfigError, match=r"quality_filter.max_digit_ratio must be between 0 \(off\) and 1"):
         validate(["pipeline.clean=[quality_filter]", "++pipeline.params.quality_filter.max_digit_ratio=30"])
-    with pytest.raises(ConfigError, match=r"quality_filter.min_chars \(500\) is above quality_filter.max_chars \(100\)"):
-        validate(["pipeline.clean=[quality_filter]", "++pipeline.params.quality_filter.min_chars=500",
-                  "++pipeline.params.quality_filter.max_chars=100"])
+    with pytest.raises(
+        ConfigError, match=r"quality_filter.min_chars \(500\) is above quality_filter.max_chars \(100\)"
+    ):
+        validate(
+            [
+                "pipeline.clean=[quality_filter]",
+                "++pipeline.params.quality_filter.min_chars=500",
+                "++pipeline.params.quality_filter.max_chars=100",
+            ]
+        )
     with pytest.raises(ConfigError, match="c4_lines must be off, filter or drop"):
         validate(["pipeline.clean=[quality_filter]", "++pipeline.params.quality_filter.c4_lines=yes"])
 
@@ -376,8 +399,9 @@ def test_language_filter_keeps_chosen_languages_and_records_them(tmp_path):
     assert ctx.metadata["detected"] == {"de": 1, "en": 1, "fr": 1, "und": 2}
 
     ctx = _ctx(tmp_path)
-    out = LanguageFilter(LanguageFilterConfig(languages=["en", "de"], language_column="lang", min_chars=0,
-                                              uncertain="drop")).apply(data, ctx)
+    out = LanguageFilter(
+        LanguageFilterConfig(languages=["en", "de"], language_column="lang", min_chars=0, uncertain="drop")
+    ).apply(data, ctx)
     assert out["id"] == ["r0", "r1"] and out["lang"] == ["en", "de"]
     reasons = _dropped(ctx)
     assert reasons["r2"] == "language:fr" and reasons["r3"] == reasons["r4"] == "language:uncertain"
@@ -389,9 +413,13 @@ def test_language_filter_bad_parameters():
     with pytest.raises(ValueError, match="min_confidence must be between 0 and 1"):
         LanguageFilter(LanguageFilterConfig(min_confidence=5))
     with pytest.raises(ValueError, match="py3langid does not know"):
-        LanguageFilter(LanguageFilterConfig(languages=["xx"])).apply(_rows("Where is my order?"), StageContext(seed=0, num_proc=1, work_dir=Path(".")))
+        LanguageFilter(LanguageFilterConfig(languages=["xx"])).apply(
+            _rows("Where is my order?"), StageContext(seed=0, num_proc=1, work_dir=Path("."))
+        )
     with pytest.raises(ValueError, match="is one of the checked text fields"):
-        LanguageFilter(LanguageFilterConfig(language_column="prompt")).apply(_rows("Where is my order?"), StageContext(seed=0, num_proc=1, work_dir=Path(".")))
+        LanguageFilter(LanguageFilterConfig(language_column="prompt")).apply(
+            _rows("Where is my order?"), StageContext(seed=0, num_proc=1, work_dir=Path("."))
+        )
 
 
 # --- missing_values ---------------------------------------------------------------------
@@ -400,7 +428,14 @@ def test_language_filter_bad_parameters():
 def test_missing_values_drop_impute_and_flag(tmp_path):
     data = Dataset.from_list(
         [
-            {"id": "a", "parent_id": None, "prompt": "Where is my order?", "completion": "It ships today.", "label": "shipping", "stars": 5},
+            {
+                "id": "a",
+                "parent_id": None,
+                "prompt": "Where is my order?",
+                "completion": "It ships today.",
+                "label": "shipping",
+                "stars": 5,
+            },
             {"id": "b", "parent_id": None, "prompt": "  ", "completion": "Hi!", "label": "billing", "stars": 4},
             {"id": "c", "parent_id": None, "prompt": "Refund?", "completion": None, "label": None, "stars": None},
             {"id": "d", "parent_id": None, "prompt": "Wrong size", "completion": "", "label": "returns", "stars": 2},
@@ -426,18 +461,31 @@ def test_missing_values_bad_configuration(tmp_path):
         MissingValues(MissingValuesConfig(policies={"label": "impute"}))
     with pytest.raises(ValueError, match=r"policies.label must be drop, impute or flag, got 'fill'"):
         MissingValues(MissingValuesConfig(policies={"label": "fill"}))
-    data = Dataset.from_list([{"id": "a", "parent_id": None, "prompt": "hi", "stars": None}, {"id": "b", "parent_id": None, "prompt": "x", "stars": 3}])
+    data = Dataset.from_list(
+        [
+            {"id": "a", "parent_id": None, "prompt": "hi", "stars": None},
+            {"id": "b", "parent_id": None, "prompt": "x", "stars": 3},
+        ]
+    )
     with pytest.raises(ValueError, match=r"values.stars='many' does not fit column 'stars'"):
-        MissingValues(MissingValuesConfig(policies={"stars": "impute"}, values={"stars": "many"})).apply(data, _ctx(tmp_path))
+        MissingValues(MissingValuesConfig(policies={"stars": "impute"}, values={"stars": "many"})).apply(
+            data, _ctx(tmp_path)
+        )
     with pytest.raises(ValueError, match=r"flag column\(s\) \['prompt_missing'\] already exist"):
-        MissingValues(MissingValuesConfig(policies={"prompt": "flag"})).apply(data.add_column("prompt_missing", [1, 2]), _ctx(tmp_path))
+        MissingValues(MissingValuesConfig(policies={"prompt": "flag"})).apply(
+            data.add_column("prompt_missing", [1, 2]), _ctx(tmp_path)
+        )
     with pytest.raises(ConfigError, match="missing_values.policies.completion must be drop, impute or flag"):
         validate(["pipeline.clean=[missing_values]", "++pipeline.params.missing_values.policies={completion:remove}"])
 
 
 def test_missing_values_defaults_match_drop_missing():
     prepared = _prepare(["pipeline.clean=[missing_values]", "pipeline.augment=[]", "pipeline.balance=[]"])
-    reasons = Counter(r["reason"] for r in read_ledger(prepared.directory / "ledger.jsonl") if r["action"] == "dropped" and r["step"] == "missing_values")
+    reasons = Counter(
+        r["reason"]
+        for r in read_ledger(prepared.directory / "ledger.jsonl")
+        if r["action"] == "dropped" and r["step"] == "missing_values"
+    )
     assert reasons == {"missing completion": 9, "missing prompt": 2}  # as documented for the bundled file
 
 
@@ -457,7 +505,13 @@ def test_word_filter_drops_whole_words_and_names_list_and_term(tmp_path):
     reasons = _dropped(ctx)
     assert reasons["r0"] == "word list profanity_en: damn"
     assert reasons["r2"] == "word list toxicity_en: idiot"
-    assert _details(ctx)["r2"] == {"list": "toxicity_en", "term": "idiot", "field": "prompt", "hits": 2, "terms": ["idiot", "shut up"]}
+    assert _details(ctx)["r2"] == {
+        "list": "toxicity_en",
+        "term": "idiot",
+        "field": "prompt",
+        "hits": 2,
+        "terms": ["idiot", "shut up"],
+    }
 
     ctx = _ctx(tmp_path)
     out = WordFilter(WordFilterConfig(max_hits=1)).apply(data, ctx)
@@ -484,7 +538,9 @@ def test_word_filter_leetspeak_mask_and_user_lists(tmp_path):
 
 
 def test_word_filter_bad_lists(tmp_path):
-    with pytest.raises(ValueError, match=r"no built-in word list \['slurs_xx'\]; built-in lists: \['profanity_en', 'toxicity_en'\]"):
+    with pytest.raises(
+        ValueError, match=r"no built-in word list \['slurs_xx'\]; built-in lists: \['profanity_en', 'toxicity_en'\]"
+    ):
         WordFilter(WordFilterConfig(lists=["slurs_xx"]))
     with pytest.raises(ValueError, match="file\\(s\\) not found"):
         WordFilter(WordFilterConfig(word_lists=[str(tmp_path / "nope.txt")]))
@@ -556,5 +612,12 @@ def test_full_cleaning_chain_on_bundled_data_keeps_the_ledger_and_most_rows():
 
 def test_quality_filter_that_drops_everything_fails_with_a_clear_message():
     with pytest.raises(DataError, match="no rows left after step 'quality_filter'"):
-        _prepare(["pipeline.clean=[quality_filter]", "++pipeline.params.quality_filter.min_chars=10000",
-                  "++pipeline.params.quality_filter.max_chars=0", "pipeline.augment=[]", "pipeline.balance=[]"])
+        _prepare(
+            [
+                "pipeline.clean=[quality_filter]",
+                "++pipeline.params.quality_filter.min_chars=10000",
+                "++pipeline.params.quality_filter.max_chars=0",
+                "pipeline.augment=[]",
+                "pipeline.balance=[]",
+            ]
+        )

@@ -13,18 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from conftest import validate
 from tunelab.api import StageContext
 from tunelab.config import ConfigError, Origin, typed_config
 from tunelab.data.engine import DataError, prepare
 from tunelab.plugins import get_plugins
 
-from conftest import validate
-
 
 def collect(name: str, tmp_path: Path, **params):
     """Validate ``params`` like the config does, build the collector and run it."""
     component = get_plugins().registry.get("collector", name)
-    config = typed_config(component.config_schema, params, kind="collector", name=name, origin=Origin(), group="data", key_prefix="data.")
+    config = typed_config(
+        component.config_schema, params, kind="collector", name=name, origin=Origin(), group="data", key_prefix="data."
+    )
     ctx = StageContext(seed=0, num_proc=1, work_dir=tmp_path)
     data = component.cls(config).collect(ctx)
     return data, ctx
@@ -55,7 +56,12 @@ def test_folder_of_json_jsonl_and_gzip_files_is_read_recursively_with_relative_i
     root = tmp_path / "exports"
     write_jsonl(root / "2024" / "march.jsonl", [{"question": "Where is order NW-1?", "answer": "It shipped Monday."}])
     (root / "2024" / "april.json").write_text(
-        json.dumps([{"question": "Can I return worn boots?", "answer": "Within 30 days."}, {"question": "Gift cards?", "answer": "Yes, from $10."}])
+        json.dumps(
+            [
+                {"question": "Can I return worn boots?", "answer": "Within 30 days."},
+                {"question": "Gift cards?", "answer": "Yes, from $10."},
+            ]
+        )
     )
     (root / "old").mkdir()
     with gzip.open(root / "old" / "2023.jsonl.gz", "wt", encoding="utf-8") as fh:
@@ -67,16 +73,23 @@ def test_folder_of_json_jsonl_and_gzip_files_is_read_recursively_with_relative_i
     data, ctx = collect("jsonl", tmp_path, path=str(root), columns={"question": "prompt", "answer": "completion"})
     rows = rows_by_id(data)
     assert set(rows) == {"2024/march.jsonl:1", "2024/april.json:1", "2024/april.json:2", "old/2023.jsonl.gz:1"}
-    assert rows["2024/april.json:2"]["prompt"] == "Gift cards?" and rows["2024/april.json:2"]["source"] == "2024/april.json"
+    assert (
+        rows["2024/april.json:2"]["prompt"] == "Gift cards?"
+        and rows["2024/april.json:2"]["source"] == "2024/april.json"
+    )
     assert ctx.metadata["format"] == "prompt_completion" and not ctx.quarantined
 
 
 def test_json_collector_reads_arrays_single_objects_records_key_and_misnamed_jsonl(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
-    (folder / "array.json").write_text('[{"text": "Tent poles snapped", "label": "product"},\n {"text": "Refund please", "label": "billing"}, 7]')
+    (folder / "array.json").write_text(
+        '[{"text": "Tent poles snapped", "label": "product"},\n {"text": "Refund please", "label": "billing"}, 7]'
+    )
     (folder / "single.json").write_text(json.dumps({"text": "Where is my parcel?", "label": "shipping"}))
-    (folder / "lines.json").write_text('{"text": "Login fails", "label": "account"}\n{"text": "Password reset", "label": "account"}\n')
+    (folder / "lines.json").write_text(
+        '{"text": "Login fails", "label": "account"}\n{"text": "Password reset", "label": "account"}\n'
+    )
     (folder / "broken.json").write_text('[{"text": "ok", "label": "x"},\n {"text": "unterminated}\n]')
     data, ctx = collect("json", tmp_path, path=str(folder))
     rows = rows_by_id(data)
@@ -96,7 +109,10 @@ def test_json_collector_reads_arrays_single_objects_records_key_and_misnamed_jso
 
 def test_glob_ids_are_relative_to_the_fixed_part_of_the_pattern(tmp_path):
     for shop in ("north", "south"):
-        write_jsonl(tmp_path / "shops" / shop / "train.jsonl", [{"prompt": f"Opening hours in {shop}?", "completion": "9 to 5."}])
+        write_jsonl(
+            tmp_path / "shops" / shop / "train.jsonl",
+            [{"prompt": f"Opening hours in {shop}?", "completion": "9 to 5."}],
+        )
     data, _ = collect("jsonl", tmp_path, path=str(tmp_path / "shops" / "*" / "train.jsonl"))
     assert sorted(data["id"]) == ["north/train.jsonl:1", "south/train.jsonl:1"]
 
@@ -104,12 +120,20 @@ def test_glob_ids_are_relative_to_the_fixed_part_of_the_pattern(tmp_path):
 def test_csv_with_byte_order_mark_semicolons_and_the_tsv_collector(tmp_path):
     excel = tmp_path / "excel.csv"
     excel.write_bytes("\ufeffquestion;answer;category\nWie lange dauert der Versand?;3 Tage;shipping\n".encode("utf-8"))
-    data, _ = collect("csv", tmp_path, path=str(excel), delimiter=";", columns={"question": "prompt", "answer": "completion", "category": "label"})
+    data, _ = collect(
+        "csv",
+        tmp_path,
+        path=str(excel),
+        delimiter=";",
+        columns={"question": "prompt", "answer": "completion", "category": "label"},
+    )
     assert data[0]["prompt"] == "Wie lange dauert der Versand?" and data[0]["label"] == "shipping"
 
     reviews = tmp_path / "reviews.tab"
     reviews.write_text("review\tstars\nGreat stove, boils fast\t5\nZip broke in a week\t1\nbad\trow\textra\n")
-    data, ctx = collect("tsv", tmp_path, path=str(reviews), format="text_label", columns={"review": "text", "stars": "label"})
+    data, ctx = collect(
+        "tsv", tmp_path, path=str(reviews), format="text_label", columns={"review": "text", "stars": "label"}
+    )
     assert data["text"] == ["Great stove, boils fast", "Zip broke in a week"] and data["label"] == ["5", "1"]
     assert data["id"] == ["reviews.tab:2", "reviews.tab:3"]
     assert quarantine_by_line(ctx)[4]["reason"] == "expected 2 fields, found 3"
@@ -126,7 +150,9 @@ def test_csv_with_byte_order_mark_semicolons_and_the_tsv_collector(tmp_path):
 def test_text_collector_units_and_undecodable_text(tmp_path):
     notes = tmp_path / "notes"
     notes.mkdir()
-    (notes / "care.txt").write_text("Dry the tent before storing it.\nNever pack it wet.\n\n\nWash the fly with cold water.\r\nNo detergent.\n")
+    (notes / "care.txt").write_text(
+        "Dry the tent before storing it.\nNever pack it wet.\n\n\nWash the fly with cold water.\r\nNo detergent.\n"
+    )
     (notes / "empty.md").write_text("\n\n")
     (notes / "latin1.txt").write_bytes("Caf\xe9 stove manual\n\nSecond paragraph ok\n".encode("latin-1"))
 
@@ -137,7 +163,9 @@ def test_text_collector_units_and_undecodable_text(tmp_path):
     assert rows["latin1.txt:3"]["text"] == "Second paragraph ok"
     bad = quarantine_by_line(ctx)[1]
     assert bad["source"] == "latin1.txt" and "not valid utf-8" in bad["reason"] and "data.encoding" in bad["reason"]
-    assert ctx.counters["files without records"] == 1 and ctx.metadata["files without records"] == ["empty.md: no text (only blank lines)"]
+    assert ctx.counters["files without records"] == 1 and ctx.metadata["files without records"] == [
+        "empty.md: no text (only blank lines)"
+    ]
 
     data, _ = collect("text", tmp_path, path=str(notes / "care.txt"), unit="line")
     assert data["id"] == ["care.txt:1", "care.txt:2", "care.txt:5", "care.txt:6"]
@@ -156,7 +184,11 @@ def test_alpaca_records_become_prompt_and_completion(tmp_path):
     path = write_jsonl(
         tmp_path / "alpaca.jsonl",
         [
-            {"instruction": "Give three tips for staying healthy.", "input": "", "output": "1. Eat well. 2. Exercise. 3. Sleep."},
+            {
+                "instruction": "Give three tips for staying healthy.",
+                "input": "",
+                "output": "1. Eat well. 2. Exercise. 3. Sleep.",
+            },
             {"instruction": "Translate to French.", "input": "Where is the campsite?", "output": "Où est le camping ?"},
             {"instruction": "Summarise the review.", "output": "Good value."},
             {"instruction": "Classify the sentiment.", "input": "Love it", "response": "positive"},
@@ -186,7 +218,11 @@ def test_sharegpt_conversation_becomes_messages_and_last_exchange(tmp_path):
     }
     path = write_jsonl(
         tmp_path / "chats.jsonl",
-        [conversation, {"conversations": [{"from": "human", "value": "hi"}, {"from": "tool", "value": "{}"}]}, {"conversations": [{"from": "human", "value": "Anyone there?"}]}],
+        [
+            conversation,
+            {"conversations": [{"from": "human", "value": "hi"}, {"from": "tool", "value": "{}"}]},
+            {"conversations": [{"from": "human", "value": "Anyone there?"}]},
+        ],
     )
     data, ctx = collect("jsonl", tmp_path, path=str(path))  # format auto
     assert ctx.metadata["format"] == "sharegpt"
@@ -205,8 +241,25 @@ def test_openai_messages_with_text_parts_and_conversational_prompt_completion(tm
     path = write_jsonl(
         tmp_path / "openai.jsonl",
         [
-            {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Is the Ridgeline tent"}, {"type": "text", "text": "freestanding?"}]}, {"role": "assistant", "content": "Yes.", "name": "bot"}]},
-            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}]}, {"role": "assistant", "content": "A tent."}]},
+            {
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "Is the Ridgeline tent"},
+                            {"type": "text", "text": "freestanding?"},
+                        ],
+                    },
+                    {"role": "assistant", "content": "Yes.", "name": "bot"},
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}]},
+                    {"role": "assistant", "content": "A tent."},
+                ]
+            },
         ],
     )
     data, ctx = collect("jsonl", tmp_path, path=str(path), format="messages")
@@ -216,10 +269,17 @@ def test_openai_messages_with_text_parts_and_conversational_prompt_completion(tm
 
     path = write_jsonl(
         tmp_path / "trl_pc.jsonl",
-        [{"prompt": [{"role": "user", "content": "Colour of the sky?"}], "completion": [{"role": "assistant", "content": "Blue."}]}],
+        [
+            {
+                "prompt": [{"role": "user", "content": "Colour of the sky?"}],
+                "completion": [{"role": "assistant", "content": "Blue."}],
+            }
+        ],
     )
     data, _ = collect("jsonl", tmp_path, path=str(path))
-    assert data[0]["prompt"] == "Colour of the sky?" and data[0]["completion"] == "Blue." and len(data[0]["messages"]) == 2
+    assert (
+        data[0]["prompt"] == "Colour of the sky?" and data[0]["completion"] == "Blue." and len(data[0]["messages"]) == 2
+    )
 
 
 HH_CHOSEN = (
@@ -242,7 +302,10 @@ def test_hh_rlhf_transcripts_split_at_the_last_shared_assistant_turn(tmp_path):
         [
             {"chosen": HH_CHOSEN, "rejected": HH_REJECTED},
             # answers that start alike must not pull the shared words into the prompt
-            {"chosen": "\n\nHuman: Rain tomorrow?\n\nAssistant: I think it will rain.", "rejected": "\n\nHuman: Rain tomorrow?\n\nAssistant: I think it will be sunny."},
+            {
+                "chosen": "\n\nHuman: Rain tomorrow?\n\nAssistant: I think it will rain.",
+                "rejected": "\n\nHuman: Rain tomorrow?\n\nAssistant: I think it will be sunny.",
+            },
             {"chosen": "Good answer", "rejected": "Bad answer"},
         ],
     )
@@ -264,21 +327,44 @@ def test_preference_pairs_as_text_and_as_message_lists(tmp_path):
     path = write_jsonl(
         tmp_path / "prefs.jsonl",
         [
-            {"prompt": "Best knot for a tarp ridgeline?", "chosen": "A trucker's hitch.", "rejected": "A granny knot.", "label": "knots"},
             {
-                "chosen": [{"role": "user", "content": "Is iodine safe for water?"}, {"role": "assistant", "content": "Yes, for short trips."}],
-                "rejected": [{"role": "user", "content": "Is iodine safe for water?"}, {"role": "assistant", "content": "Never."}],
+                "prompt": "Best knot for a tarp ridgeline?",
+                "chosen": "A trucker's hitch.",
+                "rejected": "A granny knot.",
+                "label": "knots",
             },
-            {"prompt": [{"role": "user", "content": "Pack weight for a weekend?"}], "chosen": [{"role": "assistant", "content": "Under 10 kg."}], "rejected": [{"role": "assistant", "content": "Bring everything."}]},
+            {
+                "chosen": [
+                    {"role": "user", "content": "Is iodine safe for water?"},
+                    {"role": "assistant", "content": "Yes, for short trips."},
+                ],
+                "rejected": [
+                    {"role": "user", "content": "Is iodine safe for water?"},
+                    {"role": "assistant", "content": "Never."},
+                ],
+            },
+            {
+                "prompt": [{"role": "user", "content": "Pack weight for a weekend?"}],
+                "chosen": [{"role": "assistant", "content": "Under 10 kg."}],
+                "rejected": [{"role": "assistant", "content": "Bring everything."}],
+            },
             {"chosen": "Only text", "rejected": "and no prompt"},
-            {"prompt": "p", "chosen": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}], "rejected": [{"role": "assistant", "content": "c"}]},
+            {
+                "prompt": "p",
+                "chosen": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}],
+                "rejected": [{"role": "assistant", "content": "c"}],
+            },
         ],
     )
     data, ctx = collect("jsonl", tmp_path, path=str(path), format="preference")
     rows = rows_by_id(data)
     assert rows["prefs.jsonl:1"]["chosen"] == "A trucker's hitch." and rows["prefs.jsonl:1"]["label"] == "knots"
     implicit = rows["prefs.jsonl:2"]
-    assert implicit["prompt"] == "Is iodine safe for water?" and implicit["chosen"] == "Yes, for short trips." and implicit["rejected"] == "Never."
+    assert (
+        implicit["prompt"] == "Is iodine safe for water?"
+        and implicit["chosen"] == "Yes, for short trips."
+        and implicit["rejected"] == "Never."
+    )
     assert implicit["messages"] == [{"role": "user", "content": "Is iodine safe for water?"}]
     assert rows["prefs.jsonl:3"]["chosen"] == "Under 10 kg."
     q = quarantine_by_line(ctx)
@@ -297,7 +383,9 @@ def test_text_label_with_renamed_fields_and_wrong_types(tmp_path):
             {"review": "Tags instead of a label", "stars": {"a": 1}},
         ],
     )
-    data, ctx = collect("jsonl", tmp_path, path=str(path), format="text_label", columns={"review": "text", "stars": "label"})
+    data, ctx = collect(
+        "jsonl", tmp_path, path=str(path), format="text_label", columns={"review": "text", "stars": "label"}
+    )
     assert data["text"] == ["The headlamp died after an hour.", "Warm and light."] and data["label"] == [1, 5]
     q = quarantine_by_line(ctx)
     assert q[3]["reason"] == "column 'text' holds list, expected text"
@@ -321,7 +409,10 @@ def test_format_and_column_mapping_values_are_checked_at_validation(tmp_path):
 def test_none_format_keeps_columns_and_mixed_types_become_text(tmp_path):
     path = write_jsonl(
         tmp_path / "raw.jsonl",
-        [{"instruction": "Keep me", "output": "as is", "meta": {"shop": "north"}, "score": 3}, {"instruction": "Two", "output": "rows", "meta": None, "score": "high"}],
+        [
+            {"instruction": "Keep me", "output": "as is", "meta": {"shop": "north"}, "score": 3},
+            {"instruction": "Two", "output": "rows", "meta": None, "score": "high"},
+        ],
     )
     data, ctx = collect("jsonl", tmp_path, path=str(path), format="none")
     assert {"instruction", "output", "meta", "score"} <= set(data.column_names) and "prompt" not in data.column_names
@@ -356,7 +447,14 @@ class _Pages(BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep test output clean
         pass
 
-    def _send(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8", length: bool = True, headers: dict | None = None):
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "text/html; charset=utf-8",
+        length: bool = True,
+        headers: dict | None = None,
+    ):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         if length:
@@ -370,7 +468,9 @@ class _Pages(BaseHTTPRequestHandler):
         routes = {
             "/article": lambda: self._send(200, ARTICLE.encode()),
             "/boilerplate": lambda: self._send(200, BOILERPLATE.encode()),
-            "/empty": lambda: self._send(200, b"<html><head><title>Loading</title></head><body><script>app()</script></body></html>"),
+            "/empty": lambda: self._send(
+                200, b"<html><head><title>Loading</title></head><body><script>app()</script></body></html>"
+            ),
             "/missing": lambda: self._send(404, b"<h1>Not found</h1>"),
             "/big": lambda: self._send(200, b"<p>" + b"x" * 200_000 + b"</p>"),
             "/big-stream": self._stream,
@@ -413,7 +513,21 @@ def web():
 
 
 def test_html_from_urls_extracts_text_and_quarantines_every_failure(tmp_path, web):
-    urls = [f"{web}/{p}" for p in ("article", "boilerplate", "hop", "missing", "big", "big-stream", "to-file", "to-ftp", "empty", "manual.pdf")]
+    urls = [
+        f"{web}/{p}"
+        for p in (
+            "article",
+            "boilerplate",
+            "hop",
+            "missing",
+            "big",
+            "big-stream",
+            "to-file",
+            "to-ftp",
+            "empty",
+            "manual.pdf",
+        )
+    ]
     data, ctx = collect("html", tmp_path, urls=urls, max_bytes=100_000)
     rows = rows_by_id(data)
     assert set(rows) == {f"{web}/article", f"{web}/boilerplate", f"{web}/hop"}
@@ -448,7 +562,9 @@ def test_local_files_in_the_url_list_need_allow_local_files(tmp_path):
     page = tmp_path / "saved.html"
     page.write_text(BOILERPLATE)
     for url in (page.as_uri(), str(page)):
-        with pytest.raises(ConfigError, match="is a local file; only http and https URLs are fetched.*allow_local_files=true"):
+        with pytest.raises(
+            ConfigError, match="is a local file; only http and https URLs are fetched.*allow_local_files=true"
+        ):
             validate(["data=html", f"data.urls=[{url}]"])
     with pytest.raises(ConfigError, match="is not an http or https URL"):
         validate(["data=html", "data.urls=[ftp://127.0.0.1/a.html]"])
@@ -462,12 +578,18 @@ def test_html_files_from_a_folder_with_the_beautifulsoup_extractor(tmp_path):
     site = tmp_path / "site"
     (site / "guides").mkdir(parents=True)
     (site / "guides" / "footprint.html").write_text(BOILERPLATE)
-    (site / "index.htm").write_bytes(ARTICLE.replace('charset="utf-8"', 'charset="windows-1252"').replace("Kick wax", "Kick wax \u2013 grip").encode("cp1252"))
+    (site / "index.htm").write_bytes(
+        ARTICLE.replace('charset="utf-8"', 'charset="windows-1252"')
+        .replace("Kick wax", "Kick wax \u2013 grip")
+        .encode("cp1252")
+    )
     (site / "blank.html").write_text("<html><body><nav>Home | Shop</nav></body></html>")
     data, ctx = collect("html", tmp_path, path=str(site), extractor="beautifulsoup")
     rows = rows_by_id(data)
     assert set(rows) == {"guides/footprint.html:1", "index.htm:1"}
-    assert "FOOTERMARKER" not in rows["guides/footprint.html:1"]["text"] and rows["guides/footprint.html:1"]["url"] is None
+    assert (
+        "FOOTERMARKER" not in rows["guides/footprint.html:1"]["text"] and rows["guides/footprint.html:1"]["url"] is None
+    )
     assert "Kick wax \u2013 grip" in rows["index.htm:1"]["text"]  # the page's own charset was honoured
     assert ctx.quarantined[0]["source"] == "blank.html" and "no extractable text" in ctx.quarantined[0]["reason"]
 
@@ -487,7 +609,9 @@ def _pdf(path: Path, pages: list[str], user_password: str | None = None) -> Path
         if text:
             pdf.multi_cell(0, 8, text)
     if user_password is not None:
-        pdf.set_encryption(owner_password="owner-secret", user_password=user_password, encryption_method=EncryptionMethod.RC4)
+        pdf.set_encryption(
+            owner_password="owner-secret", user_password=user_password, encryption_method=EncryptionMethod.RC4
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(path))
     return path
@@ -495,7 +619,10 @@ def _pdf(path: Path, pages: list[str], user_password: str | None = None) -> Path
 
 def test_pdf_per_file_and_per_page_with_broken_and_encrypted_files(tmp_path):
     docs = tmp_path / "manuals"
-    manual = _pdf(docs / "stove.pdf", ["Lighting the stove: open the valve a quarter turn.", "", "Cleaning: use the pricker tool on the jet."])
+    manual = _pdf(
+        docs / "stove.pdf",
+        ["Lighting the stove: open the valve a quarter turn.", "", "Cleaning: use the pricker tool on the jet."],
+    )
     _pdf(docs / "locked.pdf", ["Dealer prices for 2025."], user_password="letmein")
     (docs / "truncated.pdf").write_bytes(manual.read_bytes()[: manual.stat().st_size // 2])
     (docs / "notes.pdf").write_bytes(b"these are not PDF bytes")
@@ -503,7 +630,9 @@ def test_pdf_per_file_and_per_page_with_broken_and_encrypted_files(tmp_path):
     data, ctx = collect("pdf", tmp_path, path=str(docs), unit="page")
     rows = rows_by_id(data)
     assert set(rows) == {"stove.pdf:1", "stove.pdf:3"}
-    assert rows["stove.pdf:3"]["text"] == "Cleaning: use the pricker tool on the jet." and rows["stove.pdf:3"]["page"] == 3
+    assert (
+        rows["stove.pdf:3"]["text"] == "Cleaning: use the pricker tool on the jet." and rows["stove.pdf:3"]["page"] == 3
+    )
     assert rows["stove.pdf:1"]["title"] == "Stove manual"
     reasons = {(q["source"], q["line"]): q["reason"] for q in ctx.quarantined}
     assert "no extractable text on this page" in reasons[("stove.pdf", 2)]
@@ -516,7 +645,11 @@ def test_pdf_per_file_and_per_page_with_broken_and_encrypted_files(tmp_path):
     _, ctx = collect("pdf", tmp_path, path=str(docs / "locked.pdf"), password="guess")
     assert ctx.quarantined[0]["reason"] == "encrypted PDF; data.password does not open it"
     data, _ = collect("pdf", tmp_path, path=str(manual))
-    assert data[0]["text"].startswith("Lighting the stove") and data[0]["text"].endswith("on the jet.") and data[0]["pages"] == 3
+    assert (
+        data[0]["text"].startswith("Lighting the stove")
+        and data[0]["text"].endswith("on the jet.")
+        and data[0]["pages"] == 3
+    )
 
 
 # --- SQL --------------------------------------------------------------------------------------
@@ -526,7 +659,9 @@ def test_pdf_per_file_and_per_page_with_broken_and_encrypted_files(tmp_path):
 def tickets_db(tmp_path) -> Path:
     path = tmp_path / "support.db"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE tickets (ticket TEXT, question TEXT, answer TEXT, category TEXT, status TEXT, price NUMERIC)")
+        db.execute(
+            "CREATE TABLE tickets (ticket TEXT, question TEXT, answer TEXT, category TEXT, status TEXT, price NUMERIC)"
+        )
         db.executemany(
             "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?)",
             [
@@ -542,11 +677,24 @@ def tickets_db(tmp_path) -> Path:
 def test_sql_query_with_params_and_id_column(tmp_path, tickets_db):
     url = f"sqlite:///{tickets_db}"
     query = "SELECT ticket, question, answer, category FROM tickets WHERE status = :status ORDER BY ticket"
-    data, ctx = collect("sql", tmp_path, url=url, query=query, params={"status": "closed"}, id_column="ticket", columns={"question": "prompt", "answer": "completion"})
+    data, ctx = collect(
+        "sql",
+        tmp_path,
+        url=url,
+        query=query,
+        params={"status": "closed"},
+        id_column="ticket",
+        columns={"question": "prompt", "answer": "completion"},
+    )
     assert data["id"] == ["sql:T-100", "sql:T-101"] and data["prompt"][1] == "Can I pay by invoice?"
     assert data["source"] == [url, url]
     assert "binary" in ctx.quarantined[0]["raw"] and "column 'prompt' holds bytes" in ctx.quarantined[0]["reason"]
-    data, _ = collect("sql", tmp_path, url=url, query="SELECT question AS text, category AS label, price FROM tickets WHERE ticket < 'T-103'")
+    data, _ = collect(
+        "sql",
+        tmp_path,
+        url=url,
+        query="SELECT question AS text, category AS label, price FROM tickets WHERE ticket < 'T-103'",
+    )
     assert data["id"] == ["sql:1", "sql:2", "sql:3"] and data["price"] == [12.5, 0.0, 89.99]
 
 
@@ -594,7 +742,10 @@ def test_hf_saved_dataset_dict_split_class_names_and_builder_files(tmp_path):
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
     features = Features({"text": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
-    train = Dataset.from_dict({"text": ["Warm and dry all night.", "Leaked in light rain.", "Unrated review"], "label": [1, 0, -1]}, features=features)
+    train = Dataset.from_dict(
+        {"text": ["Warm and dry all night.", "Leaked in light rain.", "Unrated review"], "label": [1, 0, -1]},
+        features=features,
+    )
     test = Dataset.from_dict({"text": ["Fine."], "label": [1]}, features=features)
     saved = tmp_path / "reviews_hf"
     DatasetDict({"train": train, "test": test}).save_to_disk(str(saved))
@@ -609,7 +760,14 @@ def test_hf_saved_dataset_dict_split_class_names_and_builder_files(tmp_path):
 
     chats = write_jsonl(
         tmp_path / "chats.jsonl",
-        [{"conversations": [{"from": "human", "value": "Hi, is the store open?"}, {"from": "gpt", "value": "Yes, until 6 pm."}]}],
+        [
+            {
+                "conversations": [
+                    {"from": "human", "value": "Hi, is the store open?"},
+                    {"from": "gpt", "value": "Yes, until 6 pm."},
+                ]
+            }
+        ],
     )
     data, _ = collect("hf_dataset", tmp_path, path="json", data_files=[str(chats)], format="sharegpt")
     assert data["id"] == ["json:train:0"] and data[0]["completion"] == "Yes, until 6 pm."
@@ -618,12 +776,18 @@ def test_hf_saved_dataset_dict_split_class_names_and_builder_files(tmp_path):
     (folder / "part-1.csv").write_text("text,label\nGreat fit,positive\n")
     (folder / "part-2.csv").write_text("text,label\nToo small,negative\n")
     data, ctx = collect("hf_dataset", tmp_path, path=str(folder))
-    assert sorted(data["text"]) == ["Great fit", "Too small"] and data["id"] == ["csv_shards:train:0", "csv_shards:train:1"]
+    assert sorted(data["text"]) == ["Great fit", "Too small"] and data["id"] == [
+        "csv_shards:train:0",
+        "csv_shards:train:1",
+    ]
     assert ctx.counters["records in format text_label (detected)"] == 2
     # a folder of JSON Lines: a 500 kB line next to a column of mixed types once crashed pyarrow
     folder = tmp_path / "jsonl_shards"
     folder.mkdir()
-    rows = [{"text": "Great fit", "label": "positive", "stars": 5}, {"text": "long " * 100_000, "label": "negative", "stars": True}]
+    rows = [
+        {"text": "Great fit", "label": "positive", "stars": 5},
+        {"text": "long " * 100_000, "label": "negative", "stars": True},
+    ]
     (folder / "part-1.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     data, _ = collect("hf_dataset", tmp_path, path=str(folder))
     assert sorted(map(len, data["text"])) == [9, 500_000]
@@ -637,7 +801,11 @@ def test_hf_hub_name_offline_fails_with_a_local_copy_hint(tmp_path, monkeypatch)
         collect("hf_dataset", tmp_path, path="tatsu-lab/alpaca")
     message = str(err.value)
     assert message.startswith("data.path 'tatsu-lab/alpaca' names a Hugging Face Hub dataset")
-    assert "Hub is unreachable (HF_HUB_OFFLINE is set)" in message and "save_to_disk" in message and "data.path=DIR" in message
+    assert (
+        "Hub is unreachable (HF_HUB_OFFLINE is set)" in message
+        and "save_to_disk" in message
+        and "data.path=DIR" in message
+    )
     with pytest.raises(ValueError, match="data.path './not/here' does not exist"):
         collect("hf_dataset", tmp_path, path="./not/here")
 
@@ -654,37 +822,71 @@ def test_data_templates_require_a_path(template):
 def test_sql_template_validates_once_url_and_query_are_given(tickets_db):
     with pytest.raises(ConfigError, match="data.url"):
         validate(["data=sql", "data.query='SELECT 1'"])
-    rc = validate(["data=sql", f"data.url=sqlite:///{tickets_db}", "data.query='SELECT 1'", "data.params={status: closed}"])
+    rc = validate(
+        ["data=sql", f"data.url=sqlite:///{tickets_db}", "data.query='SELECT 1'", "data.params={status: closed}"]
+    )
     assert rc.collector.name == "sql" and rc.collector.config.params == {"status": "closed"}
 
 
 def test_end_to_end_json_alpaca_file(tmp_path):
     records = [
-        {"instruction": f"How long does delivery to {city} take?", "input": "", "output": f"Two days to {city}.", "category": "shipping"}
+        {
+            "instruction": f"How long does delivery to {city} take?",
+            "input": "",
+            "output": f"Two days to {city}.",
+            "category": "shipping",
+        }
         for city in ("Oslo", "Bergen", "Lyon", "Porto", "Turin", "Graz", "Cork", "Ghent", "Basel", "Split")
     ]
-    records += [{"instruction": "Summarise the complaint.", "input": f"Order {n} arrived damaged.", "output": "Damaged delivery.", "category": "returns"} for n in range(10)]
-    records += [records[0], {"instruction": "No answer yet", "input": "", "output": None, "category": "shipping"}, {"instruction": "Broken", "category": "returns"}]
+    records += [
+        {
+            "instruction": "Summarise the complaint.",
+            "input": f"Order {n} arrived damaged.",
+            "output": "Damaged delivery.",
+            "category": "returns",
+        }
+        for n in range(10)
+    ]
+    records += [
+        records[0],
+        {"instruction": "No answer yet", "input": "", "output": None, "category": "shipping"},
+        {"instruction": "Broken", "category": "returns"},
+    ]
     path = tmp_path / "alpaca_data.json"
     path.write_text(json.dumps(records, indent=1))
     prepared = _prepare(["data=json", f"data.path={path}", "data.columns={category: label}", "pipeline=minimal"])
     summary = prepared.summary
     assert summary["rows_read"] == 23 and summary["rows_quarantined"] == 1 and summary["rows_final"] == 20
     train = prepared.splits["train"]
-    prompts = set(train["prompt"]) | set(prepared.splits["test"]["prompt"]) | set(prepared.splits["validation"]["prompt"])
+    prompts = (
+        set(train["prompt"]) | set(prepared.splits["test"]["prompt"]) | set(prepared.splits["validation"]["prompt"])
+    )
     assert "Summarise the complaint.\n\nOrder 3 arrived damaged." in prompts
     quarantine = [json.loads(line) for line in (prepared.directory / "quarantine.jsonl").read_text().splitlines()]
-    assert quarantine[0]["source"] == "alpaca_data.json" and quarantine[0]["line"] == 23 and "'output'" in quarantine[0]["reason"]
+    assert (
+        quarantine[0]["source"] == "alpaca_data.json"
+        and quarantine[0]["line"] == 23
+        and "'output'" in quarantine[0]["reason"]
+    )
     assert set(summary["split_labels"]["test"]) <= {"shipping", "returns"}
 
 
 def test_end_to_end_csv_text_label_and_sharegpt_messages_survive_the_cache(tmp_path):
     reviews = tmp_path / "reviews.csv"
-    lines = ["review,rating"] + [f"\"Tent {n} kept me dry, great buy\",good" for n in range(12)] + [f"\"Stove {n} broke on day one\",bad" for n in range(8)]
+    lines = (
+        ["review,rating"]
+        + [f'"Tent {n} kept me dry, great buy",good' for n in range(12)]
+        + [f'"Stove {n} broke on day one",bad' for n in range(8)]
+    )
     reviews.write_text("\n".join(lines) + "\n")
     overrides = [
-        "data=csv", f"data.path={reviews}", "data.format=text_label", "data.columns={review: text, rating: label}",
-        "pipeline=minimal", "pipeline.params.drop_missing.fields=[text]", "pipeline.params.exact_dedup.fields=[text]",
+        "data=csv",
+        f"data.path={reviews}",
+        "data.format=text_label",
+        "data.columns={review: text, rating: label}",
+        "pipeline=minimal",
+        "pipeline.params.drop_missing.fields=[text]",
+        "pipeline.params.exact_dedup.fields=[text]",
     ]
     prepared = _prepare(overrides)
     assert prepared.summary["rows_final"] == 20 and prepared.summary["split_labels"]["test"] == {"bad": 1, "good": 1}
@@ -692,7 +894,12 @@ def test_end_to_end_csv_text_label_and_sharegpt_messages_survive_the_cache(tmp_p
     chats = write_jsonl(
         tmp_path / "chats.jsonl",
         [
-            {"conversations": [{"from": "human", "value": f"Do you stock size {n} boots?"}, {"from": "gpt", "value": f"Yes, size {n} is in stock."}]}
+            {
+                "conversations": [
+                    {"from": "human", "value": f"Do you stock size {n} boots?"},
+                    {"from": "gpt", "value": f"Yes, size {n} is in stock."},
+                ]
+            }
             for n in range(36, 48)
         ],
     )

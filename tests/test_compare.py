@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from conftest import read_metrics, run_cli
-
 from tunelab import compare
 from tunelab.compare import (
     approach_of,
@@ -71,15 +70,33 @@ def sweep(tmp_path: Path) -> Path:
     weak = [1] * 20 + [0] * 20  # 50% correct
     job = 0
     for seed, acc in enumerate((0.70, 0.74, 0.78)):
-        make_run(root, str(job), ["experiment=smoke", "peft=none", f"seed={seed}"], ok(acc, 1000, 10.0 + seed, 0.5), correct_scores(strong))
+        make_run(
+            root,
+            str(job),
+            ["experiment=smoke", "peft=none", f"seed={seed}"],
+            ok(acc, 1000, 10.0 + seed, 0.5),
+            correct_scores(strong),
+        )
         job += 1
     for seed, acc in enumerate((0.60, 0.62)):
-        make_run(root, str(job), ["experiment=smoke", "peft=lora", f"seed={seed}"], ok(acc, 100, 5.0, 0.2), correct_scores(weak))
+        make_run(
+            root,
+            str(job),
+            ["experiment=smoke", "peft=lora", f"seed={seed}"],
+            ok(acc, 100, 5.0, 0.2),
+            correct_scores(weak),
+        )
         job += 1
     failed = {"status": "failed", "error": "RuntimeError: CUDA out of memory", "data_test": 40}
     make_run(root, str(job), ["experiment=smoke", "peft=lora", "seed=2"], failed)
     job += 1
-    make_run(root, str(job), ["experiment=smoke", "peft=prompt_tuning", "seed=0"], ok(0.30, 10, 20.0, 0.9), correct_scores(weak))
+    make_run(
+        root,
+        str(job),
+        ["experiment=smoke", "peft=prompt_tuning", "seed=0"],
+        ok(0.30, 10, 20.0, 0.9),
+        correct_scores(weak),
+    )
     job += 1
     make_run(root, str(job), ["experiment=smoke", "peft=prompt_tuning", "seed=1"], None)
     return root
@@ -178,7 +195,15 @@ def test_pareto_front_lower_cost_higher_quality():
 def test_directions_and_best_marking():
     assert direction("test_accuracy") == 1 and direction("test_rouge_l") == 1
     assert direction("train_tokens_per_second") == 1 and direction("test_reward_margin") == 1
-    for metric in ("test_loss", "test_perplexity", "trainable_params", "train_seconds", "peak_rss_mb", "energy_kwh", "co2_g"):
+    for metric in (
+        "test_loss",
+        "test_perplexity",
+        "trainable_params",
+        "train_seconds",
+        "peak_rss_mb",
+        "energy_kwh",
+        "co2_g",
+    ):
         assert direction(metric) == -1, metric
     assert direction("data_train") == 0 and direction("test_rows") == 0
     assert best_indices([0.5, 0.9, 0.9, None], 1) == {1, 2}
@@ -193,7 +218,9 @@ def test_approach_leaves_out_seed_hydra_and_cache_dir():
         "3",
     )
     assert approach_of(["seed=1"]) == ("default", "1")
-    assert approach_of(["peft=lora", "tracker=[csv,wandb]", "tracker.wandb.log_model=true", "num_proc=2", "resume=false"]) == (
+    assert approach_of(
+        ["peft=lora", "tracker=[csv,wandb]", "tracker.wandb.log_model=true", "num_proc=2", "resume=false"]
+    ) == (
         "peft=lora",
         None,
     )
@@ -331,7 +358,13 @@ def test_data_only_sweep_has_no_best_and_no_tests(tmp_path):
     comp = write_comparison(root)
     assert comp.primary is None and comp.best is None and comp.columns == ["data_test", "data_train"]
     assert "no best approach" in comp.md.read_text()
-    assert compare.render_terminal(comp).splitlines()[0].split() == ["approach", "seeds", "status", "data_test", "data_train"]
+    assert compare.render_terminal(comp).splitlines()[0].split() == [
+        "approach",
+        "seeds",
+        "status",
+        "data_test",
+        "data_train",
+    ]
 
 
 def test_write_example_scores_ids_and_non_finite_values(tmp_path):
@@ -341,7 +374,10 @@ def test_write_example_scores_ids_and_non_finite_values(tmp_path):
 
     job = TrainJob(None, {}, None, TrainSettings(), tmp_path / "run", 0)
     path = write_example_scores(job, [{"loss": 0.5}, {"loss": float("nan")}], Dataset.from_dict({"id": ["a:1", "a:2"]}))
-    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"id": "a:1", "loss": 0.5}, {"id": "a:2", "loss": None}]
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [
+        {"id": "a:1", "loss": 0.5},
+        {"id": "a:2", "loss": None},
+    ]
     write_example_scores(job, [{"correct": 1}, {"correct": 0, "id": 7}])  # no split: the row index
     assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["0", "7"]
 

@@ -42,9 +42,15 @@ def test_feature_refuses_every_adapter_and_names_none(registry):
 
 def test_qlora_needs_a_quantizable_loader_then_a_gpu(registry):
     # the loaders themselves do not check: this refusal is the only one (before any work)
-    assert "which model=tiny cannot load. Models that can: hf, smollm2_135m" in refusal(registry, "tiny", "sft", "qlora", "lm")
-    for model, method, evaluator in [("tiny", "classify", "classification"), ("tiny_encoder", "classify", "classification"),
-                                     ("minilm", "classify", "classification"), ("minilm", "cpt", "masked_lm")]:
+    assert "which model=tiny cannot load. Models that can: hf, smollm2_135m" in refusal(
+        registry, "tiny", "sft", "qlora", "lm"
+    )
+    for model, method, evaluator in [
+        ("tiny", "classify", "classification"),
+        ("tiny_encoder", "classify", "classification"),
+        ("minilm", "classify", "classification"),
+        ("minilm", "cpt", "masked_lm"),
+    ]:
         assert refusal(registry, model, method, "qlora", evaluator) == (
             f"peft=qlora trains on a 4-bit base, which model={model} cannot load. Models that can: hf, smollm2_135m; "
             "or use peft=lora"
@@ -107,9 +113,15 @@ def test_plugin_components_take_part_through_their_class_attributes():
     plugins = add_plugin(Plugin(), "compat-test")
     try:
         registry = plugins.registry
-        assert refusal(registry, "embedder", "sft", "none", "lm").endswith("pick a method for embedder: contrastive, feature")
-        assert "Models that can: embedder, hf, minilm, tiny_encoder" in refusal(registry, "tiny", "contrastive", "none", "lm")
-        assert "Evaluators for it: none registered" in refusal(registry, "embedder", "contrastive", "none", "classification")
+        assert refusal(registry, "embedder", "sft", "none", "lm").endswith(
+            "pick a method for embedder: contrastive, feature"
+        )
+        assert "Models that can: embedder, hf, minilm, tiny_encoder" in refusal(
+            registry, "tiny", "contrastive", "none", "lm"
+        )
+        assert "Evaluators for it: none registered" in refusal(
+            registry, "embedder", "contrastive", "none", "classification"
+        )
     finally:
         remove_plugin("compat-test")
 
@@ -123,8 +135,18 @@ def test_a_refused_approach_exits_before_preparing_data(tmp_path, capsys):
     assert not run_dir.exists()  # a single run: refused before Hydra made its run directory
     # a sweep's job: recorded as a failed run (the comparison lists it), before any data or model work
     sweep_dir = tmp_path / "sweep"
-    assert run_cli(["-m", "experiment=classify_smoke", "method=sft,classify", "train.max_steps=1",
-                    f"hydra.sweep.dir={sweep_dir}"]) == 1  # one of the sweep's jobs failed
+    assert (
+        run_cli(
+            [
+                "-m",
+                "experiment=classify_smoke",
+                "method=sft,classify",
+                "train.max_steps=1",
+                f"hydra.sweep.dir={sweep_dir}",
+            ]
+        )
+        == 1
+    )  # one of the sweep's jobs failed
     refused = sweep_dir / "0"
     assert read_metrics(refused)["status"] == "failed" and "data_key" not in read_metrics(refused)
     assert not (refused / "data_report.md").exists() and not (refused / "model").exists()
@@ -142,7 +164,13 @@ def test_evaluator_columns_are_checked_before_training(tmp_path, capsys):
 
 # --- what the check opened up, end to end --------------------------------------------------
 
-ENCODER_CPT = ["experiment=classify_smoke", "method=cpt", "eval=masked_lm", "train.learning_rate=1e-3", "train.logging_steps=1"]
+ENCODER_CPT = [
+    "experiment=classify_smoke",
+    "method=cpt",
+    "eval=masked_lm",
+    "train.learning_rate=1e-3",
+    "train.logging_steps=1",
+]
 
 
 @pytest.mark.parametrize("peft, steps", [("none", 16), ("lora", 16)])
@@ -186,4 +214,3 @@ def test_masked_lm_cpt_on_the_tiny_encoder_learns_saves_and_fills_masks(peft, st
 
     (filled,) = predict(run_dir, [f"my order never {tokenizer.mask_token}"])
     assert len(filled["tokens"]) == 1 and filled["text"].startswith("my order never")
-

@@ -14,8 +14,17 @@ from tunelab.plugins import add_plugin, get_plugins
 
 #: (kind, name) of a built-in -> how many times its counting copy ``counted_<name>`` was constructed
 BUILT: Counter = Counter()
-COUNTED = [("collector", "jsonl"), ("cleaner", "pii"), ("cleaner", "exact_dedup"), ("splitter", "stratified"),
-           ("model", "tiny"), ("method", "sft"), ("peft", "none"), ("evaluator", "lm"), ("tracker", "csv")]
+COUNTED = [
+    ("collector", "jsonl"),
+    ("cleaner", "pii"),
+    ("cleaner", "exact_dedup"),
+    ("splitter", "stratified"),
+    ("model", "tiny"),
+    ("method", "sft"),
+    ("peft", "none"),
+    ("evaluator", "lm"),
+    ("tracker", "csv"),
+]
 
 
 def _counting(kind: str, name: str) -> Component:
@@ -86,12 +95,23 @@ def counting_plugin():
 
 
 #: the smoke experiment with the counting collector, cleaners (pii among them), splitter and tracker
-DATA = ["experiment=smoke", "data.name=counted_jsonl", "pipeline=minimal",
-        "pipeline.clean=[counted_pii,counted_exact_dedup]", "+pipeline.params.counted_pii.fields=[prompt,completion]",
-        "+pipeline.params.counted_exact_dedup.fields=[prompt,completion]", "pipeline.split=counted_stratified",
-        "+tracker.counted_csv.filename=counted.csv"]
-DATA_SIDE = [("collector", "jsonl"), ("cleaner", "pii"), ("cleaner", "exact_dedup"), ("splitter", "stratified"),
-             ("tracker", "csv")]
+DATA = [
+    "experiment=smoke",
+    "data.name=counted_jsonl",
+    "pipeline=minimal",
+    "pipeline.clean=[counted_pii,counted_exact_dedup]",
+    "+pipeline.params.counted_pii.fields=[prompt,completion]",
+    "+pipeline.params.counted_exact_dedup.fields=[prompt,completion]",
+    "pipeline.split=counted_stratified",
+    "+tracker.counted_csv.filename=counted.csv",
+]
+DATA_SIDE = [
+    ("collector", "jsonl"),
+    ("cleaner", "pii"),
+    ("cleaner", "exact_dedup"),
+    ("splitter", "stratified"),
+    ("tracker", "csv"),
+]
 
 
 def test_prepare_builds_each_data_component_once(counting_plugin, tmp_path):
@@ -102,8 +122,14 @@ def test_prepare_builds_each_data_component_once(counting_plugin, tmp_path):
 
 
 def test_a_train_run_builds_each_component_once(counting_plugin, tmp_path):
-    train = ["model.name=counted_tiny", "method.name=counted_sft", "peft=none", "peft.name=counted_none",
-             "eval.name=counted_lm", "train.max_steps=2"]
+    train = [
+        "model.name=counted_tiny",
+        "method.name=counted_sft",
+        "peft=none",
+        "peft.name=counted_none",
+        "eval.name=counted_lm",
+        "train.max_steps=2",
+    ]
     assert run_cli([*DATA, *train, f"hydra.run.dir={tmp_path / 'run'}"]) == 0
     assert counting_plugin == {component: 1 for component in COUNTED}
 

@@ -2,16 +2,23 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import run_cli, validate
 from tunelab.config import ConfigError, redact_secrets
 from tunelab.plugins import get_plugins
-
-from conftest import run_cli, validate
 
 
 def test_default_config_validates_into_typed_components():
     rc = validate([])
     assert rc.collector.name == "jsonl"
-    assert [s.name for s in rc.steps["clean"]] == ["strip_markup", "normalize", "drop_missing", "quality_filter", "pii", "exact_dedup", "near_dedup"]
+    assert [s.name for s in rc.steps["clean"]] == [
+        "strip_markup",
+        "normalize",
+        "drop_missing",
+        "quality_filter",
+        "pii",
+        "exact_dedup",
+        "near_dedup",
+    ]
     assert rc.peft.name == "lora" and rc.peft.config.r == 8
     assert rc.train.max_steps == 12
     assert [t.name for t in rc.trackers] == ["csv"]

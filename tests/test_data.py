@@ -6,12 +6,11 @@ from collections import Counter
 
 import pytest
 
+from conftest import SAMPLE, validate
 from tunelab.config import ConfigError
 from tunelab.data.engine import DataError, prepare
 from tunelab.data.ledger import LedgerError, read_ledger
 from tunelab.plugins import add_plugin, get_plugins
-
-from conftest import SAMPLE, validate
 
 
 def _prepare(overrides):
@@ -51,7 +50,11 @@ def test_dedup_ledger_names_the_surviving_row():
             by_id[row["id"]] = row
     dupes = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r.get("reason") == "exact duplicate"]
     assert dupes
-    raw = {f"support_tickets.jsonl:{n}": json.loads(line) for n, line in enumerate(SAMPLE.read_text().splitlines(), 1) if line.strip()}
+    raw = {
+        f"support_tickets.jsonl:{n}": json.loads(line)
+        for n, line in enumerate(SAMPLE.read_text().splitlines(), 1)
+        if line.strip()
+    }
     for record in dupes:
         survivor = record["detail"]["kept"]
         assert survivor in by_id
@@ -84,7 +87,14 @@ def test_stratified_split_keeps_every_class_in_train_and_proportions_close():
 
 
 def test_oversampling_raises_minority_classes():
-    prepared = _prepare(["pipeline.augment=[]", "pipeline.params.oversample.target_ratio=1.0", "++pipeline.params.stratified.eval_derived=keep", "++pipeline.params.stratified.leakage=report"])
+    prepared = _prepare(
+        [
+            "pipeline.augment=[]",
+            "pipeline.params.oversample.target_ratio=1.0",
+            "++pipeline.params.stratified.eval_derived=keep",
+            "++pipeline.params.stratified.leakage=report",
+        ]
+    )
     counts = Counter(label for split in prepared.splits.values() for label in split["label"])
     assert max(counts.values()) - min(counts.values()) <= 1
 
@@ -117,7 +127,12 @@ def test_cache_key_follows_the_input_file(tmp_path):
     overrides = ["pipeline=minimal", f"data.path={data}"]
     first = _prepare(overrides)
     with data.open("a") as fh:
-        fh.write(json.dumps({"question": "Is the Ridgeline tent waterproof?", "answer": "Yes, 3000 mm.", "category": "product"}) + "\n")
+        fh.write(
+            json.dumps(
+                {"question": "Is the Ridgeline tent waterproof?", "answer": "Yes, 3000 mm.", "category": "product"}
+            )
+            + "\n"
+        )
     second = _prepare(overrides)
     assert not second.cache_hit and second.key != first.key
 
@@ -187,12 +202,19 @@ def test_csv_tsv_gzip_and_parquet_collectors(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [{"question": f"How do I reset password number {i}?", "answer": f"Use the link {i}.", "category": "account" if i % 3 else "billing"} for i in range(30)]
+    rows = [
+        {
+            "question": f"How do I reset password number {i}?",
+            "answer": f"Use the link {i}.",
+            "category": "account" if i % 3 else "billing",
+        }
+        for i in range(30)
+    ]
     csv_path = tmp_path / "t.csv.gz"
     with gzip.open(csv_path, "wt", newline="") as fh:
         fh.write("question,answer,category\n")
         for r in rows:
-            fh.write(f"\"{r['question']}\",\"{r['answer']}\",{r['category']}\n")
+            fh.write(f'"{r["question"]}","{r["answer"]}",{r["category"]}\n')
         fh.write("ragged,row\n")
     prepared = _prepare(["pipeline=minimal", "data.name=csv", f"data.path={csv_path}"])
     assert prepared.summary["rows_read"] == 31 and prepared.summary["rows_quarantined"] == 1
@@ -200,7 +222,9 @@ def test_csv_tsv_gzip_and_parquet_collectors(tmp_path):
     assert quarantine["line"] == 32 and "expected 3 fields, found 2" in quarantine["reason"]
 
     tsv = tmp_path / "t.tsv"
-    tsv.write_text("question\tanswer\tcategory\n" + "".join(f"{r['question']}\t{r['answer']}\t{r['category']}\n" for r in rows))
+    tsv.write_text(
+        "question\tanswer\tcategory\n" + "".join(f"{r['question']}\t{r['answer']}\t{r['category']}\n" for r in rows)
+    )
     prepared = _prepare(["pipeline=minimal", "data.name=csv", f"data.path={tsv}"])
     assert prepared.summary["rows_final"] == 30
     assert "t.tsv:2" in _all_ids(prepared)
@@ -224,7 +248,14 @@ def test_missing_file_and_empty_data_fail_clearly(tmp_path):
 
 
 def test_step_order_and_params_come_from_the_command_line():
-    prepared = _prepare(["pipeline.clean=[exact_dedup,drop_missing]", "pipeline.augment=[]", "pipeline.balance=[]", "pipeline.params.exact_dedup.fields=[prompt]"])
+    prepared = _prepare(
+        [
+            "pipeline.clean=[exact_dedup,drop_missing]",
+            "pipeline.augment=[]",
+            "pipeline.balance=[]",
+            "pipeline.params.exact_dedup.fields=[prompt]",
+        ]
+    )
     steps = [s["step"] for s in prepared.summary["steps"]]
     assert steps == ["jsonl", "exact_dedup", "drop_missing", "stratified"]
 
@@ -270,7 +301,10 @@ def test_bad_parameter_value_fails_at_validation():
 
 
 def test_an_empty_evaluation_split_is_kept_as_an_empty_split(tmp_path):
-    rows = [{"question": f"Question number {i} about tents?", "answer": f"Answer {i}.", "category": "product"} for i in range(6)]
+    rows = [
+        {"question": f"Question number {i} about tents?", "answer": f"Answer {i}.", "category": "product"}
+        for i in range(6)
+    ]
     path = tmp_path / "few.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     overrides = ["pipeline=minimal", f"data.path={path}", "++pipeline.params.stratified.validation=0.0"]

@@ -23,12 +23,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from tunelab import hookspecs
-from tunelab.api import Cleaner, Component, hookimpl
-
 from conftest import compose, run_cli
 from doc_fixtures import write_fixtures
+from tunelab import hookspecs
+from tunelab.api import Cleaner, Component, hookimpl
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference"
@@ -105,7 +103,7 @@ def test_an_external_plugin_does_not_make_the_check_fail_unless_documented_with_
     finally:
         remove_plugin("docs-probe")
     page = (out / "cleaners.md").read_text()
-    section = page[page.index("## `docs_probe`"):]
+    section = page[page.index("## `docs_probe`") :]
     assert "`tunelab-docs-probe` 9.9 (plugin `docs-probe`)" in section
     assert "A cleaner the reference pages do not know yet." in section
     assert "`pipeline.clean=[docs_probe]`" in section
@@ -118,7 +116,9 @@ def test_a_hook_missing_from_hooks_md_fails(monkeypatch):
     monkeypatch.setattr(hookspecs, "tunelab_docs_probe_hook", tunelab_docs_probe_hook, raising=False)
     code, err = _reference_check()
     assert code == 1
-    assert any("hooks.md" in line and "not documented: tunelab_docs_probe_hook" in line for line in err.splitlines()), err
+    assert any("hooks.md" in line and "not documented: tunelab_docs_probe_hook" in line for line in err.splitlines()), (
+        err
+    )
 
 
 def test_a_stale_page_says_where_it_differs(tmp_path):
@@ -145,25 +145,20 @@ def test_a_stale_page_says_where_it_differs(tmp_path):
 #: Commands that cannot run here at all, with the reason. A new command that cannot run
 #: fails the tests until it is listed here (or fixed).
 SKIPPED: dict[str, str] = {
-    "tunelab augment=synonym pipeline.params.synonym.wordnet_dir=$HOME/nltk_data/corpora/wordnet.zip":
-        "needs the NLTK WordNet corpus downloaded into ~/nltk_data (the line above checks the system WordNet)",
+    "tunelab augment=synonym pipeline.params.synonym.wordnet_dir=$HOME/nltk_data/corpora/wordnet.zip": "needs the NLTK WordNet corpus downloaded into ~/nltk_data (the line above checks the system WordNet)",
     "tunelab augment=back_translation pipeline.params.back_translation.forward_model=/models/opus-mt-en-de "
-    "pipeline.params.back_translation.backward_model=/models/opus-mt-de-en pipeline.params.back_translation.num_beams=4":
-        "needs MarianMT models downloaded to /models",
-    "tunelab prepare pipeline=my_filters 'pipeline.params.my_filters.phrases=[refund, lorem ipsum]'":
-        "needs the package the lines above scaffold and pip-install (tests/test_scaffold.py does that in a fresh venv "
-        "and runs this pipeline)",
+    "pipeline.params.back_translation.backward_model=/models/opus-mt-de-en pipeline.params.back_translation.num_beams=4": "needs MarianMT models downloaded to /models",
+    "tunelab prepare pipeline=my_filters 'pipeline.params.my_filters.phrases=[refund, lorem ipsum]'": "needs the package the lines above scaffold and pip-install (tests/test_scaffold.py does that in a fresh venv "
+    "and runs this pipeline)",
 }
 
 #: Commands that read what the commands above them on the same page write. The compose
 #: check skips them; the execution runs them in page order, a ``<date>/<time>``
 #: placeholder replaced by the newest run (or sweep) directory the page has written.
 READS_EARLIER_OUTPUT: dict[str, str] = {
-    'echo "I was charged twice" | tunelab predict outputs/<date>/<time>':
-        "placeholder: the run directory of a finished training run",
+    'echo "I was charged twice" | tunelab predict outputs/<date>/<time>': "placeholder: the run directory of a finished training run",
     "tunelab compare multirun/<date>/<time>": "placeholder: the directory of a finished sweep",
-    "tunelab explain support_tickets.jsonl:17":
-        "reads the ledger of the latest run under ./outputs, which the commands above it produce",
+    "tunelab explain support_tickets.jsonl:17": "reads the ledger of the latest run under ./outputs, which the commands above it produce",
     "tunelab compare multirun/compare-demo": "reads the sweep directory the command above it writes",
     "tunelab compare multirun/failing": "reads the sweep directory the command above it writes",
     "tunelab compare multirun/first": "reads the sweep directory the command above it writes",
@@ -173,27 +168,20 @@ READS_EARLIER_OUTPUT: dict[str, str] = {
 
 #: Commands that compose and validate here but are not executed, with the reason.
 VALIDATED_ONLY: dict[str, str] = {
-    "tunelab -m experiment=smoke peft=none,lora hydra/launcher=tunelab_slurm hydra.launcher.partition=gpu":
-        "submits to a Slurm cluster (the submitit_local command on the same page runs the same launcher locally)",
+    "tunelab -m experiment=smoke peft=none,lora hydra/launcher=tunelab_slurm hydra.launcher.partition=gpu": "submits to a Slurm cluster (the submitit_local command on the same page runs the same launcher locally)",
     "tunelab -m experiment=minilm_compare hydra/launcher=tunelab_slurm hydra.launcher.partition=gpu "
-    "hydra.launcher.timeout_min=60":
-        "submits to a Slurm cluster",
-    "tunelab -m experiment=minilm_compare hydra/launcher=tunelab_ray hydra.launcher.ray.init.address=auto":
-        "connects to a running Ray cluster",
+    "hydra.launcher.timeout_min=60": "submits to a Slurm cluster",
+    "tunelab -m experiment=minilm_compare hydra/launcher=tunelab_ray hydra.launcher.ray.init.address=auto": "connects to a running Ray cluster",
     "tunelab prepare data=html 'data.urls=[https://example.com/guides/waxing.html,https://example.com/guides/tents.html]' "
-    "pipeline=minimal pipeline.params.drop_missing.fields=[text] pipeline.params.exact_dedup.fields=[text]":
-        "fetches example.com; this machine has no network (tests/test_collectors.py fetches from a local server)",
+    "pipeline=minimal pipeline.params.drop_missing.fields=[text] pipeline.params.exact_dedup.fields=[text]": "fetches example.com; this machine has no network (tests/test_collectors.py fetches from a local server)",
     "tunelab prepare 'pipeline.annotate=[consensus]' '+pipeline.params.consensus.annotator_columns=[ann_a,ann_b,ann_c]' "
-    "+pipeline.params.consensus.tie_policy=drop +pipeline.params.consensus.min_agreement=0.6":
-        "needs data with annotator columns ann_a, ann_b, ann_c; the bundled tickets have none",
-    "tunelab prepare pipeline.split=group +pipeline.params.group.group_column=customer_id":
-        "needs data with a customer_id column; the bundled tickets have none",
+    "+pipeline.params.consensus.tie_policy=drop +pipeline.params.consensus.min_agreement=0.6": "needs data with annotator columns ann_a, ann_b, ann_c; the bundled tickets have none",
+    "tunelab prepare pipeline.split=group +pipeline.params.group.group_column=customer_id": "needs data with a customer_id column; the bundled tickets have none",
 }
 
 #: Commands that demonstrate a failure: each must fail (in at least one job) with this text.
 EXPECTED_FAILURES: dict[str, str] = {
-    "tunelab prepare -m experiment=smoke seed=0,oops hydra/launcher=gpu_pool hydra.sweep.dir=multirun/failing":
-        "seed must be an integer",
+    "tunelab prepare -m experiment=smoke seed=0,oops hydra/launcher=gpu_pool hydra.sweep.dir=multirun/failing": "seed must be an integer",
 }
 
 #: Commands using an optional Hydra launcher are checked when its package is installed.
@@ -394,7 +382,9 @@ def test_every_command_in_the_docs_works(tmp_path, monkeypatch):
             skipped.append((command, SKIPPED.get(key) or READS_EARLIER_OUTPUT[key]))
             continue
         if PLACEHOLDER.search(" ".join(command.args)):
-            failures.append(f"{command.where}: `{key}` has a placeholder and cannot run: add it to SKIPPED with the reason")
+            failures.append(
+                f"{command.where}: `{key}` has a placeholder and cannot run: add it to SKIPPED with the reason"
+            )
             continue
         launcher = next((a.split("=", 1)[1] for a in command.args if a.startswith("hydra/launcher=")), None)
         if launcher in OPTIONAL_LAUNCHERS and not _installed(OPTIONAL_LAUNCHERS[launcher][0]):
@@ -455,8 +445,12 @@ def test_every_command_in_the_docs_works(tmp_path, monkeypatch):
                 failures.append(f"{command.where}: `{key}` does not validate:\n  " + "\n  ".join(errors))
 
     shown = {c.line for c in commands}
-    for name, table in (("SKIPPED", SKIPPED), ("READS_EARLIER_OUTPUT", READS_EARLIER_OUTPUT),
-                        ("VALIDATED_ONLY", VALIDATED_ONLY), ("EXPECTED_FAILURES", EXPECTED_FAILURES)):
+    for name, table in (
+        ("SKIPPED", SKIPPED),
+        ("READS_EARLIER_OUTPUT", READS_EARLIER_OUTPUT),
+        ("VALIDATED_ONLY", VALIDATED_ONLY),
+        ("EXPECTED_FAILURES", EXPECTED_FAILURES),
+    ):
         stale = sorted(set(table) - shown)
         if stale:
             failures.append(f"{name} lists commands no doc shows any more (remove them): {stale}")
@@ -482,9 +476,25 @@ def test_the_docs_build_as_a_site_without_broken_links(tmp_path):
 
     pages = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     nav = set(re.findall(r":\s*(\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), flags=re.M))
-    assert pages == nav, f"pages not in mkdocs.yml's nav: {sorted(pages - nav)}; nav entries without a page: {sorted(nav - pages)}"
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
-                           "-d", str(tmp_path / "site")], capture_output=True, text=True)
+    assert pages == nav, (
+        f"pages not in mkdocs.yml's nav: {sorted(pages - nav)}; nav entries without a page: {sorted(nav - pages)}"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-q",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "site" / "howto" / "dpo" / "index.html").is_file()
 
@@ -531,7 +541,12 @@ def _shell_line(command: DocCommand, work: Path) -> str | None:
         if sweep is None:
             return None
         line = line.replace("multirun/<date>/<time>", sweep)
-    if not FULL and len(split_segments(line)) == 1 and _is_training_run(command.args) and "train.max_steps=" not in line:
+    if (
+        not FULL
+        and len(split_segments(line)) == 1
+        and _is_training_run(command.args)
+        and "train.max_steps=" not in line
+    ):
         line = f"{line} {STEP_CAP}"
     return line
 
@@ -555,8 +570,14 @@ def _expensive_models(command: DocCommand) -> set[str]:
     return {str(compose(job).model.name) for job in jobs} - CHEAP_MODELS
 
 
-def _execute_page(page: str, commands: list[DocCommand], work: Path, env: dict[str, str],
-                  first_run: dict[str, str], deferred: dict[str, str]) -> list[Execution]:
+def _execute_page(
+    page: str,
+    commands: list[DocCommand],
+    work: Path,
+    env: dict[str, str],
+    first_run: dict[str, str],
+    deferred: dict[str, str],
+) -> list[Execution]:
     import subprocess
     import time
 
@@ -580,8 +601,9 @@ def _execute_page(page: str, commands: list[DocCommand], work: Path, env: dict[s
             result.failure = "no earlier command on the page wrote the directory its placeholder stands for"
             continue
         started = time.perf_counter()
-        proc = subprocess.run(["bash", "-c", line], cwd=work, env={**env, **command.env}, capture_output=True,
-                              text=True, timeout=1800)
+        proc = subprocess.run(
+            ["bash", "-c", line], cwd=work, env={**env, **command.env}, capture_output=True, text=True, timeout=1800
+        )
         result.seconds = time.perf_counter() - started
         output = proc.stdout + proc.stderr
         expected = EXPECTED_FAILURES.get(key)
@@ -606,11 +628,18 @@ def test_every_command_in_the_docs_runs(tmp_path):
             seen.add((command.where, command.line))
             pages.setdefault(command.where.split(":")[0], []).append(command)
     if ONLY_PAGES:
-        assert set(ONLY_PAGES) <= set(pages), f"TUNELAB_DOCS_PAGES names pages with no commands: {set(ONLY_PAGES) - set(pages)}"
+        assert set(ONLY_PAGES) <= set(pages), (
+            f"TUNELAB_DOCS_PAGES names pages with no commands: {set(ONLY_PAGES) - set(pages)}"
+        )
         pages = {page: commands for page, commands in pages.items() if page in ONLY_PAGES}
     bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "TUNELAB_CACHE_DIR": str(tmp_path / "cache"), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "TUNELAB_CACHE_DIR": str(tmp_path / "cache"),
+        "WANDB_MODE": "offline",
+        "HF_HUB_OFFLINE": "1",
+    }
     first_run: dict[str, str] = {}
     deferred: dict[str, str] = {}  # composed here: Hydra's global state is not for threads
     not_written: dict[tuple[str, str], str] = {}  # (page, sweep dir) -> the command not run here that writes it
@@ -639,8 +668,10 @@ def test_every_command_in_the_docs_runs(tmp_path):
         results = [r for future in futures for r in future.result()]
 
     ran = [r for r in results if r.not_run is None]
-    print(f"doc commands executed: {len(ran)} of {len(results)} ({'as written' if FULL else STEP_CAP + ' on tiny-model training runs'}), "
-          f"{sum(r.seconds for r in ran):.0f} s in all; slowest:")
+    print(
+        f"doc commands executed: {len(ran)} of {len(results)} ({'as written' if FULL else STEP_CAP + ' on tiny-model training runs'}), "
+        f"{sum(r.seconds for r in ran):.0f} s in all; slowest:"
+    )
     for r in sorted(ran, key=lambda r: -r.seconds)[:10]:
         print(f"  {r.seconds:6.1f} s  {r.command.where}: {r.command.line[:110]}")
     for r in results:

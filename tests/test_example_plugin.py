@@ -27,11 +27,17 @@ from plugin_venv import (
 pytestmark = needs_wheel_build
 
 DISTRIBUTION = "tunelab-example-plugin"
-COMPONENTS = [("cleaner", "min_words"), ("augmenter", "greeting_prefix"), ("peft", "lora_attention_only"),
-              ("tracker", "jsonl")]
+COMPONENTS = [
+    ("cleaner", "min_words"),
+    ("augmenter", "greeting_prefix"),
+    ("peft", "lora_attention_only"),
+    ("tracker", "jsonl"),
+]
 #: the commands docs/plugins.md shows for the example (run here as they are written there)
-SWEEP = ("tunelab -m experiment=smoke peft=lora,lora_attention_only 'tracker=[csv,jsonl]' pipeline=min_words "
-         "augment=greeting_prefix hydra.sweep.dir=multirun/example")
+SWEEP = (
+    "tunelab -m experiment=smoke peft=lora,lora_attention_only 'tracker=[csv,jsonl]' pipeline=min_words "
+    "augment=greeting_prefix hydra.sweep.dir=multirun/example"
+)
 BAD_KEY = "tunelab experiment=smoke peft=lora_attention_only +peft.rank=4"
 
 
@@ -39,8 +45,12 @@ BAD_KEY = "tunelab experiment=smoke peft=lora_attention_only +peft.rank=4"
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("example-plugin")
     source = copy_source(EXAMPLE_PLUGIN, root / "src")
-    return {"root": root, "source": source, "tunelab": tunelab_wheel(tmp_path_factory),
-            "plugin": build_wheel(source, root / "dist")}
+    return {
+        "root": root,
+        "source": source,
+        "tunelab": tunelab_wheel(tmp_path_factory),
+        "plugin": build_wheel(source, root / "dist"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +78,16 @@ def _jobs(sweep: Path) -> dict[str, Path]:
 
 def test_wheels_install_non_editable_and_keep_the_example_out_of_tunelab(built, venv):
     names = zipfile.ZipFile(built["tunelab"]).namelist()
-    assert not [n for n in names if "tunelab_example" in n or n.startswith("plugins/")], "the example leaked into tunelab's wheel"
+    assert not [n for n in names if "tunelab_example" in n or n.startswith("plugins/")], (
+        "the example leaked into tunelab's wheel"
+    )
     plugin_names = zipfile.ZipFile(built["plugin"]).namelist()
-    for group_file in ("peft/lora_attention_only.yaml", "tracker/jsonl.yaml", "augment/greeting_prefix.yaml",
-                       "pipeline/min_words.yaml"):
+    for group_file in (
+        "peft/lora_attention_only.yaml",
+        "tracker/jsonl.yaml",
+        "augment/greeting_prefix.yaml",
+        "pipeline/min_words.yaml",
+    ):
         assert f"tunelab_example/conf/{group_file}" in plugin_names
     site = venv.site_packages
     assert venv.module_file("tunelab").is_relative_to(site)
@@ -100,7 +116,9 @@ def test_sweep_selects_the_plugin_components_from_the_command_line(sweep):
         # the jsonl tracker: data statistics, the training curve and the final metrics, one per line
         lines = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
         assert {line["stage"] for line in lines} >= {"prepare", "train", "final"}
-        assert any(line["stage"] == "train" and line["step"] is not None and line["name"] == "train/loss" for line in lines)
+        assert any(
+            line["stage"] == "train" and line["step"] is not None and line["name"] == "train/loss" for line in lines
+        )
         assert (job / "metrics.csv").is_file()  # the built-in tracker ran next to it
         # the plugin's cleaner and augmenter ran, and the ledger accounts for their rows
         ledger = [json.loads(line) for line in (job / "ledger.jsonl").read_text().splitlines()]
@@ -124,8 +142,9 @@ def test_unknown_key_in_the_plugins_config_is_a_config_error_naming_it(venv):
 
 
 def test_the_example_plugins_own_tests_pass_in_the_venv(built, venv):
-    result = venv.run(venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", built["source"] / "tests",
-                      cwd=built["source"])
+    result = venv.run(
+        venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", built["source"] / "tests", cwd=built["source"]
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 

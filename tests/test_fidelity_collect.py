@@ -24,17 +24,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import validate
 from tunelab.api import StageContext
 from tunelab.config import Origin, typed_config
 from tunelab.data.engine import DataError, prepare
 from tunelab.plugins import get_plugins
 
-from conftest import validate
-
 
 def collect(name: str, tmp_path: Path, **params):
     component = get_plugins().registry.get("collector", name)
-    config = typed_config(component.config_schema, params, kind="collector", name=name, origin=Origin(), group="data", key_prefix="data.")
+    config = typed_config(
+        component.config_schema, params, kind="collector", name=name, origin=Origin(), group="data", key_prefix="data."
+    )
     ctx = StageContext(seed=0, num_proc=1, work_dir=tmp_path)
     data = component.cls(config).collect(ctx)
     return data, ctx
@@ -67,8 +68,11 @@ def test_unterminated_quote_costs_its_line_and_the_rows_after_it_are_read(tmp_pa
         {"a": "7", "b": "8", "c": "9", "id": "t.csv:4", "source": "t.csv"},
     ]
     assert reasons(ctx) == [
-        (3, "malformed CSV: unterminated quote: a quoted field that opens on line 3 and is never closed "
-            "(read as one field it runs to the end of the file); line 4 is read again as a record"),
+        (
+            3,
+            "malformed CSV: unterminated quote: a quoted field that opens on line 3 and is never closed "
+            "(read as one field it runs to the end of the file); line 4 is read again as a record",
+        ),
     ]
     assert ctx.quarantined[0]["raw"] == '"4,5,6\n'
 
@@ -77,11 +81,17 @@ def test_unterminated_quote_no_longer_merges_rows_until_the_next_quote(tmp_path)
     """Was: lines 2-4 silently merged into ONE kept row (its prompt 'hello,world\\n2,foo,bar\\n3,quoted"')."""
     path = write(tmp_path, "t.csv", b'id,prompt,completion\n1,"hello,world\n2,foo,bar\n3,"quoted",baz\n')
     data, ctx = collect("csv", tmp_path, path=path, format="none")
-    assert [(r["id"], r["source_id"], r["prompt"], r["completion"]) for r in data] == [("t.csv:3", "2", "foo", "bar"), ("t.csv:4", "3", "quoted", "baz")]
+    assert [(r["id"], r["source_id"], r["prompt"], r["completion"]) for r in data] == [
+        ("t.csv:3", "2", "foo", "bar"),
+        ("t.csv:4", "3", "quoted", "baz"),
+    ]
     assert reasons(ctx) == [
-        (2, "malformed CSV: unterminated quote: a quoted field that opens on line 2 and is never closed "
+        (
+            2,
+            "malformed CSV: unterminated quote: a quoted field that opens on line 2 and is never closed "
             "(read as one field it runs to line 4, where a quote cannot close it (',' expected after '\"')); "
-            "lines 3-4 are read again as records"),
+            "lines 3-4 are read again as records",
+        ),
     ]
 
 
@@ -89,8 +99,14 @@ def test_multi_line_records_are_named_by_their_first_line(tmp_path):
     """Was: t.csv:4 for the record on lines 2-4, and the ragged one quarantined at line 6."""
     blob = b'a,b\n1,"three\nline\nvalue"\n2,x\n3,"two\nlines",extra\n4,y\n'
     data, ctx = collect("csv", tmp_path, path=write(tmp_path, "t.csv", blob))
-    assert [(r["id"], r["a"], r["b"]) for r in data] == [("t.csv:2", "1", "three\nline\nvalue"), ("t.csv:5", "2", "x"), ("t.csv:8", "4", "y")]
-    assert reasons(ctx) == [(6, "expected 2 fields, found 3 (the record runs from line 6 to line 7: a quoted field holds line breaks)")]
+    assert [(r["id"], r["a"], r["b"]) for r in data] == [
+        ("t.csv:2", "1", "three\nline\nvalue"),
+        ("t.csv:5", "2", "x"),
+        ("t.csv:8", "4", "y"),
+    ]
+    assert reasons(ctx) == [
+        (6, "expected 2 fields, found 3 (the record runs from line 6 to line 7: a quoted field holds line breaks)")
+    ]
 
 
 def test_text_after_a_closing_quote_is_quarantined_not_altered(tmp_path):
@@ -102,16 +118,22 @@ def test_text_after_a_closing_quote_is_quarantined_not_altered(tmp_path):
 
 def test_a_header_with_broken_quoting_names_the_file(tmp_path):
     path = write(tmp_path, "t.csv", b'"a,b\n1,2\n')
-    with pytest.raises(ValueError, match=r"t\.csv: the header row cannot be read as CSV \(unexpected end of data\); fix its quoting"):
+    with pytest.raises(
+        ValueError, match=r"t\.csv: the header row cannot be read as CSV \(unexpected end of data\); fix its quoting"
+    ):
         collect("csv", tmp_path, path=path)
 
 
 PLAIN = st.text(alphabet="abcxyz 019", min_size=1, max_size=8).map(str.strip).filter(bool)
 # legitimate quoted values: commas and line breaks inside, written by the csv module
-QUOTED = st.text(alphabet="abc ,\n", min_size=1, max_size=10).filter(lambda v: v.strip() and not v.startswith((",", "\n")))
+QUOTED = st.text(alphabet="abc ,\n", min_size=1, max_size=10).filter(
+    lambda v: v.strip() and not v.startswith((",", "\n"))
+)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(
     rows=st.lists(st.tuples(PLAIN, st.one_of(PLAIN, QUOTED), PLAIN), min_size=1, max_size=12),
     bad=st.data(),
@@ -156,8 +178,14 @@ def test_a_repeated_json_key_is_quarantined_in_json_lines(tmp_path):
     data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "t.jsonl", blob), format="none")
     assert ids(data) == ["t.jsonl:3"]
     assert reasons(ctx) == [
-        (1, "the key 'label' appears twice in one JSON object (only one value could be kept); remove or rename one of them"),
-        (2, "the key 'x' appears twice in one JSON object (only one value could be kept); remove or rename one of them"),
+        (
+            1,
+            "the key 'label' appears twice in one JSON object (only one value could be kept); remove or rename one of them",
+        ),
+        (
+            2,
+            "the key 'x' appears twice in one JSON object (only one value could be kept); remove or rename one of them",
+        ),
     ]
 
 
@@ -166,11 +194,24 @@ def test_a_repeated_json_key_is_quarantined_in_json_documents(tmp_path):
     data, ctx = collect("json", tmp_path, path=write(tmp_path, "d.json", doc), format="none")
     assert ids(data) == ["d.json:1"]
     assert reasons(ctx) == [
-        (2, "record 2: the key 'text' appears twice in one JSON object (only one value could be kept); remove or rename one of them"),
-        (3, "record 3: the key 'k' appears twice in one JSON object (only one value could be kept); remove or rename one of them"),
+        (
+            2,
+            "record 2: the key 'text' appears twice in one JSON object (only one value could be kept); remove or rename one of them",
+        ),
+        (
+            3,
+            "record 3: the key 'k' appears twice in one JSON object (only one value could be kept); remove or rename one of them",
+        ),
     ]
-    data, ctx = collect("json", tmp_path, path=write(tmp_path, "one.json", b'{"text": "a", "text": "b"}'), format="none")
-    assert ids(data) == [] and reasons(ctx) == [(1, "the key 'text' appears twice in one JSON object (only one value could be kept); remove or rename one of them")]
+    data, ctx = collect(
+        "json", tmp_path, path=write(tmp_path, "one.json", b'{"text": "a", "text": "b"}'), format="none"
+    )
+    assert ids(data) == [] and reasons(ctx) == [
+        (
+            1,
+            "the key 'text' appears twice in one JSON object (only one value could be kept); remove or rename one of them",
+        )
+    ]
     # the same array through the jsonl collector (a file starting with '[' is read whole)
     data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "a/d.json", doc), format="none")
     assert ids(data) == ["d.json:1"] and [q["line"] for q in ctx.quarantined] == [2, 3]
@@ -180,7 +221,12 @@ def test_a_repeated_records_key_fails_the_document(tmp_path):
     doc = b'{"data": [{"text": "a"}], "data": [{"text": "b"}]}'
     data, ctx = collect("json", tmp_path, path=write(tmp_path, "d.json", doc), records_key="data", format="none")
     assert ids(data) == []
-    assert reasons(ctx) == [(1, "the key 'data' appears twice in one JSON object (only one value could be kept); remove or rename one of them; the file was not read")]
+    assert reasons(ctx) == [
+        (
+            1,
+            "the key 'data' appears twice in one JSON object (only one value could be kept); remove or rename one of them; the file was not read",
+        )
+    ]
 
 
 # --- item 10: a JSON Lines file is line-based ------------------------------------------------
@@ -191,9 +237,17 @@ def test_a_first_line_array_is_one_quarantined_line_and_the_lines_after_it_are_r
     blob = b'[{"prompt": "a", "completion": "b"}]\n{"prompt": "c", "completion": "d"}\n{"prompt": "e", "completion": "f"}\n'
     data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "t.jsonl", blob))
     assert ids(data) == ["t.jsonl:2", "t.jsonl:3"]
-    assert reasons(ctx) == [(1, "expected a JSON object, found list on one line (JSON Lines holds one object per line)")]
+    assert reasons(ctx) == [
+        (1, "expected a JSON object, found list on one line (JSON Lines holds one object per line)")
+    ]
     # a file that is one array, on one line or several, is still one document (records expanded)
-    data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "one.jsonl", b'[{"prompt": "a", "completion": "b"}, {"prompt": "c", "completion": "d"}]\n'))
+    data, ctx = collect(
+        "jsonl",
+        tmp_path,
+        path=write(
+            tmp_path, "one.jsonl", b'[{"prompt": "a", "completion": "b"}, {"prompt": "c", "completion": "d"}]\n'
+        ),
+    )
     assert ids(data) == ["one.jsonl:1", "one.jsonl:2"] and not ctx.quarantined
 
 
@@ -205,14 +259,18 @@ def test_a_broken_array_in_a_jsonl_file_is_read_line_by_line(tmp_path):
     assert ids(data) == ["t.jsonl:2"]
     assert reasons(ctx) == [(1, "invalid JSON: Expecting ',' delimiter (column 6)")]
     data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "j/t.json", blob))
-    assert ids(data) == [] and reasons(ctx) == [(2, "invalid JSON: Expecting ',' delimiter (line 2, column 1); the file was not read")]
+    assert ids(data) == [] and reasons(ctx) == [
+        (2, "invalid JSON: Expecting ',' delimiter (line 2, column 1); the file was not read")
+    ]
 
 
 def test_a_json_file_with_an_array_then_lines_is_read_as_json_lines(tmp_path):
     blob = b'[1, 2]\n{"text": "a"}\n'
     data, ctx = collect("json", tmp_path, path=write(tmp_path, "t.json", blob), format="none")
     assert ids(data) == ["t.json:2"]
-    assert reasons(ctx) == [(1, "expected a JSON object, found list on one line (JSON Lines holds one object per line)")]
+    assert reasons(ctx) == [
+        (1, "expected a JSON object, found list on one line (JSON Lines holds one object per line)")
+    ]
 
 
 # --- item 10: say what a file really is -----------------------------------------------------
@@ -249,15 +307,60 @@ def _parquet() -> bytes:
 #: (collector, file name, bytes (or a function of tmp_path), the error) — was: "not valid utf-8 ... set data.encoding"
 #: or every line quarantined as invalid JSON
 BINARY_FILES = {
-    "zip named .csv": ("csv", "t.csv", _zip("t.csv", ROWS), r"t\.csv is a ZIP archive, not CSV text: unzip it and set data\.path to the files inside"),
-    "bzip2 named .csv": ("csv", "t.csv", bz2.compress(ROWS), r"t\.csv is bzip2-compressed, not CSV text: decompress it \(bunzip2 FILE\), or recompress it with gzip: gzipped files are read directly"),
-    "xz named .jsonl": ("jsonl", "t.jsonl", lzma.compress(LINES), r"t\.jsonl is xz-compressed, not JSON Lines text: decompress it \(unxz FILE\)"),
-    "zstd named .jsonl": ("jsonl", "t.jsonl", b"\x28\xb5\x2f\xfd\x24\x00" + LINES, r"t\.jsonl is zstd-compressed, not JSON Lines text: decompress it \(zstd -d FILE\)"),
-    "parquet named .jsonl": ("jsonl", "t.jsonl", _parquet(), r"t\.jsonl is a Parquet file, not JSON Lines text: read it with data=parquet"),
-    "pdf named .txt": ("text", "t.txt", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", r"t\.txt is a PDF document, not plain text: read it with data=pdf"),
-    "sqlite named .csv": ("csv", "t.csv", _sqlite, r"t\.csv is an SQLite database, not CSV text: read it with data=sql data\.url=sqlite:///FILE"),
-    "zip inside gzip": ("json", "t.json.gz", gzip.compress(_zip("t.json", b"[]")), r"t\.json\.gz is gzip-compressed and holds a ZIP archive, not JSON text"),
-    "png named .md": ("text", "t.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", r"t\.md is a PNG image, not plain text: remove it from data\.path"),
+    "zip named .csv": (
+        "csv",
+        "t.csv",
+        _zip("t.csv", ROWS),
+        r"t\.csv is a ZIP archive, not CSV text: unzip it and set data\.path to the files inside",
+    ),
+    "bzip2 named .csv": (
+        "csv",
+        "t.csv",
+        bz2.compress(ROWS),
+        r"t\.csv is bzip2-compressed, not CSV text: decompress it \(bunzip2 FILE\), or recompress it with gzip: gzipped files are read directly",
+    ),
+    "xz named .jsonl": (
+        "jsonl",
+        "t.jsonl",
+        lzma.compress(LINES),
+        r"t\.jsonl is xz-compressed, not JSON Lines text: decompress it \(unxz FILE\)",
+    ),
+    "zstd named .jsonl": (
+        "jsonl",
+        "t.jsonl",
+        b"\x28\xb5\x2f\xfd\x24\x00" + LINES,
+        r"t\.jsonl is zstd-compressed, not JSON Lines text: decompress it \(zstd -d FILE\)",
+    ),
+    "parquet named .jsonl": (
+        "jsonl",
+        "t.jsonl",
+        _parquet(),
+        r"t\.jsonl is a Parquet file, not JSON Lines text: read it with data=parquet",
+    ),
+    "pdf named .txt": (
+        "text",
+        "t.txt",
+        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n",
+        r"t\.txt is a PDF document, not plain text: read it with data=pdf",
+    ),
+    "sqlite named .csv": (
+        "csv",
+        "t.csv",
+        _sqlite,
+        r"t\.csv is an SQLite database, not CSV text: read it with data=sql data\.url=sqlite:///FILE",
+    ),
+    "zip inside gzip": (
+        "json",
+        "t.json.gz",
+        gzip.compress(_zip("t.json", b"[]")),
+        r"t\.json\.gz is gzip-compressed and holds a ZIP archive, not JSON text",
+    ),
+    "png named .md": (
+        "text",
+        "t.md",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        r"t\.md is a PNG image, not plain text: remove it from data\.path",
+    ),
 }
 
 
@@ -280,20 +383,32 @@ def test_gzip_data_is_read_whatever_the_file_is_called(tmp_path):
     assert ids(data) == ["p.jsonl.gz:1"] and not ctx.quarantined
 
 
-UTF16_TEXT = 'prompt,completion\nwhere is my café?,on rue de l\'Été\n'
+UTF16_TEXT = "prompt,completion\nwhere is my café?,on rue de l'Été\n"
 
 
-@pytest.mark.parametrize("bom,codec", [(codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"), (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be")])
+@pytest.mark.parametrize(
+    "bom,codec",
+    [
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+        (codecs.BOM_UTF32_LE, "utf-32-le"),
+        (codecs.BOM_UTF32_BE, "utf-32-be"),
+    ],
+)
 def test_a_byte_order_mark_settles_utf16_and_utf32(bom, codec, tmp_path):
     """Was: 'not valid utf-8 ... set data.encoding' (CSV) or every line quarantined (JSON Lines)."""
     data, ctx = collect("csv", tmp_path, path=write(tmp_path, "t.csv", bom + UTF16_TEXT.encode(codec)))
-    assert [(r["id"], r["prompt"], r["completion"]) for r in data] == [("t.csv:2", "where is my café?", "on rue de l'Été")]
+    assert [(r["id"], r["prompt"], r["completion"]) for r in data] == [
+        ("t.csv:2", "where is my café?", "on rue de l'Été")
+    ]
     wide = "UTF-32" if "32" in codec else "UTF-16"
     assert ctx.counters[f"files read as {wide} (byte-order mark)"] == 1
     lines = '{"prompt": "café", "completion": "Été"}\n\n{"prompt": "b", "completion": "c"}\n'
     data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "t.jsonl", bom + lines.encode(codec)))
     assert [(r["id"], r["prompt"]) for r in data] == [("t.jsonl:1", "café"), ("t.jsonl:3", "b")] and not ctx.quarantined
-    data, ctx = collect("text", tmp_path, path=write(tmp_path, "t.txt", bom + "Été\n\nsecond\n".encode(codec)), unit="paragraph")
+    data, ctx = collect(
+        "text", tmp_path, path=write(tmp_path, "t.txt", bom + "Été\n\nsecond\n".encode(codec)), unit="paragraph"
+    )
     assert [(r["id"], r["text"]) for r in data] == [("t.txt:1", "Été"), ("t.txt:3", "second")]
 
 
@@ -304,7 +419,9 @@ def test_utf8_lines_after_junk_that_starts_like_a_byte_order_mark_are_read(junk,
     blob = junk + b"\n" + '{"prompt": "café", "completion": "b"}\n'.encode()
     data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "t.jsonl", blob))
     assert [(r["id"], r["prompt"]) for r in data] == [("t.jsonl:2", "café")]
-    assert [(q["line"], q["reason"].split(";")[0]) for q in ctx.quarantined] == [(1, "not valid utf-8: invalid start byte at byte 0")]
+    assert [(q["line"], q["reason"].split(";")[0]) for q in ctx.quarantined] == [
+        (1, "not valid utf-8: invalid start byte at byte 0")
+    ]
     assert not any("byte-order mark" in name for name in ctx.counters)
 
 
@@ -313,15 +430,29 @@ def test_data_encoding_utf16_works_for_line_based_files(tmp_path):
     lines = '{"prompt": "café", "completion": "x"}\n{"prompt": "b", "completion": "c"}\n'
     data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "t.jsonl", lines.encode("utf-16")), encoding="utf-16")
     assert [(r["id"], r["prompt"]) for r in data] == [("t.jsonl:1", "café"), ("t.jsonl:2", "b")] and not ctx.quarantined
-    data, _ = collect("text", tmp_path, path=write(tmp_path, "t.txt", "one\ntwo\n".encode("utf-16-le")), encoding="utf-16-le", unit="line")
+    data, _ = collect(
+        "text",
+        tmp_path,
+        path=write(tmp_path, "t.txt", "one\ntwo\n".encode("utf-16-le")),
+        encoding="utf-16-le",
+        unit="line",
+    )
     assert [(r["id"], r["text"]) for r in data] == [("t.txt:1", "one"), ("t.txt:2", "two")]
 
 
 def test_utf16_without_a_byte_order_mark_gets_the_hint(tmp_path):
     lines = '{"prompt": "a", "completion": "x"}\n'.encode("utf-16-le")
-    data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "a.jsonl", lines + b'{"prompt": "ok", "completion": "y"}\n'), format="none")
+    data, ctx = collect(
+        "jsonl",
+        tmp_path,
+        path=write(tmp_path, "a.jsonl", lines + b'{"prompt": "ok", "completion": "y"}\n'),
+        format="none",
+    )
     assert all("set data.encoding=utf-16" in reason for _, reason in reasons(ctx)) and ctx.quarantined, reasons(ctx)
-    with pytest.raises(ValueError, match=r"t\.csv is not valid utf-8 .*set data\.encoding; it holds NUL bytes: UTF-16 text without a byte-order mark\? set data\.encoding=utf-16"):
+    with pytest.raises(
+        ValueError,
+        match=r"t\.csv is not valid utf-8 .*set data\.encoding; it holds NUL bytes: UTF-16 text without a byte-order mark\? set data\.encoding=utf-16",
+    ):
         collect("csv", tmp_path, path=write(tmp_path, "t.csv", "prompt,completion\nÉté,b\n".encode("utf-16-le")))
 
 
@@ -361,7 +492,12 @@ def test_files_without_records_in_a_folder_are_listed(tmp_path, caplog):
 
 def test_prepare_of_an_empty_file_names_it(tmp_path):
     empty = write(tmp_path, "empty.csv", b"prompt,completion\n")
-    with pytest.raises(DataError, match=re.escape(f"data.path '{empty}' holds no records: empty.csv: only a header row (prompt, completion), no records")):
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"data.path '{empty}' holds no records: empty.csv: only a header row (prompt, completion), no records"
+        ),
+    ):
         prepare(validate(["data=csv", f"data.path={empty}", "pipeline=minimal"]), get_plugins())
 
 
@@ -389,16 +525,25 @@ def test_files_of_other_formats_in_a_folder_are_counted_and_named(tmp_path, capl
 def test_a_folder_without_files_of_the_format_names_the_others(tmp_path):
     folder = tmp_path / "exports"
     write(folder, "tickets.csv", ROWS)
-    with pytest.raises(ValueError, match=re.escape(
-        f"data.path '{folder}' matches no .jsonl/.jsonl.gz/.ndjson/.ndjson.gz/.json/.json.gz files; "
-        "it holds 1 file of other formats (tickets.csv); read them with data=csv (one collector per run)"
-    )):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"data.path '{folder}' matches no .jsonl/.jsonl.gz/.ndjson/.ndjson.gz/.json/.json.gz files; "
+            "it holds 1 file of other formats (tickets.csv); read them with data=csv (one collector per run)"
+        ),
+    ):
         collect("jsonl", tmp_path, path=str(folder))
 
 
 def test_skipped_files_are_in_the_data_report(tmp_path):
     folder = tmp_path / "exports"
-    write(folder, "a.jsonl", b"".join(json.dumps({"prompt": f"question {i}", "completion": f"answer {i}"}).encode() + b"\n" for i in range(12)))
+    write(
+        folder,
+        "a.jsonl",
+        b"".join(
+            json.dumps({"prompt": f"question {i}", "completion": f"answer {i}"}).encode() + b"\n" for i in range(12)
+        ),
+    )
     write(folder, "more.csv", ROWS)
     write(folder, "empty.jsonl", b"")
     prepared = prepare(validate(["data=jsonl", f"data.path={folder}", "pipeline=minimal"]), get_plugins())
@@ -415,9 +560,15 @@ def test_skipped_files_are_in_the_data_report(tmp_path):
     "blob,message",
     [
         # was: 'Trailing data at position 5' from pyarrow
-        (b'[1, 2]\n{"prompt": "a"}\n', r"t\.jsonl line 1: a JSON Lines record must be an object, found a JSON array on one line with more lines after it\. .*data=jsonl"),
+        (
+            b'[1, 2]\n{"prompt": "a"}\n',
+            r"t\.jsonl line 1: a JSON Lines record must be an object, found a JSON array on one line with more lines after it\. .*data=jsonl",
+        ),
         # was: 'a JSON Lines record must be an object, found dict' (json.loads read the UTF-16 bytes itself)
-        (codecs.BOM_UTF16_LE + '{"prompt": "a"}\n'.encode("utf-16-le"), r"t\.jsonl is UTF-16 text \(it starts with a byte-order mark\); the datasets json builder reads UTF-8 only\. Read it with data=jsonl"),
+        (
+            codecs.BOM_UTF16_LE + '{"prompt": "a"}\n'.encode("utf-16-le"),
+            r"t\.jsonl is UTF-16 text \(it starts with a byte-order mark\); the datasets json builder reads UTF-8 only\. Read it with data=jsonl",
+        ),
         (_zip("t.jsonl", LINES), r"t\.jsonl is a ZIP archive, not JSON text: unzip it"),
     ],
 )
@@ -425,5 +576,7 @@ def test_hf_json_builder_says_what_the_file_is(blob, message, tmp_path):
     path = write(tmp_path, "t.jsonl", blob)
     with pytest.raises(ValueError, match=message):
         collect("hf_dataset", tmp_path, path="json", data_files=[path])
-    data, _ = collect("hf_dataset", tmp_path, path="json", data_files=[write(tmp_path, "one.jsonl", b'[{"prompt": "a"}]\n')])
+    data, _ = collect(
+        "hf_dataset", tmp_path, path="json", data_files=[write(tmp_path, "one.jsonl", b'[{"prompt": "a"}]\n')]
+    )
     assert list(data["prompt"]) == ["a"]  # one array on its one line is still a document

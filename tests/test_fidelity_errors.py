@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.config import ConfigError
-
 from conftest import run_cli, validate
+from tunelab.config import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -31,7 +30,7 @@ def _refused(capsys: pytest.CaptureFixture[str], args: list[str], code: int = 2)
     assert exit_info.value.code == code, args
     err = capsys.readouterr().err
     assert "Traceback" not in err and "HYDRA_FULL_ERROR" not in err, err
-    return err[err.rindex("tunelab: "):].rstrip("\n")
+    return err[err.rindex("tunelab: ") :].rstrip("\n")
 
 
 def _jsonl(path: Path, lines: list[str]) -> Path:
@@ -46,7 +45,9 @@ def _records(path: Path) -> list[dict]:
 # --- 7. a failed prepare keeps its quarantine and ledger ------------------------------------------
 
 
-def test_every_record_malformed_keeps_the_quarantine_in_the_run_dir_and_lists_the_reasons(tmp_path, capsys, isolated_cache):
+def test_every_record_malformed_keeps_the_quarantine_in_the_run_dir_and_lists_the_reasons(
+    tmp_path, capsys, isolated_cache
+):
     data = _jsonl(tmp_path / "broken.jsonl", ['{"prompt": "a"', "not json", '{"prompt": 1,}'])
     run_dir = tmp_path / "run"
     message = _refused(capsys, ["prepare", "data=jsonl", f"data.path={data}", f"hydra.run.dir={run_dir}"], code=1)
@@ -59,9 +60,15 @@ def test_every_record_malformed_keeps_the_quarantine_in_the_run_dir_and_lists_th
         "  broken.jsonl:3: invalid JSON: Expecting property name enclosed in double quotes (column 14)"
     )
     assert [(r["line"], r["raw"]) for r in _records(run_dir / "quarantine.jsonl")] == [
-        (1, '{"prompt": "a"\n'), (2, "not json\n"), (3, '{"prompt": 1,}\n')]
+        (1, '{"prompt": "a"\n'),
+        (2, "not json\n"),
+        (3, '{"prompt": 1,}\n'),
+    ]
     assert [(r["id"], r["action"]) for r in _records(run_dir / "ledger.jsonl")] == [
-        ("broken.jsonl:1", "quarantined"), ("broken.jsonl:2", "quarantined"), ("broken.jsonl:3", "quarantined")]
+        ("broken.jsonl:1", "quarantined"),
+        ("broken.jsonl:2", "quarantined"),
+        ("broken.jsonl:3", "quarantined"),
+    ]
     assert "first reasons:\n  broken.jsonl:1: invalid JSON" in (run_dir / "error.txt").read_text()
     assert json.loads((run_dir / "metrics.json").read_text())["metrics"]["status"] == "failed"
     prepared = isolated_cache / "prepared"
@@ -72,20 +79,33 @@ def test_a_step_that_drops_every_row_points_at_the_ledger_in_the_run_dir(tmp_pat
     rows = [json.dumps({"prompt": f"question {i}", "completion": "an answer", "label": "a"}) for i in range(7)]
     data = _jsonl(tmp_path / "short.jsonl", rows)
     run_dir = tmp_path / "run"
-    message = _refused(capsys, ["prepare", "data=jsonl", f"data.path={data}", "pipeline=minimal",
-                                "pipeline.clean=[drop_missing,quality_filter]",
-                                "+pipeline.params.quality_filter.min_chars=100", f"hydra.run.dir={run_dir}"], code=1)
+    message = _refused(
+        capsys,
+        [
+            "prepare",
+            "data=jsonl",
+            f"data.path={data}",
+            "pipeline=minimal",
+            "pipeline.clean=[drop_missing,quality_filter]",
+            "+pipeline.params.quality_filter.min_chars=100",
+            f"hydra.run.dir={run_dir}",
+        ],
+        code=1,
+    )
     assert message == (
         f"tunelab: error: no rows left after step 'quality_filter' (clean); see the drop reasons in "
         f"{run_dir / 'ledger.jsonl'}. Loosen that step's parameters or remove it from pipeline.clean.\n"
         "first reasons:\n"
-        + "".join(f"  short.jsonl:{i}: quality:min_chars (rule=min_chars, field=prompt, value=10, limit=100)\n"
-                  for i in range(1, 6))
+        + "".join(
+            f"  short.jsonl:{i}: quality:min_chars (rule=min_chars, field=prompt, value=10, limit=100)\n"
+            for i in range(1, 6)
+        )
         + "  ... and 2 more"
     )
     ledger = _records(run_dir / "ledger.jsonl")
     assert [(r["id"], r["step"], r["reason"]) for r in ledger] == [
-        (f"short.jsonl:{i}", "quality_filter", "quality:min_chars") for i in range(1, 8)]
+        (f"short.jsonl:{i}", "quality_filter", "quality:min_chars") for i in range(1, 8)
+    ]
     assert (run_dir / "quarantine.jsonl").read_text() == ""
 
 
@@ -109,10 +129,22 @@ def test_a_step_that_raises_keeps_the_rows_so_far_in_the_run_dir(tmp_path, capsy
     installed_plugin("tl_boom", BOOM_PLUGIN)
     get_plugins(reload=True)
     good = [json.dumps({"prompt": f"question number {i}", "completion": "an answer", "label": "a"}) for i in range(3)]
-    data = _jsonl(tmp_path / "mixed.jsonl", [*good, "{oops", json.dumps({"prompt": "no answer", "completion": "", "label": "a"})])
+    data = _jsonl(
+        tmp_path / "mixed.jsonl", [*good, "{oops", json.dumps({"prompt": "no answer", "completion": "", "label": "a"})]
+    )
     run_dir = tmp_path / "run"
-    message = _refused(capsys, ["prepare", "data=jsonl", f"data.path={data}", "pipeline=minimal",
-                                "pipeline.clean=[drop_missing,boom]", f"hydra.run.dir={run_dir}"], code=1)
+    message = _refused(
+        capsys,
+        [
+            "prepare",
+            "data=jsonl",
+            f"data.path={data}",
+            "pipeline=minimal",
+            "pipeline.clean=[drop_missing,boom]",
+            f"hydra.run.dir={run_dir}",
+        ],
+        code=1,
+    )
     assert message == (
         "tunelab: error: clean step 'boom' failed: boom: the operator broke (the quarantine and ledger so far: "
         f"{run_dir / 'quarantine.jsonl'}, {run_dir / 'ledger.jsonl'})"
@@ -154,15 +186,20 @@ def _unwritable(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("case", ["a file", "under a file", "unwritable"])
 @pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
-def test_a_run_or_sweep_dir_that_cannot_be_made_is_a_config_error_naming_the_key(case, key, tmp_path, capsys, isolated_cache):
+def test_a_run_or_sweep_dir_that_cannot_be_made_is_a_config_error_naming_the_key(
+    case, key, tmp_path, capsys, isolated_cache
+):
     afile = tmp_path / "afile"
     afile.write_text("x")
     target = {"a file": afile, "under a file": afile / "run", "unwritable": _unwritable(tmp_path)}[case]
     problem = {
         "a file": f"{afile} is a file, not a directory",
         "under a file": f"{afile} is a file, so no directory can be made under it",
-        "unwritable": (f"cannot create {target.parent}: No such file or directory" if os.geteuid() == 0
-                       else f"cannot create {target}: Permission denied"),
+        "unwritable": (
+            f"cannot create {target.parent}: No such file or directory"
+            if os.geteuid() == 0
+            else f"cannot create {target}: Permission denied"
+        ),
     }[case]
     kind, example = ("sweep", "multirun/my_sweep") if key == "hydra.sweep.dir" else ("run", "outputs/my_run")
     args = ["prepare", *(["-m", "seed=0,1"] if kind == "sweep" else []), f"{key}={target}"]
@@ -204,22 +241,17 @@ thing = None
 """
 
 LOGGING_PROBLEM = {
-    "+hydra.job_logging.handlers.x.class=tl_sentinel_log.Handler":
-        "hydra.job_logging.handlers.x.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class of "
-        "the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
-    "+hydra.hydra_logging.handlers.x.class=tl_sentinel_log.Handler":
-        "hydra.hydra_logging.handlers.x.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class "
-        "of the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
-    "hydra.job_logging.handlers.console.stream=ext://tl_sentinel_log.thing":
-        "hydra.job_logging.handlers.console.stream: 'ext://tl_sentinel_log.thing' would be imported by the logging "
-        "config (allowed: ext://sys.stderr, ext://sys.stdout)",
-    "+hydra.job_logging.filters.f.class=tl_sentinel_log.Handler":
-        "hydra.job_logging.filters.f.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class of "
-        "the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+    "+hydra.job_logging.handlers.x.class=tl_sentinel_log.Handler": "hydra.job_logging.handlers.x.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class of "
+    "the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+    "+hydra.hydra_logging.handlers.x.class=tl_sentinel_log.Handler": "hydra.hydra_logging.handlers.x.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class "
+    "of the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+    "hydra.job_logging.handlers.console.stream=ext://tl_sentinel_log.thing": "hydra.job_logging.handlers.console.stream: 'ext://tl_sentinel_log.thing' would be imported by the logging "
+    "config (allowed: ext://sys.stderr, ext://sys.stdout)",
+    "+hydra.job_logging.filters.f.class=tl_sentinel_log.Handler": "hydra.job_logging.filters.f.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class of "
+    "the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
     # under logging. but not a handler: fileConfig would load another config naming any class
-    "hydra.job_logging.handlers.console.class=logging.config.fileConfig":
-        "hydra.job_logging.handlers.console.class: 'logging.config.fileConfig' is not a handler, formatter or filter "
-        "class of the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+    "hydra.job_logging.handlers.console.class=logging.config.fileConfig": "hydra.job_logging.handlers.console.class: 'logging.config.fileConfig' is not a handler, formatter or filter "
+    "class of the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
 }
 
 
@@ -244,14 +276,21 @@ def test_the_logging_package_s_own_handlers_still_pass_from_the_command_line(tmp
     from tunelab.preflight import check_overrides
 
     log_file = tmp_path / "extra.log"
-    rc = check_overrides(["+hydra.job_logging.handlers.file2.class=logging.handlers.RotatingFileHandler",
-                          f"+hydra.job_logging.handlers.file2.filename={log_file}",
-                          f"hydra.run.dir={tmp_path / 'run'}"], sources=False)
+    rc = check_overrides(
+        [
+            "+hydra.job_logging.handlers.file2.class=logging.handlers.RotatingFileHandler",
+            f"+hydra.job_logging.handlers.file2.filename={log_file}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        sources=False,
+    )
     assert rc is not None and not log_file.exists()
 
 
 def test_a_missing_config_dir_is_a_config_error(tmp_path, capsys):
-    assert _refused(capsys, ["prepare", "--config-dir", str(tmp_path / "nope"), f"hydra.run.dir={tmp_path / 'run'}"]) == (
+    assert _refused(
+        capsys, ["prepare", "--config-dir", str(tmp_path / "nope"), f"hydra.run.dir={tmp_path / 'run'}"]
+    ) == (
         f"tunelab: config error: --config-dir {tmp_path / 'nope'}: no such directory. Fix: --config-dir DIR naming a "
         "directory of config groups (e.g. DIR/experiment/mine.yaml for experiment=mine)"
     )
@@ -302,15 +341,22 @@ def test_a_key_a_packaged_experiment_sets_is_blamed_on_it_not_on_the_group_file(
     )
 
 
-@pytest.mark.parametrize("body, message", [
-    # a bad value in a section the group's file also sets: the later file (the preset) set it
-    ("pipeline:\n  params:\n    strip_markup:\n      fields: 3\n",
-     "bad value for 'pipeline.params.strip_markup.fields' of cleaner 'strip_markup' (from {preset})"),
-    ("defaults:\n  - override /model: tiny\nmodel:\n  hidden_sizee: 3\n",
-     "unknown key 'model.hidden_sizee' for model 'tiny' (from {preset})"),
-    ("train:\n  max_stepz: 3\n", "unknown key 'train.max_stepz' for settings 'train' (from {preset})"),
-    ("tracker:\n  csv:\n    colour: red\n", "unknown key 'tracker.csv.colour' for tracker 'csv' (from {preset})"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        # a bad value in a section the group's file also sets: the later file (the preset) set it
+        (
+            "pipeline:\n  params:\n    strip_markup:\n      fields: 3\n",
+            "bad value for 'pipeline.params.strip_markup.fields' of cleaner 'strip_markup' (from {preset})",
+        ),
+        (
+            "defaults:\n  - override /model: tiny\nmodel:\n  hidden_sizee: 3\n",
+            "unknown key 'model.hidden_sizee' for model 'tiny' (from {preset})",
+        ),
+        ("train:\n  max_stepz: 3\n", "unknown key 'train.max_stepz' for settings 'train' (from {preset})"),
+        ("tracker:\n  csv:\n    colour: red\n", "unknown key 'tracker.csv.colour' for tracker 'csv' (from {preset})"),
+    ],
+)
 def test_every_group_names_the_preset_that_set_the_key(body, message, tmp_path):
     folder = _their_configs(tmp_path, mine=body)
     with pytest.raises(ConfigError) as info:
@@ -338,7 +384,7 @@ def test_predict_names_an_input_file_it_cannot_read(tmp_path, capsys):
         str(tmp_path / "nope.txt"): f"tunelab predict: cannot read {tmp_path / 'nope.txt'}: No such file or directory",
         str(tmp_path): f"tunelab predict: cannot read {tmp_path}: Is a directory",
         str(binary): f"tunelab predict: {binary} is not UTF-8 text (invalid start byte at byte 0); give one input text "
-                     "per line, UTF-8 encoded",
+        "per line, UTF-8 encoded",
     }
     for given, message in cases.items():
         assert run_cli(["predict", str(tmp_path / "run"), given]) == 2

@@ -10,22 +10,37 @@ from pathlib import Path
 
 import pytest
 
+from conftest import validate
 from tunelab.config import ConfigError
 from tunelab.data.engine import DataError, prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
 
-from conftest import validate
-
 QUESTIONS = [
-    "I was charged twice for my order", "Where is my parcel right now", "How do I reset my password",
-    "Can I return these shoes", "My invoice shows the wrong address", "The package arrived damaged",
-    "I cannot log in to my account", "Please refund my last payment", "When will my order ship",
-    "Change the email on my account", "Why is there a fee on my card", "The tracking number does not work",
-    "I forgot my username", "Cancel my subscription please", "Do you deliver on weekends",
-    "Two factor codes never arrive", "Was my coupon applied", "The courier left it at the wrong door",
-    "Lock my account, it was hacked", "Send me a copy of the receipt", "My delivery is three days late",
-    "I want to close my account", "Why was I billed in dollars", "Can I pick the parcel up myself",
+    "I was charged twice for my order",
+    "Where is my parcel right now",
+    "How do I reset my password",
+    "Can I return these shoes",
+    "My invoice shows the wrong address",
+    "The package arrived damaged",
+    "I cannot log in to my account",
+    "Please refund my last payment",
+    "When will my order ship",
+    "Change the email on my account",
+    "Why is there a fee on my card",
+    "The tracking number does not work",
+    "I forgot my username",
+    "Cancel my subscription please",
+    "Do you deliver on weekends",
+    "Two factor codes never arrive",
+    "Was my coupon applied",
+    "The courier left it at the wrong door",
+    "Lock my account, it was hacked",
+    "Send me a copy of the receipt",
+    "My delivery is three days late",
+    "I want to close my account",
+    "Why was I billed in dollars",
+    "Can I pick the parcel up myself",
 ]
 
 
@@ -41,8 +56,10 @@ def _prepare(tmp_path: Path, records: list[dict], *overrides: str):
 
 
 def _records(labels: list) -> list[dict]:
-    return [{"prompt": f"{QUESTIONS[i % len(QUESTIONS)]} (ticket {i})", "completion": f"Answer {i}.", "label": label}
-            for i, label in enumerate(labels)]
+    return [
+        {"prompt": f"{QUESTIONS[i % len(QUESTIONS)]} (ticket {i})", "completion": f"Answer {i}.", "label": label}
+        for i, label in enumerate(labels)
+    ]
 
 
 def _report(prepared) -> str:
@@ -73,7 +90,11 @@ def test_surrounding_whitespace_is_stripped_always_and_case_variants_are_warned_
     assert "| 'billing ' | 'billing' | 3 | surrounding whitespace stripped |" in report
     assert "| ' billing' | 'billing' | 2 | surrounding whitespace stripped |" in report
     # every edited row is in the ledger with its before/after
-    edits = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r["action"] == "modified" and r["step"] == "labels"]
+    edits = [
+        r
+        for r in read_ledger(prepared.directory / "ledger.jsonl")
+        if r["action"] == "modified" and r["step"] == "labels"
+    ]
     assert Counter(r["reason"] for r in edits) == {
         "label 'billing ' -> 'billing' (surrounding whitespace stripped)": 3,
         "label ' billing' -> 'billing' (surrounding whitespace stripped)": 2,
@@ -106,7 +127,9 @@ def test_label_case_fold_merges_every_variant_and_the_report_names_each_merge(tm
 
 
 def test_label_case_is_validated_and_reaches_every_pipeline():
-    with pytest.raises(ConfigError, match=r"pipeline.label_case must be one of keep, fold, got 'lower' \(from the command-line"):
+    with pytest.raises(
+        ConfigError, match=r"pipeline.label_case must be one of keep, fold, got 'lower' \(from the command-line"
+    ):
         validate(["pipeline.label_case=lower"])
     for pipeline in ("default", "minimal", "strict", "preference"):
         assert validate([f"pipeline={pipeline}", "pipeline.label_case=fold"]).label_case == "fold"
@@ -119,12 +142,18 @@ def test_list_valued_labels_are_refused_naming_the_rows(tmp_path):
     # each such row is quarantined with the reason and the fix (not turned into the class '["billing", "refund"]')
     quarantined = [json.loads(line) for line in (prepared.directory / "quarantine.jsonl").read_text().splitlines()]
     assert [(q["line"], q["reason"]) for q in quarantined] == [
-        (2, "column 'label' holds a list (['billing', 'refund']), expected one class per row (tunelab has no "
+        (
+            2,
+            "column 'label' holds a list (['billing', 'refund']), expected one class per row (tunelab has no "
             "multi-label methods); keep one class per row in the source, or map the column that holds the classes "
-            "with data.columns={<column>: label}"),
-        (4, "column 'label' holds a mapping ({'primary': 'account'}), expected one class per row (tunelab has no "
+            "with data.columns={<column>: label}",
+        ),
+        (
+            4,
+            "column 'label' holds a mapping ({'primary': 'account'}), expected one class per row (tunelab has no "
             "multi-label methods); keep one class per row in the source, or map the column that holds the classes "
-            "with data.columns={<column>: label}"),
+            "with data.columns={<column>: label}",
+        ),
     ]
     assert prepared.summary["labels_before"] == {"billing": 1, "shipping": 5}
     # every row a list: nothing is usable, and the error says so
@@ -170,7 +199,11 @@ def test_numbers_none_and_blank_labels_are_left_alone(tmp_path):
     out, report = normalize_labels(text, "label", "fold")
     assert out.column_names == ["id", "prompt", "label"]  # the column keeps its place
     assert out["label"] == [None, "", "x", "x"]
-    assert [(m["variant"], m["label"], m["rows"]) for m in report.merges] == [("  ", "", 1), (" x", "x", 1), ("X", "x", 1)]
+    assert [(m["variant"], m["label"], m["rows"]) for m in report.merges] == [
+        ("  ", "", 1),
+        (" x", "x", 1),
+        ("X", "x", 1),
+    ]
     # "1" and 1 in one column: the collector stores both as the text "1", one class
     mixed = _prepare(tmp_path, _records([1, "1", 2, "2"] * 3), "pipeline.split=random")
     assert mixed.summary["labels_before"] == {"1": 6, "2": 6}
@@ -181,7 +214,9 @@ def test_numbers_none_and_blank_labels_are_left_alone(tmp_path):
 
 def test_a_class_of_one_row_is_named_at_prepare_time_with_the_splits_it_misses(tmp_path, caplog):
     labels = ["billing"] * 20 + ["shipping"] * 20 + ["refund"] + ["gift"] * 4
-    prepared = _prepare(tmp_path, _records(labels), "pipeline.balance=[oversample]", "+pipeline.params.oversample.target_ratio=0.5")
+    prepared = _prepare(
+        tmp_path, _records(labels), "pipeline.balance=[oversample]", "+pipeline.params.oversample.target_ratio=0.5"
+    )
     warning = (
         "stratified: 2 classes have too few original rows to reach every split and are in train only: "
         "'gift' (4 original rows + 6 derived copies; not in validation or test), "
@@ -195,15 +230,27 @@ def test_a_class_of_one_row_is_named_at_prepare_time_with_the_splits_it_misses(t
     assert prepared.summary["split_labels"]["train"]["refund"] == 10
     assert "refund" not in prepared.summary["split_labels"]["test"]
     assert prepared.summary["metadata"]["stratified"]["classes_only_in_train"]["refund"] == {
-        "originals": 1, "copies": 9, "missing": ["validation", "test"]}
+        "originals": 1,
+        "copies": 9,
+        "missing": ["validation", "test"],
+    }
 
 
 def test_rare_classes_drop_removes_the_class_and_its_copies_with_a_reason(tmp_path):
     labels = ["billing"] * 20 + ["shipping"] * 20 + ["refund"]
-    prepared = _prepare(tmp_path, _records(labels), "pipeline.balance=[oversample]",
-                        "+pipeline.params.oversample.target_ratio=0.5", "++pipeline.params.stratified.rare_classes=drop")
+    prepared = _prepare(
+        tmp_path,
+        _records(labels),
+        "pipeline.balance=[oversample]",
+        "+pipeline.params.oversample.target_ratio=0.5",
+        "++pipeline.params.stratified.rare_classes=drop",
+    )
     assert all("refund" not in counts for counts in prepared.summary["split_labels"].values())
-    drops = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r["action"] == "dropped" and r["step"] == "stratified"]
+    drops = [
+        r
+        for r in read_ledger(prepared.directory / "ledger.jsonl")
+        if r["action"] == "dropped" and r["step"] == "stratified"
+    ]
     dropped = sorted(r["id"] for r in drops if r["reason"] == "class too small for validation/test (rare_classes=drop)")
     assert dropped == ["tickets.jsonl:41"] + [f"tickets.jsonl:41~dup{n}" for n in range(1, 10)]
     assert prepared.summary["warnings"] == [
@@ -228,11 +275,11 @@ def test_an_empty_test_split_is_reported_at_prepare_time_with_a_fix_that_gives_i
     empty = prepared.summary["metadata"]["stratified"]["empty_splits"]
     assert empty["test"] == {
         "why": "a stratified split cuts each class on its own, and 0.1 of every class (the largest has 4 original "
-               "rows) rounds down to 0 rows",
+        "rows) rounds down to 0 rows",
         "fix": "pipeline.split=random (no stratification: 0.1 of all 16 original rows gives it 2), or "
-               "++pipeline.params.stratified.test=0.13 (one row from each class of at least 4 original rows), or "
-               "collect at least 6 "
-               "original rows per class",
+        "++pipeline.params.stratified.test=0.13 (one row from each class of at least 4 original rows), or "
+        "collect at least 6 "
+        "original rows per class",
     }
     assert "stratified: the 'test' split is empty: a stratified split cuts each class" in _report(prepared)
     # the suggested fixes do give the split rows
@@ -246,8 +293,15 @@ def test_random_split_too_small_suggests_the_fraction_that_works(tmp_path):
         "why": "0.1 of the 4 original rows rounds down to 0 rows",
         "fix": "++pipeline.params.random.test=0.13 or collect more data",
     }
-    assert _prepare(tmp_path, _records(["billing", "shipping"] * 2), "pipeline.split=random",
-                    "++pipeline.params.random.test=0.13").summary["splits"]["test"] == 1
+    assert (
+        _prepare(
+            tmp_path,
+            _records(["billing", "shipping"] * 2),
+            "pipeline.split=random",
+            "++pipeline.params.random.test=0.13",
+        ).summary["splits"]["test"]
+        == 1
+    )
 
 
 def test_the_training_time_message_suggests_the_splitters_fix_not_the_value_already_set(tmp_path):
@@ -259,10 +313,14 @@ def test_the_training_time_message_suggests_the_splitters_fix_not_the_value_alre
     with pytest.raises(ConfigError) as info:
         check_evaluation_rows(rc, prepared.summary["splits"], prepared.summary)
     message = str(info.value)
-    assert message.startswith("eval.split is 'test' but the prepared data has no 'test' rows (splits: train (16 rows), "
-                              "validation (0 rows), test (0 rows)); it is empty because a stratified split cuts each class")
+    assert message.startswith(
+        "eval.split is 'test' but the prepared data has no 'test' rows (splits: train (16 rows), "
+        "validation (0 rows), test (0 rows)); it is empty because a stratified split cuts each class"
+    )
     assert "fix: pipeline.split=random (no stratification" in message
-    assert "pipeline.params.stratified.test=0.1 " not in message and "pipeline.params.stratified.test=0.1)" not in message
+    assert (
+        "pipeline.params.stratified.test=0.1 " not in message and "pipeline.params.stratified.test=0.1)" not in message
+    )
     # without the splitter's explanation the set fraction is named as too small, not suggested again
     with pytest.raises(ConfigError, match=r"pipeline.params.stratified.test=0.1 is too small for this data"):
         check_evaluation_rows(rc, prepared.summary["splits"])
@@ -277,10 +335,16 @@ def test_consensus_counts_spellings_of_one_class_as_one_vote(tmp_path):
     from tunelab.api import StageContext
     from tunelab_builtin.annotators.consensus import Consensus, ConsensusConfig
 
-    data = Dataset.from_dict({
-        "id": ["r1", "r2"], "parent_id": [None, None], "prompt": ["charged twice", "parcel late"],
-        "a1": ["billing", "Shipping"], "a2": ["billing ", "shipping"], "a3": ["refund", "returns"],
-    }).cast_column("parent_id", Value("string"))
+    data = Dataset.from_dict(
+        {
+            "id": ["r1", "r2"],
+            "parent_id": [None, None],
+            "prompt": ["charged twice", "parcel late"],
+            "a1": ["billing", "Shipping"],
+            "a2": ["billing ", "shipping"],
+            "a3": ["refund", "returns"],
+        }
+    ).cast_column("parent_id", Value("string"))
     config = ConsensusConfig(annotator_columns=["a1", "a2", "a3"])
     out = Consensus(config).apply(data, StageContext(seed=0, num_proc=1, work_dir=tmp_path))
     # 'billing ' is 'billing': 2 of 3 votes (was a three-way tie); case stays apart with label_case=keep
@@ -305,13 +369,22 @@ def test_labels_an_annotator_writes_are_normalised_too(tmp_path):
     labels = ["billing", "shipping"] * 10
     prepared = _prepare(tmp_path, _records(labels), "pipeline.annotate=[upper]", "pipeline.split=random")
     assert prepared.summary["labels_after"] == {"BILLING": 5, "SHIPPING": 5, "billing": 5, "shipping": 5}
-    edits = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r["stage"] == "annotate" and r["step"] == "labels"]
+    edits = [
+        r
+        for r in read_ledger(prepared.directory / "ledger.jsonl")
+        if r["stage"] == "annotate" and r["step"] == "labels"
+    ]
     assert Counter(r["reason"] for r in edits) == {
         "label ' BILLING' -> 'BILLING' (surrounding whitespace stripped)": 5,
         "label ' SHIPPING' -> 'SHIPPING' (surrounding whitespace stripped)": 5,
     }
-    assert any(w.startswith("labels (after annotation): labels in 'label' that differ only by case") for w in prepared.summary["warnings"])
-    folded = _prepare(tmp_path, _records(labels), "pipeline.annotate=[upper]", "pipeline.split=random", "pipeline.label_case=fold")
+    assert any(
+        w.startswith("labels (after annotation): labels in 'label' that differ only by case")
+        for w in prepared.summary["warnings"]
+    )
+    folded = _prepare(
+        tmp_path, _records(labels), "pipeline.annotate=[upper]", "pipeline.split=random", "pipeline.label_case=fold"
+    )
     assert folded.summary["labels_after"] == {"billing": 10, "shipping": 10}
 
 
@@ -330,8 +403,14 @@ if given is not None:
     @st.composite
     def spelled_labels(draw):
         """Labels of a few base classes, each row spelled with random case and surrounding space."""
-        bases = draw(st.lists(st.sampled_from(["billing", "shipping", "account", "credit card", "returns"]),
-                              min_size=1, max_size=4, unique=True))
+        bases = draw(
+            st.lists(
+                st.sampled_from(["billing", "shipping", "account", "credit card", "returns"]),
+                min_size=1,
+                max_size=4,
+                unique=True,
+            )
+        )
         rows = draw(st.lists(st.tuples(st.sampled_from(bases), CASES, SPACES, SPACES), min_size=1, max_size=30))
         return [(base, f"{before}{case(base)}{after}") for base, case, before, after in rows]
 

@@ -63,8 +63,10 @@ def _tickets_db(path: Path, rows: int = 60) -> None:
     records = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:rows]]
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute("CREATE TABLE tickets (question, answer, category)")
-        db.executemany("INSERT INTO tickets VALUES (?, ?, ?)",
-                       [(r.get("question"), r.get("answer"), r.get("category")) for r in records])
+        db.executemany(
+            "INSERT INTO tickets VALUES (?, ?, ?)",
+            [(r.get("question"), r.get("answer"), r.get("category")) for r in records],
+        )
         db.commit()
 
 
@@ -77,31 +79,39 @@ def test_redact_text_masks_secret_query_parameters_and_keeps_the_others():
     cases = {
         "postgresql://127.0.0.1:1/t?user=etl&password=Hunter2Pw0rd": "postgresql://127.0.0.1:1/t?user=etl&password=***",
         "sqlite:///x.db?password=Hunter2Pw0rd": "sqlite:///x.db?password=***",
-        "data.url='postgresql://h/db?sslmode=require&sslpassword=pw-1234&sslkey=/etc/client.key'":
-            "data.url='postgresql://h/db?sslmode=require&sslpassword=***&sslkey=/etc/client.key'",
+        "data.url='postgresql://h/db?sslmode=require&sslpassword=pw-1234&sslkey=/etc/client.key'": "data.url='postgresql://h/db?sslmode=require&sslpassword=***&sslkey=/etc/client.key'",
         "mysql://app:pa55word@h/shop?charset=utf8mb4&pwd=other-1": "mysql://app:***@h/shop?charset=utf8mb4&pwd=***",
         # a presigned S3 URL: the credential and the signature go, the algorithm and expiry stay
         "https://b.s3.amazonaws.com/o.jsonl?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAX%2F20240101"
-        "&X-Amz-Expires=600&X-Amz-Signature=9f86d081884c7d65":
-            "https://b.s3.amazonaws.com/o.jsonl?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***"
-            "&X-Amz-Expires=600&X-Amz-Signature=***",
-        "https://acct.blob.core.windows.net/c/f.csv?sv=2022-11-02&sp=r&sig=AbC%2Bdef%3D": 
-            "https://acct.blob.core.windows.net/c/f.csv?sv=2022-11-02&sp=r&sig=***",
-        "https://api.example.com/v1/items?api_key=k-123456&page=2&access_token=tok-abcdef#top":
-            "https://api.example.com/v1/items?api_key=***&page=2&access_token=***#top",
+        "&X-Amz-Expires=600&X-Amz-Signature=9f86d081884c7d65": "https://b.s3.amazonaws.com/o.jsonl?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***"
+        "&X-Amz-Expires=600&X-Amz-Signature=***",
+        "https://acct.blob.core.windows.net/c/f.csv?sv=2022-11-02&sp=r&sig=AbC%2Bdef%3D": "https://acct.blob.core.windows.net/c/f.csv?sv=2022-11-02&sp=r&sig=***",
+        "https://api.example.com/v1/items?api_key=k-123456&page=2&access_token=tok-abcdef#top": "https://api.example.com/v1/items?api_key=***&page=2&access_token=***#top",
         "<a href='https://x.example/?a=1&amp;token=tok123'>": "<a href='https://x.example/?a=1&amp;token=***'>",
         # Hydra's escaped form (a sweep's override_dirname): a comma of the value is \,
         r"data.url=postgresql\://h/t?user\=etl&password\=Hun\,ter2,data=sql": r"data.url=postgresql\://h/t?user\=etl&password\=***,data=sql",
         "url: sqlite:///x.db?password=${oc.env:DB_PASSWORD}": "url: sqlite:///x.db?password=${oc.env:DB_PASSWORD}",
         "https://example.com/search?q=password&sort=key": "https://example.com/search?q=password&sort=key",
         # metric names are numbers, not secrets
-        '{"test_token_accuracy": 0.53, "token_loss": 1.2, "max_new_tokens": 64}':
-            '{"test_token_accuracy": 0.53, "token_loss": 1.2, "max_new_tokens": 64}',
+        '{"test_token_accuracy": 0.53, "token_loss": 1.2, "max_new_tokens": 64}': '{"test_token_accuracy": 0.53, "token_loss": 1.2, "max_new_tokens": 64}',
     }
     for text, expected in cases.items():
         assert redact_text(text) == expected, text
-    assert url_secrets("postgresql://u:p%40ss@h/t?user=etl&password=Hunter2Pw0rd&sslkey=/k") == ["p%40ss", "Hunter2Pw0rd"]
-    for name in ("password", "PWD", "sslpassword", "token", "key", "sig", "X-Amz-Signature", "db_password", "client_secret"):
+    assert url_secrets("postgresql://u:p%40ss@h/t?user=etl&password=Hunter2Pw0rd&sslkey=/k") == [
+        "p%40ss",
+        "Hunter2Pw0rd",
+    ]
+    for name in (
+        "password",
+        "PWD",
+        "sslpassword",
+        "token",
+        "key",
+        "sig",
+        "X-Amz-Signature",
+        "db_password",
+        "client_secret",
+    ):
         assert is_secret_param(name), name
     for name in ("user", "sslmode", "sslkey", "sslcert", "page", "q", "charset", "X-Amz-Expires"):
         assert not is_secret_param(name), name
@@ -122,7 +132,9 @@ def test_a_password_in_the_query_string_of_a_url_that_fails_reaches_no_output(tm
     # what is not a secret stays readable
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["data"]["url"] == "postgresql://127.0.0.1:1/t?user=etl&password=***"
-    assert "data.url='postgresql://127.0.0.1:1/t?user=etl&password=***'" in (run / ".hydra" / "overrides.yaml").read_text()
+    assert (
+        "data.url='postgresql://127.0.0.1:1/t?user=etl&password=***'" in (run / ".hydra" / "overrides.yaml").read_text()
+    )
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
     assert metrics["status"] == "failed" and "password=***" in metrics["error"]
 
@@ -132,12 +144,22 @@ def test_a_password_in_the_query_string_of_a_sqlite_url_reaches_no_output(tmp_pa
     _tickets_db(db)
     url = f"sqlite:///{db}?password={PASSWORD}&sslpassword={SSL_PASSWORD}&mode=ro"
     sweep = tmp_path / "sweep"
-    code, console = _cli(["prepare", "-m", "data=sql", f"data.url='{url}'",
-                          'data.query="SELECT question, answer, category FROM tickets"',
-                          "data.columns={question:prompt,answer:completion,category:label}", f"hydra.sweep.dir={sweep}"])
+    code, console = _cli(
+        [
+            "prepare",
+            "-m",
+            "data=sql",
+            f"data.url='{url}'",
+            'data.query="SELECT question, answer, category FROM tickets"',
+            "data.columns={question:prompt,answer:completion,category:label}",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
     assert code == 0, console[-3000:]
     files = _files(sweep, tmp_path / "cache")
-    assert {"multirun.yaml", "overrides.yaml", "hydra.yaml", "config.yaml", "metrics.json", "ledger.jsonl"} <= {p.name for p in files}
+    assert {"multirun.yaml", "overrides.yaml", "hydra.yaml", "config.yaml", "metrics.json", "ledger.jsonl"} <= {
+        p.name for p in files
+    }
     assert any(p.suffix == ".arrow" for p in files)
     assert not _found(files, console, [PASSWORD, SSL_PASSWORD])
     job = sweep / "0"
@@ -164,8 +186,10 @@ def test_a_driver_message_quoting_the_query_string_password_is_masked(tmp_path):
         collector.collect(StageContext(seed=0, num_proc=1, work_dir=tmp_path))
     message = str(failure.value)
     assert message == "data.query failed: file is not a database. Query: SELECT * FROM t"
-    assert collector._scrub(f"FATAL: password {PASSWORD} rejected for {url}") == \
-        f"FATAL: password *** rejected for sqlite:///{not_a_db}?password=***"
+    assert (
+        collector._scrub(f"FATAL: password {PASSWORD} rejected for {url}")
+        == f"FATAL: password *** rejected for sqlite:///{not_a_db}?password=***"
+    )
 
 
 # --- 6. personal data in file, folder and column names ------------------------------------
@@ -215,15 +239,31 @@ def test_personal_data_in_file_folder_and_column_names_reaches_no_output(tmp_pat
         monkeypatch.setenv(name, str(out / name.lower()))
     monkeypatch.setenv("WANDB_MODE", "offline")
     run = out / "run"
-    code, console = _cli(["prepare", "data=jsonl", f"data.path={data}",
-                          "data.columns={question: prompt, answer: completion, category: label}",
-                          "tracker=[wandb]", "tracker.wandb.log_dataset=true", "tracker.wandb.project=tunelab-leaks",
-                          f"hydra.run.dir={run}"])
+    code, console = _cli(
+        [
+            "prepare",
+            "data=jsonl",
+            f"data.path={data}",
+            "data.columns={question: prompt, answer: completion, category: label}",
+            "tracker=[wandb]",
+            "tracker.wandb.log_dataset=true",
+            "tracker.wandb.project=tunelab-leaks",
+            f"hydra.run.dir={run}",
+        ]
+    )
     assert code == 0, console[-3000:]
     files = _files(out, tmp_path / "cache")
     names = {p.name for p in files}
-    assert {"ledger.jsonl", "quarantine.jsonl", "data_report.md", "data_report.html", "COMPLETE.json",
-            "config.yaml", "hydra.yaml", "metrics.json"} <= names
+    assert {
+        "ledger.jsonl",
+        "quarantine.jsonl",
+        "data_report.md",
+        "data_report.html",
+        "COMPLETE.json",
+        "config.yaml",
+        "hydra.yaml",
+        "metrics.json",
+    } <= names
     assert any(p.suffix == ".arrow" for p in files) and any(p.suffix == ".wandb" for p in files)
     leaks = _found(files, console, _name_needles())
     assert not leaks, leaks
@@ -245,7 +285,10 @@ def test_personal_data_in_file_folder_and_column_names_reaches_no_output(tmp_pat
     quarantined = [json.loads(line) for line in (run / "quarantine.jsonl").read_text().splitlines()]
     assert {(q["source"], q["line"]) for q in quarantined} == {(first, 46), ("ops-<PHONE>/bad_<PHONE>.jsonl", 1)}
     ledger = read_ledger(run / "ledger.jsonl")
-    assert {r["id"] for r in ledger if r["action"] == "quarantined"} == {f"{first}:46", "ops-<PHONE>/bad_<PHONE>.jsonl:1"}
+    assert {r["id"] for r in ledger if r["action"] == "quarantined"} == {
+        f"{first}:46",
+        "ops-<PHONE>/bad_<PHONE>.jsonl:1",
+    }
     report = (run / "data_report.md").read_text()
     assert "| jsonl | source names renamed (personal data) | 3 |" in report
     assert "| jsonl | column names renamed (personal data) | 2 |" in report
@@ -259,15 +302,28 @@ def test_an_error_naming_a_file_shows_its_renamed_name_when_pii_is_on(tmp_path):
     folder.mkdir()
     (folder / f"export_{NAMES_PII['email']}.json").write_text('{"version": 2, "rows": []}', encoding="utf-8")
     run = tmp_path / "run"
-    code, console = _cli(["prepare", "data=json", f"data.path={folder}", "data.records_key=data", f"hydra.run.dir={run}"])
+    code, console = _cli(
+        ["prepare", "data=json", f"data.path={folder}", "data.records_key=data", f"hydra.run.dir={run}"]
+    )
     assert code != 0
     # the address takes the name's first word with it (an underscore fits an address), not the suffix
-    assert "<EMAIL>.json: data.records_key 'data' holds nothing, expected a list of records (top-level keys: version, rows)" in console
+    assert (
+        "<EMAIL>.json: data.records_key 'data' holds nothing, expected a list of records (top-level keys: version, rows)"
+        in console
+    )
     assert not _found(_files(run, tmp_path / "cache"), console, [NAMES_PII["email"]])
     assert "failed: <EMAIL>.json: data.records_key" in (run / "error.txt").read_text()
     # without pii the name is shown as it is: it is the user's own file
-    code, console = _cli(["prepare", "data=json", f"data.path={folder}", "data.records_key=data",
-                          "pipeline.clean=[normalize]", f"hydra.run.dir={tmp_path / 'plain'}"])
+    code, console = _cli(
+        [
+            "prepare",
+            "data=json",
+            f"data.path={folder}",
+            "data.records_key=data",
+            "pipeline.clean=[normalize]",
+            f"hydra.run.dir={tmp_path / 'plain'}",
+        ]
+    )
     assert code != 0 and f"export_{NAMES_PII['email']}.json: data.records_key 'data' holds nothing" in console
 
 
@@ -281,14 +337,34 @@ from conftest import SOAK  # noqa: E402
 
 #: words of real export names; no "v"/"version"/"build" (before an IPv4 address they make it
 #: read as a version number, which the detector leaves alone on purpose)
-WORDS = ["export", "customers", "backup", "final", "report", "crm", "tickets", "notes", "copy", "dev", "team",
-         "q3", "2024", "part", "eu", "de", "raw", "clean", "x"]
+WORDS = [
+    "export",
+    "customers",
+    "backup",
+    "final",
+    "report",
+    "crm",
+    "tickets",
+    "notes",
+    "copy",
+    "dev",
+    "team",
+    "q3",
+    "2024",
+    "part",
+    "eu",
+    "de",
+    "raw",
+    "clean",
+    "x",
+]
 
 
 @st.composite
 def _email(draw) -> str:
-    local = draw(st.sampled_from([".", "_", "-", ""])).join(draw(st.lists(st.sampled_from(["john", "doe", "ana", "li", "k"]),
-                                                                            min_size=1, max_size=3)))
+    local = draw(st.sampled_from([".", "_", "-", ""])).join(
+        draw(st.lists(st.sampled_from(["john", "doe", "ana", "li", "k"]), min_size=1, max_size=3))
+    )
     local += draw(st.sampled_from(["", "7", "1984"]))
     domain = draw(st.sampled_from(["example", "mail", "corp-it", "uni"]))
     return f"{local}@{domain}.{draw(st.sampled_from(['com', 'org', 'net', 'io', 'co.uk', 'de']))}"
@@ -298,8 +374,11 @@ def _email(draw) -> str:
 def _phone(draw) -> str:
     area, exchange = draw(st.integers(200, 999)), draw(st.integers(200, 999))
     line = f"{draw(st.integers(0, 9999)):04d}"
-    form = draw(st.sampled_from(["{a}-{e}-{l}", "{a}.{e}.{l}", "({a}) {e}-{l}", "+1-{a}-{e}-{l}", "+1 {a} {e} {l}",
-                                 "+44 20 {e} {l}"]))
+    form = draw(
+        st.sampled_from(
+            ["{a}-{e}-{l}", "{a}.{e}.{l}", "({a}) {e}-{l}", "+1-{a}-{e}-{l}", "+1 {a} {e} {l}", "+44 20 {e} {l}"]
+        )
+    )
     return form.format(a=area, e=exchange, l=line)
 
 
@@ -380,8 +459,11 @@ def pii_files(draw) -> tuple[str, str, list[str]]:
     return f"{folder}/{file}.jsonl", column, in_folder + in_file + in_column
 
 
-@settings(max_examples=200 if SOAK else 20, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200 if SOAK else 20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(pii_files())
 def test_a_generated_pii_named_file_and_column_leave_no_trace_in_the_prepared_data(tmp_path_factory, case):
     from conftest import validate
@@ -393,10 +475,20 @@ def test_a_generated_pii_named_file_and_column_leave_no_trace_in_the_prepared_da
     path = root / "data" / relative
     path.parent.mkdir(parents=True)
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:24]]
-    path.write_text("".join(json.dumps({**r, column: i}) + "\n" for i, r in enumerate(rows)) + "{broken\n", encoding="utf-8")
-    rc = validate(["data=jsonl", f"data.path={root / 'data'}", f"cache_dir={root / 'cache'}",
-                   "data.columns={question: prompt, answer: completion, category: label}",
-                   "pipeline.clean=[pii]", "pipeline.augment=[]", "pipeline.balance=[]"])
+    path.write_text(
+        "".join(json.dumps({**r, column: i}) + "\n" for i, r in enumerate(rows)) + "{broken\n", encoding="utf-8"
+    )
+    rc = validate(
+        [
+            "data=jsonl",
+            f"data.path={root / 'data'}",
+            f"cache_dir={root / 'cache'}",
+            "data.columns={question: prompt, answer: completion, category: label}",
+            "pipeline.clean=[pii]",
+            "pipeline.augment=[]",
+            "pipeline.balance=[]",
+        ]
+    )
     prepared = prepare(rc, get_plugins())
     files = _files(prepared.directory)
     assert any(p.suffix == ".arrow" for p in files) and any(p.name == "quarantine.jsonl" for p in files)
@@ -416,9 +508,17 @@ def test_a_run_named_after_a_pii_named_data_file_gets_the_placeholder(tmp_path, 
     data = folder / f"export_{NAMES_PII['email']}.jsonl"
     data.write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
     logdir = tmp_path / "tb"
-    code, console = _cli(["prepare", "data=jsonl", f"data.path={data}", "tracker=[tensorboard]",
-                          "data.columns={question: prompt, answer: completion, category: label}",
-                          f"tracker.tensorboard.logdir={logdir}", f"hydra.run.dir={tmp_path / 'run'}"])
+    code, console = _cli(
+        [
+            "prepare",
+            "data=jsonl",
+            f"data.path={data}",
+            "tracker=[tensorboard]",
+            "data.columns={question: prompt, answer: completion, category: label}",
+            f"tracker.tensorboard.logdir={logdir}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ]
+    )
     assert code == 0, console[-2000:]
     folders = [p.relative_to(logdir).as_posix() for p in logdir.rglob("*") if p.is_dir()]
     assert folders and not [f for f in folders if NAMES_PII["email"][:7] in f]  # a slug may cut the name short

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
+from conftest import SOAK, validate
 from tunelab.api import StageContext
 from tunelab.data.engine import prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
-
-from conftest import SOAK, validate
 from tunelab_builtin.cleaners._edits import snippet
 from tunelab_builtin.cleaners.strip_markup import StripMarkup, StripMarkupConfig, strip_html, strip_html_counted
 
@@ -40,7 +39,9 @@ def _quiet_datasets():
 
 
 def _rows(*prompts: str, completion: str = "Thanks, we will look into it.") -> Dataset:
-    return Dataset.from_list([{"id": f"r{i}", "parent_id": None, "prompt": p, "completion": completion} for i, p in enumerate(prompts)])
+    return Dataset.from_list(
+        [{"id": f"r{i}", "parent_id": None, "prompt": p, "completion": completion} for i, p in enumerate(prompts)]
+    )
 
 
 def _ctx(tmp_path: Path) -> StageContext:
@@ -114,12 +115,20 @@ def test_hh_rlhf_transcript_keeps_every_character_but_the_two_tags(tmp_path):
     ctx = _ctx(tmp_path)
     out = StripMarkup(StripMarkupConfig()).apply(_rows(HH_RLHF), ctx)
     assert out["prompt"][0] == HH_RLHF.replace("<b>", "").replace("</b>", "")
-    assert ctx.modifications == [(["r0"], "markup stripped", [{
-        "field": "prompt",
-        "removed": "2 tags",
-        "before": "…Object. Use a wildcard, as in <b>List<? extends Object></b>, when you only read from the…",
-        "after": "…Object. Use a wildcard, as in List<? extends Object>, when you only read from the…",
-    }])]
+    assert ctx.modifications == [
+        (
+            ["r0"],
+            "markup stripped",
+            [
+                {
+                    "field": "prompt",
+                    "removed": "2 tags",
+                    "before": "…Object. Use a wildcard, as in <b>List<? extends Object></b>, when you only read from the…",
+                    "after": "…Object. Use a wildcard, as in List<? extends Object>, when you only read from the…",
+                }
+            ],
+        )
+    ]
 
 
 def test_edits_are_in_the_ledger_with_field_and_before_after(tmp_path):
@@ -128,12 +137,17 @@ def test_edits_are_in_the_ledger_with_field_and_before_after(tmp_path):
     out = StripMarkup(StripMarkupConfig()).apply(data, ctx)
     assert out["prompt"] == ["plain", "Hello,\nworld & more"]
     assert out["completion"] == ["thanks", "thanks"]
-    (ids, what, details), = ctx.modifications
+    ((ids, what, details),) = ctx.modifications
     assert ids == ["r0", "r1"] and what == "markup stripped"
     assert details == [
         {"field": "completion", "removed": "2 tags", "before": "<i>thanks</i>", "after": "thanks"},
-        {"field": "prompt", "removed": "1 tag, 1 entity", "before": "Hello,<br>world &amp; more",
-         "after": "Hello,\nworld & more", "also": ["completion"]},
+        {
+            "field": "prompt",
+            "removed": "1 tag, 1 entity",
+            "before": "Hello,<br>world &amp; more",
+            "after": "Hello,\nworld & more",
+            "also": ["completion"],
+        },
     ]
 
 
@@ -180,15 +194,20 @@ def test_a_field_that_would_lose_most_of_its_text_is_set_aside_not_shortened(tmp
 
 def test_prepare_puts_a_set_aside_row_in_quarantine_ledger_and_report(tmp_path):
     data = tmp_path / "tickets.jsonl"
-    rows = [{"question": f"Question {i} about <b>order</b> {i}?", "answer": f"Answer {i}.", "category": "ab"[i % 2]}
-            for i in range(20)]
+    rows = [
+        {"question": f"Question {i} about <b>order</b> {i}?", "answer": f"Answer {i}.", "category": "ab"[i % 2]}
+        for i in range(20)
+    ]
     rows[3]["question"] = STYLE_DISCUSSION
     rows[4]["question"] = "Why does List<Object> fail here?"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    prepared = prepare(validate(["pipeline=minimal", f"data.path={data}", "pipeline.clean=[strip_markup,drop_missing]"]),
-                       get_plugins())
+    prepared = prepare(
+        validate(["pipeline=minimal", f"data.path={data}", "pipeline.clean=[strip_markup,drop_missing]"]), get_plugins()
+    )
     quarantine = [json.loads(line) for line in (prepared.directory / "quarantine.jsonl").read_text().splitlines()]
-    assert [(q["id"], q["step"], q["raw"]) for q in quarantine] == [("tickets.jsonl:4", "strip_markup", STYLE_DISCUSSION)]
+    assert [(q["id"], q["step"], q["raw"]) for q in quarantine] == [
+        ("tickets.jsonl:4", "strip_markup", STYLE_DISCUSSION)
+    ]
     ledger = read_ledger(prepared.directory / "ledger.jsonl")
     (dropped,) = [r for r in ledger if r["action"] == "dropped"]
     assert dropped["id"] == "tickets.jsonl:4"
@@ -196,7 +215,11 @@ def test_prepare_puts_a_set_aside_row_in_quarantine_ledger_and_report(tmp_path):
     edits = {r["id"]: r for r in ledger if r["action"] == "modified"}
     assert len(edits) == 18 and "tickets.jsonl:5" not in edits
     assert edits["tickets.jsonl:1"]["detail"] == {
-        "field": "prompt", "removed": "2 tags", "before": "Question 0 about <b>order</b> 0?", "after": "Question 0 about order 0?"}
+        "field": "prompt",
+        "removed": "2 tags",
+        "before": "Question 0 about <b>order</b> 0?",
+        "after": "Question 0 about order 0?",
+    }
     kept = {i for split in prepared.splits.values() for i in split["id"]}
     assert len(kept) == 19 and "tickets.jsonl:4" not in kept
     prompts = {p for split in prepared.splits.values() for p in split["prompt"]}
@@ -213,19 +236,92 @@ def test_prepare_puts_a_set_aside_row_in_quarantine_ledger_and_report(tmp_path):
 #: phrases with <, > and & that are not markup: code generics, comparisons, maths, arrows,
 #: placeholders (HTML element names among them), heredocs, shell redirects, entity look-alikes
 PHRASES = [
-    "List<Object>", "List<String>", "Map<String, List<Integer>>", "Vec<u8>", "Option<Box<dyn Error>>",
-    "std::vector<int>", "Array<number>", "Promise<void>", "HashMap<K, V>", "Pair<A,B>", "<T>", "<T extends Comparable<T>>",
-    "x<y", "y>z", "x<y && y>z", "a < b", "5 > 3", "if (a<b)", "i<n;", "a<b then", "x = 5", "n >= 0", "<= 1", "a<=b",
-    "0 <= i < n", "<x, y>", "<psi|phi>", "2<3>1", "->", "<-", "=>", "<=>", "<->", "<<", ">>", "x >> 2", "1 << 4",
-    "<name>", "<order id>", "<your email>", "<YOUR_API_KEY>", "<dd>/<mm>/<yyyy>", "<file>", "<dir>", "<Enter>",
-    "<Ctrl>+<C>", "<template>", "<svg>", "<script>", "<style>", "<head>", "<object>", "<Object>", "<title>",
-    "<address>", "<input>", "<source>", "<option>", "<body>", "<B>", "<I>", "<Button>", "<Select>",
-    "<context>doc</context>", "<user>hi</user>", "</T>", "</name>",
-    "cat <<EOF > out.txt\nhello\nEOF", "<<-'END'", "cmd < in.txt > out.txt 2>&1", "echo $((1<<3))",
-    "AT&T", "R&D;", "&copy 2024", "&foo;", "&#xZZ;", "& nbsp;", "&&", "a & b", "<!-", "<!x>", "<?php", "<3",
+    "List<Object>",
+    "List<String>",
+    "Map<String, List<Integer>>",
+    "Vec<u8>",
+    "Option<Box<dyn Error>>",
+    "std::vector<int>",
+    "Array<number>",
+    "Promise<void>",
+    "HashMap<K, V>",
+    "Pair<A,B>",
+    "<T>",
+    "<T extends Comparable<T>>",
+    "x<y",
+    "y>z",
+    "x<y && y>z",
+    "a < b",
+    "5 > 3",
+    "if (a<b)",
+    "i<n;",
+    "a<b then",
+    "x = 5",
+    "n >= 0",
+    "<= 1",
+    "a<=b",
+    "0 <= i < n",
+    "<x, y>",
+    "<psi|phi>",
+    "2<3>1",
+    "->",
+    "<-",
+    "=>",
+    "<=>",
+    "<->",
+    "<<",
+    ">>",
+    "x >> 2",
+    "1 << 4",
+    "<name>",
+    "<order id>",
+    "<your email>",
+    "<YOUR_API_KEY>",
+    "<dd>/<mm>/<yyyy>",
+    "<file>",
+    "<dir>",
+    "<Enter>",
+    "<Ctrl>+<C>",
+    "<template>",
+    "<svg>",
+    "<script>",
+    "<style>",
+    "<head>",
+    "<object>",
+    "<Object>",
+    "<title>",
+    "<address>",
+    "<input>",
+    "<source>",
+    "<option>",
+    "<body>",
+    "<B>",
+    "<I>",
+    "<Button>",
+    "<Select>",
+    "<context>doc</context>",
+    "<user>hi</user>",
+    "</T>",
+    "</name>",
+    "cat <<EOF > out.txt\nhello\nEOF",
+    "<<-'END'",
+    "cmd < in.txt > out.txt 2>&1",
+    "echo $((1<<3))",
+    "AT&T",
+    "R&D;",
+    "&copy 2024",
+    "&foo;",
+    "&#xZZ;",
+    "& nbsp;",
+    "&&",
+    "a & b",
+    "<!-",
+    "<!x>",
+    "<?php",
+    "<3",
 ]
 # filler between phrases: no <, >, &, = or quotes (so phrases cannot join into a tag with attributes)
-FILLER = st.text(st.characters(blacklist_characters='<>&="\'', blacklist_categories=("Cs",)), max_size=12)
+FILLER = st.text(st.characters(blacklist_characters="<>&=\"'", blacklist_categories=("Cs",)), max_size=12)
 
 
 @st.composite
@@ -261,7 +357,10 @@ def test_property_markup_like_text_inside_real_markup_loses_only_the_tags(text, 
     assert result.text == text.strip(" \t\n\r\f") and result.tags == 2 and result.lost_chars == 0
 
 
-@settings(max_examples=20 if not SOAK else 300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20 if not SOAK else 300,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(markup_like_text(), min_size=1, max_size=6))
 def test_property_strip_markup_step_records_nothing_for_plain_text(tmp_path, texts):
     ctx = _ctx(tmp_path)
@@ -298,10 +397,18 @@ def test_before_after_in_the_ledger_goes_through_the_pii_step(tmp_path):
     """strip_markup runs before pii: the snippets it records for the ledger are scrubbed
     like drop details, so an e-mail inside removed markup never reaches ledger.jsonl."""
     data = tmp_path / "tickets.jsonl"
-    rows = [{"question": f"Mail <b>jane.doe{i}@example.com</b> about order {i}", "answer": f"Done {i}.", "category": "ab"[i % 2]}
-            for i in range(20)]
+    rows = [
+        {
+            "question": f"Mail <b>jane.doe{i}@example.com</b> about order {i}",
+            "answer": f"Done {i}.",
+            "category": "ab"[i % 2],
+        }
+        for i in range(20)
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    prepared = prepare(validate(["pipeline=minimal", f"data.path={data}", "pipeline.clean=[strip_markup,pii]"]), get_plugins())
+    prepared = prepare(
+        validate(["pipeline=minimal", f"data.path={data}", "pipeline.clean=[strip_markup,pii]"]), get_plugins()
+    )
     ledger_text = (prepared.directory / "ledger.jsonl").read_text()
     assert "example.com" not in ledger_text and "jane.doe" not in ledger_text
     edits = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r.get("step") == "strip_markup"]
@@ -320,9 +427,14 @@ def test_before_after_in_the_ledger_goes_through_the_pii_step(tmp_path):
         ("if __name__ == '__main__': main()", "if __name__ == '__main__': main()"),
         ("a * b * c and 2*3*4 and snake_case_name", "a * b * c and 2*3*4 and snake_case_name"),
         # only the markdown goes; code keeps its "#" comments and asterisks
-        ("Intro **bold** text\n```python\n# compute x\nx = a*b*c  # **not bold**\n```\n# Title",
-         "Intro bold text\n# compute x\nx = a*b*c  # **not bold**\nTitle"),
-        ("run `a_b_c` or `**x**`, **Free** within _30 days_, __two words__", "run a_b_c or **x**, Free within 30 days, two words"),
+        (
+            "Intro **bold** text\n```python\n# compute x\nx = a*b*c  # **not bold**\n```\n# Title",
+            "Intro bold text\n# compute x\nx = a*b*c  # **not bold**\nTitle",
+        ),
+        (
+            "run `a_b_c` or `**x**`, **Free** within _30 days_, __two words__",
+            "run a_b_c or **x**, Free within 30 days, two words",
+        ),
     ],
 )
 def test_markdown_option_leaves_code_alone(text, expected):
@@ -348,5 +460,8 @@ def test_a_step_that_quarantines_a_row_it_keeps_is_caught():
             return [Component("hoarder", Hoarder, NoConfig)]
 
     add_plugin(Plugin(), "hoarder-test")
-    with pytest.raises(LedgerError, match=r"step 'hoarder' \(clean\) quarantined rows it did not drop, e\.g\. \['support_tickets\.jsonl:1'\]"):
+    with pytest.raises(
+        LedgerError,
+        match=r"step 'hoarder' \(clean\) quarantined rows it did not drop, e\.g\. \['support_tickets\.jsonl:1'\]",
+    ):
         prepare(validate(["pipeline=minimal", "pipeline.clean=[hoarder]"]), get_plugins())

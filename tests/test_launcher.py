@@ -196,7 +196,9 @@ def test_parallel_sweep_prepares_the_shared_data_once(tmp_path, isolated_cache):
     args = ["-m", "experiment=smoke", "peft=none,lora", *POOL, "hydra.launcher.workers=2", f"hydra.sweep.dir={sweep}"]
     assert run_cli(args) == 0
     jobs = summary(sweep)["jobs"]
-    assert [j["status"] for j in jobs] == ["ok", "ok"] and summary(sweep)["threads_per_job"] == max(1, os.cpu_count() // 2)
+    assert [j["status"] for j in jobs] == ["ok", "ok"] and summary(sweep)["threads_per_job"] == max(
+        1, os.cpu_count() // 2
+    )
     first, second = sorted((j["started"], j["started"] + j["seconds"]) for j in jobs)
     assert second[0] < first[1], "the two jobs did not run at the same time"
     hits = [read_metrics(sweep / str(n))["data_cache_hit"] for n in (0, 1)]
@@ -213,7 +215,15 @@ def test_parallel_sweep_prepares_the_shared_data_once(tmp_path, isolated_cache):
 
 def test_a_failing_job_does_not_stop_the_sweep_and_is_summarised(tmp_path, capsys):
     sweep = tmp_path / "sweep"
-    args = ["prepare", "-m", "experiment=smoke", "seed=0,not_a_number", *POOL, "hydra.launcher.workers=2", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "prepare",
+        "-m",
+        "experiment=smoke",
+        "seed=0,not_a_number",
+        *POOL,
+        "hydra.launcher.workers=2",
+        f"hydra.sweep.dir={sweep}",
+    ]
     assert run_cli(args) == 1  # every job ran; the exit code reports the failed one
     assert "seed=not_a_number" in (sweep / "comparison.md").read_text()  # the comparison lists it
     ok, failed = summary(sweep)["jobs"]
@@ -263,8 +273,12 @@ def test_interrupting_the_sweep_leaves_no_job_running(tmp_path, sig):
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
     # as from a terminal: a runner started in the background (CI, nohup) passes SIGINT on ignored
-    sweep_process = subprocess.Popen([sys.executable, "-c", code, *args], env=env, start_new_session=True,
-                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    sweep_process = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         pid_files = [sweep / str(n) / "job.pid" for n in (0, 1)]
         deadline = time.time() + 240
@@ -288,7 +302,14 @@ def test_interrupting_the_sweep_leaves_no_job_running(tmp_path, sig):
 def test_submitit_local_runs_a_two_job_sweep(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "sweep"
-    args = ["prepare", "-m", "experiment=smoke", "seed=0,1", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "prepare",
+        "-m",
+        "experiment=smoke",
+        "seed=0,1",
+        "hydra/launcher=submitit_local",
+        f"hydra.sweep.dir={sweep}",
+    ]
     assert run_cli(args) == 0
     assert [read_metrics(sweep / str(n))["status"] for n in (0, 1)] == ["ok", "ok"]
 
@@ -304,7 +325,9 @@ def test_slurm_preset_composes_with_its_resources():
 
 
 def test_ray_preset_composes_with_one_gpu_per_job():
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="hydra-ray-launcher is not installed (pip install 'tunelab[ray]')")
+    pytest.importorskip(
+        "hydra_plugins.hydra_ray_launcher", reason="hydra-ray-launcher is not installed (pip install 'tunelab[ray]')"
+    )
     from conftest import compose
 
     launcher = compose(["hydra/launcher=tunelab_ray"]).hydra.launcher

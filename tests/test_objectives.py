@@ -23,7 +23,15 @@ def test_rouge_l_against_hand_computed_values():
 
 
 def test_cpt_loss_goes_down_and_model_is_saved_with_energy_metrics(smoke_args, tmp_path, monkeypatch):
-    args = [*smoke_args, "method=cpt", "peft=none", "train.country=france", "train.max_steps=8", "train.learning_rate=3e-3", "eval.max_generate=1"]
+    args = [
+        *smoke_args,
+        "method=cpt",
+        "peft=none",
+        "train.country=france",
+        "train.max_steps=8",
+        "train.learning_rate=3e-3",
+        "eval.max_generate=1",
+    ]
     assert run_cli(args) == 0
     run_dir = tmp_path / "run"
     m = read_metrics(run_dir)
@@ -69,8 +77,13 @@ def test_semi_supervised_pseudo_labels_confident_rows(tmp_path):
     request = ModelRequest(task="sequence_classification", labels=["neg", "pos"])
     loaded = TinyModel(TinyModelConfig()).load({}, tmp_path, request)
     job = TrainJob(
-        loaded, {"train": train}, None, TrainSettings(max_steps=15, batch_size=8, learning_rate=3e-3, max_length=32, logging_steps=5),
-        tmp_path, 0, request=request,
+        loaded,
+        {"train": train},
+        None,
+        TrainSettings(max_steps=15, batch_size=8, learning_rate=3e-3, max_length=32, logging_steps=5),
+        tmp_path,
+        0,
+        request=request,
     )
     method = SemiSupervised(SemiSupervisedConfig(rounds=2, threshold=0.6))
     outcome = method.train(job)
@@ -93,8 +106,12 @@ def test_multitask_mixes_sources_by_weight(tmp_path):
     extra = tmp_path / "billing.jsonl"
     extra.write_text("\n".join(json.dumps({"prompt": f"bill {i}", "completion": "paid"}) for i in range(50)))
     main = Dataset.from_dict({"prompt": [f"q{i}" for i in range(50)], "completion": ["a"] * 50, "label": ["x"] * 50})
-    method = Multitask(MultitaskConfig(datasets=[{"path": str(extra), "weight": 3.0, "task_prefix": "[billing] "}],
-                                       stopping_strategy="first_exhausted"))
+    method = Multitask(
+        MultitaskConfig(
+            datasets=[{"path": str(extra), "weight": 3.0, "task_prefix": "[billing] "}],
+            stopping_strategy="first_exhausted",
+        )
+    )
     mixed, counts = method.mixture(main, seed=0)
     assert mixed.column_names == ["prompt", "completion"]
     assert counts["multitask_rows_task1"] > 2 * counts["multitask_rows_main"]  # weight 3 : 1
@@ -106,7 +123,12 @@ def test_multitask_mixes_sources_by_weight(tmp_path):
 def test_multitask_run_through_the_cli(smoke_args, tmp_path):
     extra = tmp_path / "extra.jsonl"
     extra.write_text("\n".join(json.dumps({"prompt": f"bill {i}", "completion": "paid"}) for i in range(20)))
-    args = [*smoke_args, "method=multitask", f"method.datasets=[{{path: '{extra}', weight: 1.0, task_prefix: '[b] '}}]", "eval.max_generate=0"]
+    args = [
+        *smoke_args,
+        "method=multitask",
+        f"method.datasets=[{{path: '{extra}', weight: 1.0, task_prefix: '[b] '}}]",
+        "eval.max_generate=0",
+    ]
     validate(args[:1] + args[2:])
     assert run_cli(args) == 0
     m = read_metrics(tmp_path / "run")
@@ -127,8 +149,10 @@ def test_every_evaluator_names_a_missing_or_empty_split_and_what_to_set(tmp_path
     assert evaluation_split(splits, "train") is train
     job = TrainJob(None, splits, None, TrainSettings(), tmp_path, 0)
     evaluators = [
-        LmEvaluator(LmEvalConfig()), ClassificationEvaluator(ClassificationEvalConfig()),
-        PreferenceEvaluator(PreferenceEvalConfig()), MaskedLmEvaluator(MaskedLmEvalConfig()),
+        LmEvaluator(LmEvalConfig()),
+        ClassificationEvaluator(ClassificationEvalConfig()),
+        PreferenceEvaluator(PreferenceEvalConfig()),
+        MaskedLmEvaluator(MaskedLmEvalConfig()),
     ]
     for evaluator in evaluators:
         with pytest.raises(ValueError) as info:
@@ -159,7 +183,9 @@ def test_label_fraction_hides_the_same_labels_per_class_for_every_approach():
 
 def test_semi_supervised_with_scarce_labels_through_the_cli(tmp_path):
     common = ["experiment=classify_smoke", "train.label_fraction=0.3", "train.max_steps=6"]
-    assert run_cli([*common, "method=semi_supervised", "method.threshold=0.01", f"hydra.run.dir={tmp_path / 'semi'}"]) == 0
+    assert (
+        run_cli([*common, "method=semi_supervised", "method.threshold=0.01", f"hydra.run.dir={tmp_path / 'semi'}"]) == 0
+    )
     assert run_cli([*common, f"hydra.run.dir={tmp_path / 'classify'}"]) == 0
     semi, supervised = read_metrics(tmp_path / "semi"), read_metrics(tmp_path / "classify")
     kept, hidden = semi["train_labels_kept"], semi["train_labels_hidden"]
@@ -187,7 +213,12 @@ def test_label_fraction_is_refused_for_a_method_that_is_not_a_classifier(smoke_a
 
 
 def test_sft_learns_the_chosen_answers_of_preference_data(tmp_path):
-    args = ["experiment=dpo_smoke", "method=sft", "method.completion_column=chosen", f"hydra.run.dir={tmp_path / 'run'}"]
+    args = [
+        "experiment=dpo_smoke",
+        "method=sft",
+        "method.completion_column=chosen",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     assert run_cli(args) == 0
     m = read_metrics(tmp_path / "run")
     assert m["status"] == "ok" and m["train_steps"] == 4 and m["train_rows"] > 100

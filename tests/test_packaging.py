@@ -31,7 +31,12 @@ def test_wheel_installs_and_runs_from_an_unrelated_directory(tmp_path):
     python = venv / "bin" / "python"
     # dependencies come from the test environment's site-packages, added as a plain
     # path (its .pth files, including the editable install of tunelab, are not run)
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(site, "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True)
 
@@ -40,16 +45,25 @@ def test_wheel_installs_and_runs_from_an_unrelated_directory(tmp_path):
     env = {**os.environ, "TUNELAB_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ""}
     where = subprocess.run(
         [str(python), "-c", "import tunelab, tunelab.app; print(tunelab.__file__); print(tunelab.app.conf_dir())"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert all(str(venv) in line for line in where), where
 
     tunelab = venv / "bin" / "tunelab"
-    listing = subprocess.run([str(tunelab), "plugins"], cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        [str(tunelab), "plugins"], cwd=elsewhere, env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert "stratified" in listing and "tunelab 0.1.0" in listing
     prepared = subprocess.run(
         [str(tunelab), "prepare", "pipeline=minimal", f"hydra.run.dir={elsewhere / 'run'}"],
-        cwd=elsewhere, env=env, capture_output=True, text=True,
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert prepared.returncode == 0, prepared.stderr[-2000:]
     assert (elsewhere / "run" / "data_report.md").is_file()

@@ -126,8 +126,17 @@ def test_qlora_fails_early_on_a_machine_without_cuda(smoke_args, tmp_path, capsy
     assert info.value.code == 2 and "use peft=lora" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before Hydra made the run directory
     # a sweep's job says so in its metrics.json, before training
-    assert run_cli(["-m", *[a for a in smoke_args if not a.startswith("hydra.run.dir=")], "peft=qlora",
-                    f"hydra.sweep.dir={tmp_path / 'sweep'}"]) == 1
+    assert (
+        run_cli(
+            [
+                "-m",
+                *[a for a in smoke_args if not a.startswith("hydra.run.dir=")],
+                "peft=qlora",
+                f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            ]
+        )
+        == 1
+    )
     metrics = read_metrics(tmp_path / "sweep" / "0")
     assert metrics["status"] == "failed" and "use peft=lora" in metrics["error"]
     assert "train_steps" not in metrics
@@ -151,7 +160,12 @@ def test_bad_parameter_values_fail_validation_naming_them():
 
 
 def test_custom_loha_trains_through_the_cli(smoke_args, tmp_path, isolated_cache):
-    overrides = ["peft=custom", "peft.peft_type=LoHaConfig", "+peft.args.r=4", "+peft.args.target_modules=[q_proj,v_proj]"]
+    overrides = [
+        "peft=custom",
+        "peft.peft_type=LoHaConfig",
+        "+peft.args.r=4",
+        "+peft.args.target_modules=[q_proj,v_proj]",
+    ]
     assert run_cli([*smoke_args, *overrides, "train.max_steps=2", "eval.max_generate=0"]) == 0
     run_dir = tmp_path / "run"
     metrics = read_metrics(run_dir)
@@ -191,7 +205,9 @@ def test_task_type_and_head_follow_the_loaded_task(tmp_path):
     trainable = {n for n, p in wrapped.named_parameters() if p.requires_grad}
     assert any("score" in n for n in trainable) and any("lora_" in n for n in trainable)
 
-    assert Ia3(Ia3Config()).peft_config(tiny(tmp_path, ModelRequest("sequence_classification", ["a", "b"]))).modules_to_save == ["score"]
+    assert Ia3(Ia3Config()).peft_config(
+        tiny(tmp_path, ModelRequest("sequence_classification", ["a", "b"]))
+    ).modules_to_save == ["score"]
     loha = Custom(CustomConfig("LoHaConfig", {"target_modules": ["q_proj"]})).peft_config(classifier)
     assert loha.task_type == TaskType.SEQ_CLS and list(loha.modules_to_save) == ["score"]
 
@@ -206,7 +222,9 @@ def test_ia3_targets_are_automatic_for_llama_and_can_be_overridden(tmp_path):
 
     model = tiny(tmp_path)
     auto = Ia3(Ia3Config()).peft_config(model)
-    assert set(auto.target_modules) == {"k_proj", "v_proj", "down_proj"} and set(auto.feedforward_modules) == {"down_proj"}
+    assert set(auto.target_modules) == {"k_proj", "v_proj", "down_proj"} and set(auto.feedforward_modules) == {
+        "down_proj"
+    }
     custom = Ia3(Ia3Config(target_modules=["q_proj", "up_proj"], feedforward_modules=["up_proj"])).peft_config(model)
     assert set(custom.target_modules) == {"q_proj", "up_proj"} and set(custom.feedforward_modules) == {"up_proj"}
 

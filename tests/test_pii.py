@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SAMPLE, validate
 from tunelab.api import StageContext
 from tunelab.config import ConfigError
 from tunelab.data.engine import prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
 from tunelab_builtin.cleaners.pii import Pii, PiiConfig, detect, iban_valid, luhn_valid
-
-from conftest import SAMPLE, validate
 
 # (sentence, the PII in it, its entity)
 POSITIVES = [
@@ -47,7 +46,11 @@ POSITIVES = [
     ("For the tax form: SSN 078-05-1120.", "078-05-1120", "us_ssn"),
     ("My National Insurance number is QQ 12 34 56 C", "QQ 12 34 56 C", "uk_nino"),
     ("NI number AB123456C for the payroll", "AB123456C", "uk_nino"),
-    ("More info: https://www.northwind-outfitters.example/help/returns).", "https://www.northwind-outfitters.example/help/returns", "url"),
+    (
+        "More info: https://www.northwind-outfitters.example/help/returns).",
+        "https://www.northwind-outfitters.example/help/returns",
+        "url",
+    ),
     ("see www.example.com/orders?id=7, then log in", "www.example.com/orders?id=7", "url"),
 ]
 
@@ -112,12 +115,39 @@ def _ctx(tmp_path: Path, seed: int = 0) -> StageContext:
 
 
 ROWS = [
-    {"id": "r1", "parent_id": None, "prompt": "Can't log in. Email liu.wei@example.com, phone (555) 555-0187.", "completion": "I've sent a reset link."},
-    {"id": "r2", "parent_id": None, "prompt": "Where is order NW-483920? It was $14.99.", "completion": "It ships on 2024-03-15."},
-    {"id": "r3", "parent_id": None, "prompt": "Refund to card 4111 1111 1111 1111 please", "completion": "Refunds go to the original card; write to privacy@northwind.example.com."},
-    {"id": "r4", "parent_id": None, "prompt": "Same person again: LIU.WEI@EXAMPLE.COM, 555.555.0187", "completion": None},
+    {
+        "id": "r1",
+        "parent_id": None,
+        "prompt": "Can't log in. Email liu.wei@example.com, phone (555) 555-0187.",
+        "completion": "I've sent a reset link.",
+    },
+    {
+        "id": "r2",
+        "parent_id": None,
+        "prompt": "Where is order NW-483920? It was $14.99.",
+        "completion": "It ships on 2024-03-15.",
+    },
+    {
+        "id": "r3",
+        "parent_id": None,
+        "prompt": "Refund to card 4111 1111 1111 1111 please",
+        "completion": "Refunds go to the original card; write to privacy@northwind.example.com.",
+    },
+    {
+        "id": "r4",
+        "parent_id": None,
+        "prompt": "Same person again: LIU.WEI@EXAMPLE.COM, 555.555.0187",
+        "completion": None,
+    },
 ]
-RAW_VALUES = ["liu.wei@example.com", "(555) 555-0187", "4111 1111 1111 1111", "privacy@northwind.example.com", "LIU.WEI@EXAMPLE.COM", "555.555.0187"]
+RAW_VALUES = [
+    "liu.wei@example.com",
+    "(555) 555-0187",
+    "4111 1111 1111 1111",
+    "privacy@northwind.example.com",
+    "LIU.WEI@EXAMPLE.COM",
+    "555.555.0187",
+]
 
 
 def _run(config: PiiConfig, tmp_path: Path, rows=ROWS, seed: int = 0):
@@ -148,8 +178,14 @@ def test_placeholder_strategy_counts_and_examples(tmp_path):
 
 
 def test_examples_centre_on_pii_deep_in_a_long_text(tmp_path):
-    answer = "We looked into it. " * 60 + "Please write to privacy@northwind.example.com so we can help. " + "Thanks! " * 40
-    out, ctx = _run(PiiConfig(strategy="fake"), tmp_path, [{"id": "x", "parent_id": None, "prompt": "Data request", "completion": answer}])
+    answer = (
+        "We looked into it. " * 60 + "Please write to privacy@northwind.example.com so we can help. " + "Thanks! " * 40
+    )
+    out, ctx = _run(
+        PiiConfig(strategy="fake"),
+        tmp_path,
+        [{"id": "x", "parent_id": None, "prompt": "Data request", "completion": answer}],
+    )
     [example] = ctx.examples
     assert "<EMAIL>" in example["before"] and len(example["before"]) <= 152
     fake = re.search(r"[\w.]+@example\.(?:com|org|net)", example["after"])
@@ -179,12 +215,24 @@ def test_hash_strategy_is_salted_and_consistent(tmp_path):
 
 def test_fake_strategy_is_realistic_consistent_and_seeded(tmp_path):
     rows = ROWS + [
-        {"id": "r5", "parent_id": None, "prompt": "IBAN DE89 3704 0044 0532 0130 00 from 198.51.100.23", "completion": "NI QQ 12 34 56 C, SSN 078-05-1120, ip fe80::1ff:fe23:4567:890a"},
-        {"id": "r6", "parent_id": None, "prompt": "call +44 20 7946 0321 or see https://shop.example.net/help", "completion": "amex 3782 822463 10005"},
+        {
+            "id": "r5",
+            "parent_id": None,
+            "prompt": "IBAN DE89 3704 0044 0532 0130 00 from 198.51.100.23",
+            "completion": "NI QQ 12 34 56 C, SSN 078-05-1120, ip fe80::1ff:fe23:4567:890a",
+        },
+        {
+            "id": "r6",
+            "parent_id": None,
+            "prompt": "call +44 20 7946 0321 or see https://shop.example.net/help",
+            "completion": "amex 3782 822463 10005",
+        },
     ]
     out, _ = _run(PiiConfig(strategy="fake"), tmp_path, rows)
     text = _all_text(out)
-    assert not any(v in text for v in RAW_VALUES + ["DE89 3704", "198.51.100.23", "078-05-1120", "3782 822463 10005", "7946 0321"])
+    assert not any(
+        v in text for v in RAW_VALUES + ["DE89 3704", "198.51.100.23", "078-05-1120", "3782 822463 10005", "7946 0321"]
+    )
     found = {}
     for value in list(out["prompt"]) + list(out["completion"]):
         for m in detect(value or ""):
@@ -239,10 +287,16 @@ def test_entities_subset_only_touches_those(tmp_path):
 
 
 def test_chat_messages_are_redacted(tmp_path):
-    rows = [{"id": "c1", "parent_id": None, "messages": [
-        {"role": "user", "content": "my email is anna.k@example.com"},
-        {"role": "assistant", "content": "Thanks, Anna!"},
-    ]}]
+    rows = [
+        {
+            "id": "c1",
+            "parent_id": None,
+            "messages": [
+                {"role": "user", "content": "my email is anna.k@example.com"},
+                {"role": "assistant", "content": "Thanks, Anna!"},
+            ],
+        }
+    ]
     out, ctx = _run(PiiConfig(fields=["messages"]), tmp_path, rows)
     assert out["messages"][0][0] == {"role": "user", "content": "my email is <EMAIL>"}
     assert out["messages"][0][1]["content"] == "Thanks, Anna!"
@@ -255,7 +309,10 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="column 'label' holds a int in row 'a'.*List only text columns"):
         _run(PiiConfig(fields=["label"]), tmp_path, [{"id": "a", "parent_id": None, "label": 3}])
     for config, message in [
-        (PiiConfig(entities=["passport"]), r"pii.entities must be a non-empty list from \['credit_card'.*got \['passport'\]"),
+        (
+            PiiConfig(entities=["passport"]),
+            r"pii.entities must be a non-empty list from \['credit_card'.*got \['passport'\]",
+        ),
         (PiiConfig(strategy="scramble"), "pii.strategy must be one of"),
         (PiiConfig(action="flag"), r"pii.action must be one of \['redact', 'drop'\]"),
         (PiiConfig(mask_char="**"), "pii.mask_char must be exactly one character"),
@@ -269,9 +326,13 @@ def test_bad_inputs_give_clear_errors(tmp_path):
 def test_long_and_odd_text(tmp_path):
     long_text = ("lorem ipsum dolor 12.5 NW-1234 " * 40_000) + "card 5500-0000-0000-0004"
     started = time.perf_counter()
-    out, ctx = _run(PiiConfig(strategy="hash", salt="x"), tmp_path, [
-        {"id": "a", "parent_id": None, "prompt": long_text, "completion": "a@example.com"},
-    ])
+    out, ctx = _run(
+        PiiConfig(strategy="hash", salt="x"),
+        tmp_path,
+        [
+            {"id": "a", "parent_id": None, "prompt": long_text, "completion": "a@example.com"},
+        ],
+    )
     assert time.perf_counter() - started < 10
     assert re.search(r"card <CREDIT_CARD:[0-9a-f]{12}>$", out["prompt"][0])
     assert re.fullmatch(r"<EMAIL:[0-9a-f]{12}>", out["completion"][0])
@@ -291,7 +352,11 @@ def _raw_pii() -> set[str]:
     text = SAMPLE.read_text(encoding="utf-8")
     found = set(re.findall(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", text))
     found |= set(re.findall(r"\+\d{1,3}(?: \d{1,4}){2,5}|\(\d{3}\) \d{3}-\d{4}", text))
-    found |= {m for m in re.findall(r"\b\d{4}[ -]\d{4,6}[ -]\d{4,5}(?:[ -]\d{4})?\b", text) if luhn_valid(re.sub(r"\D", "", m))}
+    found |= {
+        m
+        for m in re.findall(r"\b\d{4}[ -]\d{4,6}[ -]\d{4,5}(?:[ -]\d{4})?\b", text)
+        if luhn_valid(re.sub(r"\D", "", m))
+    }
     found |= set(re.findall(r"\b[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){4}(?: [A-Z0-9]{1,4})?\b", text))
     return found
 
@@ -299,8 +364,16 @@ def _raw_pii() -> set[str]:
 def test_bundled_sample_has_no_raw_pii_after_the_pii_step():
     raw = _raw_pii()
     # the sample's known PII is among what the independent scan finds
-    assert {"liu.wei@example.com", "5500 0000 0000 0004", "3782 822463 10005", "4111 1111 1111 1111",
-            "DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32", "+44 20 7946 0412", "(555) 555-0187"} <= raw
+    assert {
+        "liu.wei@example.com",
+        "5500 0000 0000 0004",
+        "3782 822463 10005",
+        "4111 1111 1111 1111",
+        "DE89 3704 0044 0532 0130 00",
+        "GB82 WEST 1234 5698 7654 32",
+        "+44 20 7946 0412",
+        "(555) 555-0187",
+    } <= raw
     assert len(raw) >= 20
     rc = validate(["pipeline.clean=[pii,normalize,drop_missing,exact_dedup]"])
     prepared = prepare(rc, get_plugins())
@@ -318,9 +391,15 @@ def test_bundled_sample_has_no_raw_pii_after_the_pii_step():
 def test_bundled_sample_drop_action_ledger():
     rc = validate(["pipeline=minimal", "pipeline.clean=[pii]", "++pipeline.params.pii.action=drop"])
     prepared = prepare(rc, get_plugins())
-    dropped = [r for r in read_ledger(prepared.directory / "ledger.jsonl") if r.get("action") == "dropped" and r.get("step") == "pii"]
+    dropped = [
+        r
+        for r in read_ledger(prepared.directory / "ledger.jsonl")
+        if r.get("action") == "dropped" and r.get("step") == "pii"
+    ]
     reasons = Counter(r["reason"] for r in dropped)
-    assert set(reasons) <= {f"pii:{e}" for e in ("email", "phone", "credit_card", "iban", "us_ssn", "uk_nino", "ipv4", "ipv6", "url")}
+    assert set(reasons) <= {
+        f"pii:{e}" for e in ("email", "phone", "credit_card", "iban", "us_ssn", "uk_nino", "ipv4", "ipv6", "url")
+    }
     # every ticket with a card, an IBAN or a phone number goes, for the most sensitive kind it holds
     assert reasons["pii:credit_card"] == 3 and reasons["pii:iban"] == 2 and reasons["pii:phone"] >= 7
     assert reasons["pii:email"] >= 8 and reasons["pii:ipv4"] >= 2 and sum(reasons.values()) >= 25
@@ -338,7 +417,14 @@ def test_pii_on_more_rows_than_one_batch_where_the_first_batch_has_none(tmp_path
 
     clean = [f"Where is order NW-{100000 + i}?" for i in range(1500)]
     texts = clean + ["Mail me at jane.doe@example.com please"]
-    data = Dataset.from_dict({"id": [f"r:{i}" for i in range(len(texts))], "parent_id": [None] * len(texts), "prompt": texts, "completion": ["ok"] * len(texts)})
+    data = Dataset.from_dict(
+        {
+            "id": [f"r:{i}" for i in range(len(texts))],
+            "parent_id": [None] * len(texts),
+            "prompt": texts,
+            "completion": ["ok"] * len(texts),
+        }
+    )
     ctx = StageContext(seed=0, num_proc=1, work_dir=tmp_path)
     out = Pii(PiiConfig()).apply(data, ctx)
     assert out["prompt"][-1] == "Mail me at <EMAIL> please"
@@ -355,14 +441,21 @@ def test_row_ids_holding_personal_data_are_renamed_before_anything_is_written(tm
     db = tmp_path / "tickets.db"
     with sqlite3.connect(db) as connection:
         connection.execute("CREATE TABLE tickets (email, question, answer, category)")
-        connection.executemany("INSERT INTO tickets VALUES (?, ?, ?, ?)", [
-            (email, r.get("question"), r.get("answer"), r.get("category")) for email, r in zip(emails, rows)
-        ])
+        connection.executemany(
+            "INSERT INTO tickets VALUES (?, ?, ?, ?)",
+            [(email, r.get("question"), r.get("answer"), r.get("category")) for email, r in zip(emails, rows)],
+        )
     connection.close()
-    common = ["prepare", "data=sql", f"data.url=sqlite:///{db}", 'data.query="SELECT * FROM tickets"',
-              "data.id_column=email", "data.columns={question: prompt, answer: completion, category: label}",
-              "pipeline.clean=[pii,normalize,drop_missing,exact_dedup]",
-              "pipeline.params.pii.fields=[prompt,completion,email]"]  # the id column is a column too
+    common = [
+        "prepare",
+        "data=sql",
+        f"data.url=sqlite:///{db}",
+        'data.query="SELECT * FROM tickets"',
+        "data.id_column=email",
+        "data.columns={question: prompt, answer: completion, category: label}",
+        "pipeline.clean=[pii,normalize,drop_missing,exact_dedup]",
+        "pipeline.params.pii.fields=[prompt,completion,email]",
+    ]  # the id column is a column too
     assert run_cli([*common, f"hydra.run.dir={tmp_path / 'run'}"]) == 0
     written = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
     written += [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import run_cli
 from tunelab.api import KINDS
 from tunelab.plugins import DISABLE_EXTERNAL_ENV, PluginError, get_plugins
-
-from conftest import run_cli
 
 GOOD_PLUGIN = '''
 from dataclasses import dataclass
@@ -29,7 +28,18 @@ def tunelab_register_cleaners():
 def test_builtins_come_through_the_entry_point_group():
     plugins = get_plugins()
     registry = plugins.registry
-    for kind in ("collector", "cleaner", "augmenter", "balancer", "splitter", "model", "method", "peft", "evaluator", "tracker"):
+    for kind in (
+        "collector",
+        "cleaner",
+        "augmenter",
+        "balancer",
+        "splitter",
+        "model",
+        "method",
+        "peft",
+        "evaluator",
+        "tracker",
+    ):
         assert registry.names(kind), f"no built-in {kind}"
     lora = registry.get("peft", "lora")
     assert lora.supplier.distribution == "tunelab"
@@ -137,19 +147,26 @@ def test_a_plugin_splitter_declares_the_splits_eval_split_may_name(installed_plu
     registry = get_plugins(reload=True).registry
     base = ["experiment=smoke", "pipeline.split=holdout"]
     check_approach(check_overrides([*base, "eval.split=holdout"], sources=False), registry)
-    with pytest.raises(ConfigError, match=r"eval.split is 'test', a split the splitter 'holdout' does not make; "
-                                          r"it makes train, holdout: set eval.split to one of those \(eval.split=holdout\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"eval.split is 'test', a split the splitter 'holdout' does not make; "
+        r"it makes train, holdout: set eval.split to one of those \(eval.split=holdout\)",
+    ):
         check_approach(check_overrides(base, sources=False), registry)
 
 
 def test_a_splitter_returning_a_split_it_does_not_declare_is_an_error(installed_plugin, tmp_path, capsys):
-    installed_plugin("tl_holdout", HOLDOUT_SPLITTER.replace('splits = ("train", "holdout")', 'splits = ("train", "test")'))
+    installed_plugin(
+        "tl_holdout", HOLDOUT_SPLITTER.replace('splits = ("train", "holdout")', 'splits = ("train", "test")')
+    )
     get_plugins(reload=True)
     with pytest.raises(SystemExit) as exit_info:
         run_cli(["prepare", "experiment=smoke", "pipeline.split=holdout", f"hydra.run.dir={tmp_path / 'run'}"])
     assert exit_info.value.code == 1
-    assert ("the splitter 'holdout' returned splits ['holdout'] it does not declare (it declares ['train', 'test']); "
-            "the splitter's `splits` class attribute must list every split it makes") in capsys.readouterr().err
+    assert (
+        "the splitter 'holdout' returned splits ['holdout'] it does not declare (it declares ['train', 'test']); "
+        "the splitter's `splits` class attribute must list every split it makes"
+    ) in capsys.readouterr().err
 
 
 def test_plugins_listing_matches_the_snapshot(capsys):
@@ -164,7 +181,9 @@ def test_plugins_listing_matches_the_snapshot(capsys):
 
 def test_a_component_that_does_not_subclass_its_kinds_contract_is_refused(installed_plugin):
     # a Cleaner registered as an augmenter: the kind string alone is not trusted
-    installed_plugin("tl_wrong_kind", GOOD_PLUGIN.replace("def tunelab_register_cleaners", "def tunelab_register_augmenters"))
+    installed_plugin(
+        "tl_wrong_kind", GOOD_PLUGIN.replace("def tunelab_register_cleaners", "def tunelab_register_augmenters")
+    )
     with pytest.raises(PluginError) as err:
         get_plugins(reload=True)
     assert str(err.value) == (

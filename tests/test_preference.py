@@ -29,7 +29,14 @@ def job_for(tmp_path, data, peft_config=None, steps=2):
 
     loaded = TinyModel(TinyModelConfig()).load({}, tmp_path)
     settings = TrainSettings(max_steps=steps, batch_size=4, max_length=64, logging_steps=1, save_model=False)
-    return TrainJob(LoadedModel(loaded.model, loaded.tokenizer, "tiny"), {"train": data, "test": data}, peft_config, settings, tmp_path, 0)
+    return TrainJob(
+        LoadedModel(loaded.model, loaded.tokenizer, "tiny"),
+        {"train": data, "test": data},
+        peft_config,
+        settings,
+        tmp_path,
+        0,
+    )
 
 
 def test_dpo_with_lora_trains_the_adapter_and_reports_preference_accuracy(tmp_path):
@@ -44,14 +51,24 @@ def test_dpo_with_lora_trains_the_adapter_and_reports_preference_accuracy(tmp_pa
 
 
 def test_dpo_full_fine_tuning_keeps_a_reference_copy(tmp_path):
-    assert run_cli(["experiment=dpo_smoke", f"hydra.run.dir={tmp_path / 'run'}", "peft=none", "method.beta=0.5", *FAST]) == 0
+    assert (
+        run_cli(["experiment=dpo_smoke", f"hydra.run.dir={tmp_path / 'run'}", "peft=none", "method.beta=0.5", *FAST])
+        == 0
+    )
     metrics = read_metrics(tmp_path / "run")
     assert metrics["status"] == "ok" and metrics["trainable_params"] == metrics["total_params"]
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
 
 
 def test_reward_model_run_scores_pairs_with_its_scalar_head(tmp_path):
-    args = ["experiment=dpo_smoke", f"hydra.run.dir={tmp_path / 'run'}", "method=reward", "peft=lora", *FAST, "train.max_length=128"]
+    args = [
+        "experiment=dpo_smoke",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "method=reward",
+        "peft=lora",
+        *FAST,
+        "train.max_length=128",
+    ]
     assert run_cli(args) == 0
     metrics = read_metrics(tmp_path / "run")
     assert metrics["status"] == "ok" and metrics["train_steps"] == 2
@@ -63,7 +80,9 @@ def test_reward_model_run_scores_pairs_with_its_scalar_head(tmp_path):
 
 def test_sft_only_data_with_dpo_fails_before_training_naming_the_columns(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(["experiment=dpo_smoke", f"hydra.run.dir={tmp_path / 'run'}", "data=support_tickets", "pipeline=minimal"])
+        run_cli(
+            ["experiment=dpo_smoke", f"hydra.run.dir={tmp_path / 'run'}", "data=support_tickets", "pipeline=minimal"]
+        )
     assert exit_info.value.code == 2  # a config error, raised before any model is loaded
     err = capsys.readouterr().err
     assert "method=dpo needs columns ['prompt', 'chosen', 'rejected'] in the 'train' split" in err and "'chosen'" in err
@@ -147,22 +166,35 @@ def rescored_margin(run_dir, max_length=64) -> float:
 
     model, tokenizer = _load_trained(run_dir, "causal_lm")
     job = job_from_run(run_dir, max_length=max_length)
-    return PreferenceEvaluator(PreferenceEvalConfig(max_rows=6)).evaluate(job, TrainOutcome(model, tokenizer))["test_reward_margin"]
+    return PreferenceEvaluator(PreferenceEvalConfig(max_rows=6)).evaluate(job, TrainOutcome(model, tokenizer))[
+        "test_reward_margin"
+    ]
 
 
-@pytest.mark.parametrize("method, extra", [
-    ("kto", []),
-    ("orpo", ["train.max_length=128"]),
-    ("rlhf", ["method.algorithm=rloo", "method.max_completion_length=8", "train.batch_size=2"]),
-    ("rlhf", ["method.algorithm=grpo", "method.max_completion_length=8", "train.batch_size=2"]),
-])
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("kto", []),
+        ("orpo", ["train.max_length=128"]),
+        ("rlhf", ["method.algorithm=rloo", "method.max_completion_length=8", "train.batch_size=2"]),
+        ("rlhf", ["method.algorithm=grpo", "method.max_completion_length=8", "train.batch_size=2"]),
+    ],
+)
 def test_preference_objective_with_lora_trains_saves_and_reloads(method, extra, tmp_path, isolated_cache):
     from tunelab.plugins import get_plugins
 
     if method not in get_plugins().registry.names("method"):
         pytest.skip(f"the installed TRL has no {method} trainer")
     run_dir = tmp_path / "run"
-    args = ["experiment=dpo_smoke", f"method={method}", "peft=lora", "peft.r=4", f"hydra.run.dir={run_dir}", *FAST, *extra]
+    args = [
+        "experiment=dpo_smoke",
+        f"method={method}",
+        "peft=lora",
+        "peft.r=4",
+        f"hydra.run.dir={run_dir}",
+        *FAST,
+        *extra,
+    ]
     assert run_cli(args) == 0
     metrics = read_metrics(run_dir)
     assert metrics["status"] == "ok" and metrics["train_steps"] == 2
@@ -185,8 +217,17 @@ def test_rlhf_with_the_reward_model_a_reward_run_saved(tmp_path, isolated_cache)
     assert len(scores) == 2 and all(isinstance(s["reward"], float) for s in scores)
 
     run_dir = tmp_path / "rlhf"
-    args = ["experiment=dpo_smoke", "method=rlhf", f"method.reward_model={reward_dir / 'model'}", "method.reward_functions=[]",
-            "method.max_completion_length=8", "train.batch_size=2", "peft=lora", f"hydra.run.dir={run_dir}", *FAST]
+    args = [
+        "experiment=dpo_smoke",
+        "method=rlhf",
+        f"method.reward_model={reward_dir / 'model'}",
+        "method.reward_functions=[]",
+        "method.max_completion_length=8",
+        "train.batch_size=2",
+        "peft=lora",
+        f"hydra.run.dir={run_dir}",
+        *FAST,
+    ]
     assert run_cli(args) == 0
     metrics = read_metrics(run_dir)
     assert metrics["status"] == "ok" and metrics["train_steps"] == 2

@@ -41,11 +41,10 @@ import yaml  # noqa: E402
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from conftest import SAMPLE, SOAK, run_cli  # noqa: E402
 from tunelab.api import TrainSettings  # noqa: E402
 from tunelab.config import PIPELINE_KEYS, TOP_LEVEL_KEYS, ConfigError  # noqa: E402
 from tunelab.plugins import get_plugins  # noqa: E402
-
-from conftest import SAMPLE, SOAK, run_cli  # noqa: E402
 
 #: the loaded profile's example count, except where a test lowers it (scaled up by ``make soak``);
 #: per-test fixtures (tmp_path, capsys) are fine: every example cleans up after itself
@@ -68,18 +67,25 @@ EXTRAS = {
     ("peft", "custom"): ["peft.peft_type=LORA"],
     ("annotator", "auto_label"): ["+pipeline.params.auto_label.labels={billing:charges,shipping:parcels}"],
     ("annotator", "consensus"): ["+pipeline.params.consensus.annotator_columns=[a,b]"],
-    ("augmenter", "back_translation"): ["+pipeline.params.back_translation.forward_model=org/en-de",
-                                        "+pipeline.params.back_translation.backward_model=org/de-en"],
-    ("augmenter", "template"): ["+pipeline.params.template.templates=['Where is my {item}?']",
-                                "+pipeline.params.template.slots={item:[tent]}", "+pipeline.params.template.label=shipping"],
+    ("augmenter", "back_translation"): [
+        "+pipeline.params.back_translation.forward_model=org/en-de",
+        "+pipeline.params.back_translation.backward_model=org/de-en",
+    ],
+    ("augmenter", "template"): [
+        "+pipeline.params.template.templates=['Where is my {item}?']",
+        "+pipeline.params.template.slots={item:[tent]}",
+        "+pipeline.params.template.label=shipping",
+    ],
     ("balancer", "target_distribution"): ["+pipeline.params.target_distribution.distribution={a:0.5,b:0.5}"],
     ("splitter", "group"): ["+pipeline.params.group.group_column=customer"],
 }
 #: top-level settings and their types (the shared ``train`` settings come from TrainSettings)
 TOP_LEVEL_TYPES = {"seed": int, "data_seed": int, "num_proc": int, "resume": bool, "cache_dir": str}
 #: a message from deep inside a library, or a traceback, never reaches the user
-LIBRARY_NOISE = re.compile(r"Traceback|File \"|full_key:|object_type=|reference_type=|omegaconf\.|hydra\.errors|"
-                           r"Set the environment variable HYDRA_FULL_ERROR")
+LIBRARY_NOISE = re.compile(
+    r"Traceback|File \"|full_key:|object_type=|reference_type=|omegaconf\.|hydra\.errors|"
+    r"Set the environment variable HYDRA_FULL_ERROR"
+)
 #: the two-step pipeline: validating it is quicker, and the keys under test live elsewhere
 FAST = ("pipeline=minimal",)
 IDENT = st.from_regex(r"[a-z][a-z_]{2,11}", fullmatch=True).filter(lambda s: not s.endswith("_"))
@@ -251,11 +257,11 @@ def _misspell(word: str, draw: Any) -> str:
     i = draw(st.integers(0, len(word) - 1))
     how = draw(st.sampled_from(["delete", "swap", "insert", "replace"]))
     if how == "delete" and len(word) > 3:
-        return word[:i] + word[i + 1:]
+        return word[:i] + word[i + 1 :]
     if how == "swap" and i < len(word) - 1:
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     letter = draw(st.sampled_from("abcdefghijklmnopqrstuvwxyz"))
-    return word[:i] + letter + word[i + (how == "replace"):]
+    return word[:i] + letter + word[i + (how == "replace") :]
 
 
 @st.composite
@@ -336,8 +342,12 @@ def bad_numbers(draw):
     rows = [(s, f, tp) for s, f, tp in typed_fields() if kind_of(tp) in ("int", "float")]
     section, field, tp = draw(st.sampled_from(rows))
     if kind_of(tp) == "float":
-        value = draw(st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, -1.0]),
-                               st.floats(max_value=-1e-3, allow_nan=False, allow_infinity=False)))
+        value = draw(
+            st.one_of(
+                st.sampled_from([math.nan, math.inf, -math.inf, -1.0]),
+                st.floats(max_value=-1e-3, allow_nan=False, allow_infinity=False),
+            )
+        )
     else:
         value = draw(st.one_of(st.just(-1), st.integers(max_value=-1)))
     return section, field, value
@@ -385,7 +395,11 @@ def unknown_options(draw):
     group = draw(st.sampled_from(sorted(g for g, options in groups.items() if options)))
     options = groups[group]
     misspelt = draw(st.booleans())
-    option = _misspell(draw(st.sampled_from([o for o in options if len(o) >= 3] or list(options))), draw) if misspelt else draw(IDENT)
+    option = (
+        _misspell(draw(st.sampled_from([o for o in options if len(o) >= 3] or list(options))), draw)
+        if misspelt
+        else draw(IDENT)
+    )
     assume(option not in options and option not in NOT_STRINGS)
     value = f"[{options[0]},{option}]" if group == "tracker" and draw(st.booleans()) else option
     return [f"{group}={value}"], group, option, options, misspelt
@@ -408,12 +422,13 @@ def test_null_for_a_config_group_says_how_to_select_none():
     assert "'approach' takes one of its options, not null" in message and "~approach" in message
 
 
-
-
 @st.composite
 def unknown_components(draw):
-    where = draw(st.sampled_from([*GROUP_OF.items(), *((k, f"pipeline.{s}") for k, s in STAGE_OF.items()),
-                                  ("splitter", "pipeline.split")]))
+    where = draw(
+        st.sampled_from(
+            [*GROUP_OF.items(), *((k, f"pipeline.{s}") for k, s in STAGE_OF.items()), ("splitter", "pipeline.split")]
+        )
+    )
     kind, key = where
     names = registry().names(kind)
     misspelt = draw(st.booleans()) and bool(names)
@@ -471,8 +486,13 @@ def verdict(model: str, method: str, peft: str, evaluator: str) -> tuple[str, bo
 
 
 #: how a refusal says what would work, and the kind of component each names
-ALTERNATIVES = {"Models that can: ": "model", "pick a method for ": "method", "peft options": "peft",
-                "Evaluators for it: ": "evaluator", "or use peft=": "peft"}
+ALTERNATIVES = {
+    "Models that can: ": "model",
+    "pick a method for ": "method",
+    "peft options": "peft",
+    "Evaluators for it: ": "evaluator",
+    "or use peft=": "peft",
+}
 
 
 @st.composite
@@ -532,17 +552,22 @@ def test_the_composed_config_gets_the_same_verdict(picks):
             check_approach(rc, registry())
 
 
-@pytest.mark.parametrize("split, overrides", [
-    ("test", ["pipeline.params.stratified.test=0"]),
-    ("validation", ["pipeline.params.stratified.validation=0", "eval.split=validation"]),
-    ("test", ["pipeline.split=random", "+pipeline.params.random.test=0"]),
-])
+@pytest.mark.parametrize(
+    "split, overrides",
+    [
+        ("test", ["pipeline.params.stratified.test=0"]),
+        ("validation", ["pipeline.params.stratified.validation=0", "eval.split=validation"]),
+        ("test", ["pipeline.split=random", "+pipeline.params.random.test=0"]),
+    ],
+)
 def test_evaluating_a_split_the_splitter_leaves_empty_is_refused_before_any_work(split, overrides):
     from tunelab.preflight import check_overrides
     from tunelab.train.compat import check_approach
 
     rc = check_overrides(["experiment=smoke", *overrides], sources=False)
-    with pytest.raises(ConfigError, match=rf"eval.split is '{split}' but pipeline.params.(stratified|random).{split} is 0"):
+    with pytest.raises(
+        ConfigError, match=rf"eval.split is '{split}' but pipeline.params.(stratified|random).{split} is 0"
+    ):
         check_approach(rc, registry())
     other = "validation" if split == "test" else "test"  # the split that has rows: fine
     check_approach(check_overrides(["experiment=smoke", *overrides, f"eval.split={other}"], sources=False), registry())
@@ -558,8 +583,23 @@ SYNTAX_KEYS = st.sampled_from(["seed", "train.max_steps", "peft.r", "data.path",
 def malformed(draw):
     key = draw(SYNTAX_KEYS)
     inner = draw(st.from_regex(r"[a-z0-9_]{0,6}", fullmatch=True))
-    shape = draw(st.sampled_from(["[{0},b", "{{{0}:1", "'{0}", '"{0}', "{0}'", "fn({0}", "${{{0}", "[{0}]]",
-                                  "{0}}}", "missing_equals", "no_key"]))
+    shape = draw(
+        st.sampled_from(
+            [
+                "[{0},b",
+                "{{{0}:1",
+                "'{0}",
+                '"{0}',
+                "{0}'",
+                "fn({0}",
+                "${{{0}",
+                "[{0}]]",
+                "{0}}}",
+                "missing_equals",
+                "no_key",
+            ]
+        )
+    )
     if shape == "missing_equals":
         return key, key
     if shape == "no_key":
@@ -579,7 +619,9 @@ def test_malformed_override_syntax_names_the_override(case):
 @st.composite
 def missing_interpolations(draw):
     section, field, tp = draw(st.sampled_from(typed_fields()))
-    target = draw(st.one_of(IDENT.filter(lambda s: s not in TOP_LEVEL_KEYS), st.just("oc.env:TUNELAB_TEST_UNSET_VARIABLE")))
+    target = draw(
+        st.one_of(IDENT.filter(lambda s: s not in TOP_LEVEL_KEYS), st.just("oc.env:TUNELAB_TEST_UNSET_VARIABLE"))
+    )
     value = f"${{{target}}}"
     return [*section.base, f"++{section.prefix}{field}={value}"], f"{section.prefix}{field}", section
 
@@ -631,8 +673,10 @@ def _source_cases(tmp: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("case", ["missing file", "missing directory", "directory without data files",
-                                  "glob matching nothing", "empty string"])
+@pytest.mark.parametrize(
+    "case",
+    ["missing file", "missing directory", "directory without data files", "glob matching nothing", "empty string"],
+)
 def test_a_data_path_that_is_not_there_fails_before_any_work(case, tmp_path, isolated_cache):
     """Every case with the default collector; every file collector with a missing file."""
     path = _source_cases(tmp_path)[case]
@@ -710,11 +754,17 @@ def test_the_cli_exits_2_with_one_paragraph_before_any_work(case, capsys, tmp_pa
     assert_cli_refuses(capsys, args, run_dir, isolated_cache)
 
 
-def test_the_cli_refuses_a_missing_data_file_and_an_unknown_option_without_a_run_directory(capsys, tmp_path, isolated_cache):
+def test_the_cli_refuses_a_missing_data_file_and_an_unknown_option_without_a_run_directory(
+    capsys, tmp_path, isolated_cache
+):
     run_dir = tmp_path / "run"
-    message = assert_cli_refuses(capsys, [f"data.path={tmp_path / 'nope.jsonl'}", f"hydra.run.dir={run_dir}"], run_dir, isolated_cache)
+    message = assert_cli_refuses(
+        capsys, [f"data.path={tmp_path / 'nope.jsonl'}", f"hydra.run.dir={run_dir}"], run_dir, isolated_cache
+    )
     assert "data.path" in message and "nope.jsonl' does not exist" in message
-    message = assert_cli_refuses(capsys, ["-m", "peft=none,lorax", f"hydra.sweep.dir={run_dir}"], run_dir, isolated_cache)
+    message = assert_cli_refuses(
+        capsys, ["-m", "peft=none,lorax", f"hydra.sweep.dir={run_dir}"], run_dir, isolated_cache
+    )
     assert "unknown peft option 'lorax'" in message
 
 

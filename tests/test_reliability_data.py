@@ -32,8 +32,9 @@ import sqlite3
 import tempfile
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from conftest import SOAK, validate  # noqa: E402
 from tunelab.api import KINDS, PARENT_ID, ROW_ID, StageContext  # noqa: E402
 from tunelab.config import Origin, typed_config  # noqa: E402
 from tunelab.data.engine import DataError, prepare  # noqa: E402
@@ -49,13 +51,17 @@ from tunelab.data.ledger import Ledger, LedgerError, read_ledger  # noqa: E402
 from tunelab.errors import TunelabError  # noqa: E402
 from tunelab.plugins import get_plugins  # noqa: E402
 
-from conftest import SOAK, validate  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
 #: an exception raised here is one of tunelab's own, written to be read by a user
 OUR_CODE = (str(ROOT / "framework" / "tunelab"), str(ROOT / "plugins" / "tunelab_builtin"))
 DATA_KINDS = ("cleaner", "annotator", "augmenter", "balancer", "splitter")
-STAGE_OF = {"cleaner": "clean", "annotator": "annotate", "augmenter": "augment", "balancer": "balance", "splitter": "split"}
+STAGE_OF = {
+    "cleaner": "clean",
+    "annotator": "annotate",
+    "augmenter": "augment",
+    "balancer": "balance",
+    "splitter": "split",
+}
 
 #: every generated case of a test gets the loaded profile's example count; these settings
 #: only relax the health checks that big generated strings and per-test fixtures trip
@@ -93,11 +99,32 @@ junk_text = st.one_of(
     st.text(max_size=30),  # any code point except surrogates: emoji, combining marks, RTL, ...
     st.text(alphabet=CONTROL, max_size=8),
     st.sampled_from(
-        ["", " ", "\n\n", "\t", "null", "None", "NaN", "<p></p>", "<script>alert(1)</script>", "Iâ€™m", "&amp;&#0;",
-         "\x00", "a\r\nb", "[]", "{}", "1,234.5 on 05/03/2024 for $5", "jo@example.com +1 415 555 0100"]
+        [
+            "",
+            " ",
+            "\n\n",
+            "\t",
+            "null",
+            "None",
+            "NaN",
+            "<p></p>",
+            "<script>alert(1)</script>",
+            "Iâ€™m",
+            "&amp;&#0;",
+            "\x00",
+            "a\r\nb",
+            "[]",
+            "{}",
+            "1,234.5 on 05/03/2024 for $5",
+            "jo@example.com +1 415 555 0100",
+        ]
     ),
     # huge strings: cheap to generate, expensive to mishandle
-    st.builds(lambda word, n: word * n, st.sampled_from(["word ", "ab", "x", "<b>", "é ", "\x00"]), st.sampled_from([1_000, 3_000, 100_000])),
+    st.builds(
+        lambda word, n: word * n,
+        st.sampled_from(["word ", "ab", "x", "<b>", "é ", "\x00"]),
+        st.sampled_from([1_000, 3_000, 100_000]),
+    ),
 )
 scalars = st.one_of(
     st.none(),
@@ -107,11 +134,39 @@ scalars = st.one_of(
     st.floats(),  # NaN and infinities included (Python's json reads and writes them)
     junk_text,
 )
-nested = st.recursive(scalars, lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=5), kids, max_size=3)), max_leaves=6)
+nested = st.recursive(
+    scalars,
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=5), kids, max_size=3)),
+    max_leaves=6,
+)
 #: a value for a column that should hold text: mostly text, sometimes anything
 text_value = st.one_of(junk_text, junk_text, junk_text, st.none(), nested)
-label_value = st.one_of(st.sampled_from(["a", "b", "a", "b", "c", " ", "", "A "]), st.none(), st.integers(0, 2), st.floats(), st.booleans(), nested)
-JUNK_KEYS = ("", " ", "id", "parent_id", "source", "source_id", "ünïcödé", "a.b", "__index_level_0__", "label ", "messages", "conversations", "instruction", "output", "chosen", "rejected")
+label_value = st.one_of(
+    st.sampled_from(["a", "b", "a", "b", "c", " ", "", "A "]),
+    st.none(),
+    st.integers(0, 2),
+    st.floats(),
+    st.booleans(),
+    nested,
+)
+JUNK_KEYS = (
+    "",
+    " ",
+    "id",
+    "parent_id",
+    "source",
+    "source_id",
+    "ünïcödé",
+    "a.b",
+    "__index_level_0__",
+    "label ",
+    "messages",
+    "conversations",
+    "instruction",
+    "output",
+    "chosen",
+    "rejected",
+)
 #: label columns of one type each (what a typed source gives), or of mixed types
 LABEL_KINDS = [
     label_value,
@@ -128,9 +183,19 @@ def records_with(label: Any = label_value, text: Any = text_value) -> Any:
     """Records with the columns the operators read (some values junk), plus up to two
     junk columns (ids, reserved names, chat-format keys) each."""
     base = st.fixed_dictionaries(
-        {"prompt": text, "completion": text, "text": text, "label": label, "group": st.sampled_from(["g1", "g2", None, 3]), "a1": label, "a2": label}
+        {
+            "prompt": text,
+            "completion": text,
+            "text": text,
+            "label": label,
+            "group": st.sampled_from(["g1", "g2", None, 3]),
+            "a1": label,
+            "a2": label,
+        }
     )
-    return st.builds(lambda row, extra: {**row, **extra}, base, st.dictionaries(st.sampled_from(JUNK_KEYS), nested, max_size=2))
+    return st.builds(
+        lambda row, extra: {**row, **extra}, base, st.dictionaries(st.sampled_from(JUNK_KEYS), nested, max_size=2)
+    )
 
 
 records = records_with()
@@ -185,7 +250,9 @@ def registry():
 
 def make(kind: str, name: str, params: dict[str, Any] | None = None) -> Any:
     component = registry().get(kind, name)
-    config = typed_config(component.config_schema, dict(params or {}), kind=kind, name=name, origin=Origin(), group=kind, key_prefix="")
+    config = typed_config(
+        component.config_schema, dict(params or {}), kind=kind, name=name, origin=Origin(), group=kind, key_prefix=""
+    )
     return component.cls(config)
 
 
@@ -227,7 +294,9 @@ def account(data: Any, ctx: StageContext, expected: dict[str, int]) -> None:
         if whole:
             assert len(mine) == 1 and rows[source] == 0, (source, mine, rows[source])
         else:
-            assert rows[source] + len(mine) == count, f"{source}: {rows[source]} rows + {len(mine)} quarantined != {count} records: {mine}"
+            assert rows[source] + len(mine) == count, (
+                f"{source}: {rows[source]} rows + {len(mine)} quarantined != {count} records: {mine}"
+            )
 
 
 def collect(name: str, params: dict[str, Any], work_dir: Path) -> tuple[Any, StageContext]:
@@ -297,19 +366,44 @@ def write_parquet(draw: Any, root: Path) -> tuple[dict[str, Any], dict[str, int]
     columns = {
         "prompt": (pa.string(), text_value.map(lambda v: v if v is None or isinstance(v, str) else text_cell(v))),
         "completion": (pa.string(), st.one_of(st.none(), junk_text)),
-        "label": draw(st.sampled_from([(pa.string(), st.sampled_from(["a", "b", None])), (pa.int64(), st.one_of(st.none(), st.integers(0, 3))), (pa.float64(), st.floats())])),
-        "text": draw(st.sampled_from([(pa.string(), junk_text), (pa.binary(), st.binary(max_size=20)), (pa.list_(pa.string()), st.lists(junk_text, max_size=2))])),
-        "meta": (pa.struct([("k", pa.string()), ("n", pa.int64())]), st.fixed_dictionaries({"k": st.one_of(st.none(), junk_text), "n": st.one_of(st.none(), st.integers(-5, 5))})),
+        "label": draw(
+            st.sampled_from(
+                [
+                    (pa.string(), st.sampled_from(["a", "b", None])),
+                    (pa.int64(), st.one_of(st.none(), st.integers(0, 3))),
+                    (pa.float64(), st.floats()),
+                ]
+            )
+        ),
+        "text": draw(
+            st.sampled_from(
+                [
+                    (pa.string(), junk_text),
+                    (pa.binary(), st.binary(max_size=20)),
+                    (pa.list_(pa.string()), st.lists(junk_text, max_size=2)),
+                ]
+            )
+        ),
+        "meta": (
+            pa.struct([("k", pa.string()), ("n", pa.int64())]),
+            st.fixed_dictionaries(
+                {"k": st.one_of(st.none(), junk_text), "n": st.one_of(st.none(), st.integers(-5, 5))}
+            ),
+        ),
         "big": (pa.uint64(), st.integers(0, 2**64 - 1)),
     }
-    table = pa.table({name: pa.array([draw(values) for _ in range(n)], type=kind) for name, (kind, values) in columns.items()})
+    table = pa.table(
+        {name: pa.array([draw(values) for _ in range(n)], type=kind) for name, (kind, values) in columns.items()}
+    )
     pq.write_table(table, root / "rows.parquet")
     return {"path": str(root / "rows.parquet")}, {"rows.parquet": n}
 
 
 def write_text(draw: Any, root: Path) -> tuple[dict[str, Any], dict[str, int]]:
     unit = draw(st.sampled_from(["file", "paragraph", "line"]))
-    parts = draw(st.lists(st.one_of(junk_text.map(lambda s: s.encode("utf-8")), st.just(b""), st.binary(max_size=8)), max_size=8))
+    parts = draw(
+        st.lists(st.one_of(junk_text.map(lambda s: s.encode("utf-8")), st.just(b""), st.binary(max_size=8)), max_size=8)
+    )
     blob = b"\n".join(parts)
     (root / "notes.txt").write_bytes(blob)
     lines = blob.removeprefix(b"\xef\xbb\xbf").splitlines()  # a UTF-8 byte-order mark is not text
@@ -327,8 +421,19 @@ def write_html(draw: Any, root: Path) -> tuple[dict[str, Any], dict[str, int]]:
     for n in range(draw(st.integers(1, 3))):
         body = draw(
             st.one_of(
-                junk_text.map(lambda s: f"<html><head><title>t</title></head><body><main><p>{s}</p></main></body></html>".encode("utf-8", "replace")),
-                st.sampled_from([b"", b"<html><body></body></html>", b"<html><body><script>x()</script><nav>menu</nav></body></html>", b"<p>unclosed <b>tags"]),
+                junk_text.map(
+                    lambda s: f"<html><head><title>t</title></head><body><main><p>{s}</p></main></body></html>".encode(
+                        "utf-8", "replace"
+                    )
+                ),
+                st.sampled_from(
+                    [
+                        b"",
+                        b"<html><body></body></html>",
+                        b"<html><body><script>x()</script><nav>menu</nav></body></html>",
+                        b"<p>unclosed <b>tags",
+                    ]
+                ),
                 st.binary(max_size=60),
             )
         )
@@ -344,7 +449,9 @@ def pdf_bytes(pages: list[str], password: str | None = None) -> bytes:
     pdf.set_font("helvetica", size=10)
     for text in pages:
         pdf.add_page()
-        printable = "".join(ch for ch in text if ch.isprintable() or ch == "\n").encode("latin-1", "replace").decode("latin-1")
+        printable = (
+            "".join(ch for ch in text if ch.isprintable() or ch == "\n").encode("latin-1", "replace").decode("latin-1")
+        )
         if printable.strip():
             pdf.multi_cell(0, 5, printable[:2000])
     if password is not None:
@@ -398,9 +505,14 @@ def write_hf_dataset(draw: Any, root: Path) -> tuple[dict[str, Any], dict[str, i
         # (a file starting with "[" is a JSON array document to datasets: one record per item)
         lines = jsonl_lines(draw, rows, BAD_LINES.filter(lambda line: not line.startswith(b"[")))
         (root / "rows.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-        return {"path": "json", "data_files": [str(root / "rows.jsonl")]}, {"json:train": sum(1 for line in lines if line.strip())}
+        return {"path": "json", "data_files": [str(root / "rows.jsonl")]}, {
+            "json:train": sum(1 for line in lines if line.strip())
+        }
     # a saved dataset has one type per column: text columns as text (or null)
-    table = {column: [text_cell(row[column]) if row[column] is not None else None for row in rows] for column in ("prompt", "completion", "text", "label")}
+    table = {
+        column: [text_cell(row[column]) if row[column] is not None else None for row in rows]
+        for column in ("prompt", "completion", "text", "label")
+    }
     Dataset.from_dict(table).save_to_disk(str(root / "saved"))
     return {"path": str(root / "saved")}, {"saved:train": len(rows)}
 
@@ -431,7 +543,11 @@ WHOLE_SOURCE_ERRORS = {
 
 def _labels(rows: Any) -> list[str]:
     """The labels a balancer sees in generated rows (as it names them: str(value))."""
-    return sorted({str(v) for v in rows["label"] if v is not None and not (isinstance(v, str) and not v.strip())}) if "label" in rows.column_names else []
+    return (
+        sorted({str(v) for v in rows["label"] if v is not None and not (isinstance(v, str) and not v.strip())})
+        if "label" in rows.column_names
+        else []
+    )
 
 
 #: params that make an operator runnable on the generated rows (a required field, or one
@@ -445,7 +561,9 @@ OPERATOR_PARAMS: dict[str, Any] = {
         "label": (_labels(rows) or [None])[0],
         "count": 3,
     },
-    "target_distribution": lambda rows: {"distribution": {label: 1 / len(_labels(rows)) for label in _labels(rows)} or {"a": 1.0}},
+    "target_distribution": lambda rows: {
+        "distribution": {label: 1 / len(_labels(rows)) for label in _labels(rows)} or {"a": 1.0}
+    },
     "kfold": {"k": 2},
     "stratified_kfold": {"k": 2},
     "group": {"group_column": "group"},
@@ -496,7 +614,11 @@ def collected(draw: Any, root: Path, most: int = 12) -> Any:
 
     kind = draw(st.sampled_from(LABEL_KINDS))
     # text columns: junk text and None, wrong types now and then (those rows are quarantined)
-    texts = draw(st.sampled_from([st.one_of(junk_text, st.none()), st.one_of(junk_text, junk_text, st.none(), nested), sentences]))
+    texts = draw(
+        st.sampled_from(
+            [st.one_of(junk_text, st.none()), st.one_of(junk_text, junk_text, st.none(), nested), sentences]
+        )
+    )
     rows = draw(st.lists(records_with(kind, texts), min_size=2, max_size=most))
     path = root / "input.jsonl"
     path.write_bytes(b"\n".join(jsonl_lines(draw, rows)) + b"\n")
@@ -524,7 +646,9 @@ def run_operator(kind: str, name: str, data: Any, work_dir: Path, params: dict[s
     ids_out: list[str] = []
     parents_out: list[str | None] = []
     for part in parts:
-        assert ROW_ID in part.column_names and PARENT_ID in part.column_names, f"{name} removed the id or parent_id column"
+        assert ROW_ID in part.column_names and PARENT_ID in part.column_names, (
+            f"{name} removed the id or parent_id column"
+        )
         ids_out += list(part[ROW_ID])
         parents_out += list(part[PARENT_ID])
     Ledger().check_step(STAGE_OF[kind], name, ids_in, ids_out, parents_out, ctx)  # raises LedgerError
@@ -542,7 +666,9 @@ def run_operator(kind: str, name: str, data: Any, work_dir: Path, params: dict[s
 
 
 def test_every_collector_has_a_writer():
-    assert set(registry().names("collector")) == set(WRITERS), "give each collector a writer in WRITERS (or a skip reason)"
+    assert set(registry().names("collector")) == set(WRITERS), (
+        "give each collector a writer in WRITERS (or a skip reason)"
+    )
     assert set(DATA_KINDS) | {"collector"} <= set(KINDS)
     assert all(reason.strip() for reason in SKIPPED_OPERATORS.values())
 
@@ -598,7 +724,9 @@ def test_operator_lists_are_complete():
     names = {name for kind in DATA_KINDS for name in registry().names(kind)}
     covered = {c.split("/")[1] for c in OPERATORS + operator_names(models=True)}
     assert names == covered | (set(SKIPPED_OPERATORS) & names)
-    assert set(SKIPPED_OPERATORS) <= names, "a skipped operator that is not registered any more: drop it from SKIPPED_OPERATORS"
+    assert set(SKIPPED_OPERATORS) <= names, (
+        "a skipped operator that is not registered any more: drop it from SKIPPED_OPERATORS"
+    )
 
 
 # every operator runs on each generated case: that is ~25 steps per case, so fewer cases
@@ -621,21 +749,49 @@ def tiny_models(tmp_path_factory) -> dict[str, dict[str, Any]]:
     encoder = root / "encoder"
     vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS))])}
     BertTokenizer(vocab=vocab).save_pretrained(encoder)
-    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)).save_pretrained(encoder)
+    BertModel(
+        BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        )
+    ).save_pretrained(encoder)
     tokenizer = byte_level_tokenizer()
     translator = root / "translator"
     BartForConditionalGeneration(
         BartConfig(
-            vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
-            decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=None,
+            vocab_size=len(tokenizer),
+            d_model=32,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            max_position_embeddings=256,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.eos_token_id,
+            forced_eos_token_id=None,
         )
     ).save_pretrained(translator)
     tokenizer.save_pretrained(translator)
     return {
-        "auto_label": {"labels": {"a": "refund charged invoice", "b": "package shipping late"}, "model_path": str(encoder), "max_length": 32},
-        "back_translation": {"forward_model": str(translator), "backward_model": str(translator), "max_new_tokens": 8, "fraction": 0.5},
+        "auto_label": {
+            "labels": {"a": "refund charged invoice", "b": "package shipping late"},
+            "model_path": str(encoder),
+            "max_length": 32,
+        },
+        "back_translation": {
+            "forward_model": str(translator),
+            "backward_model": str(translator),
+            "max_new_tokens": 8,
+            "fraction": 0.5,
+        },
         "paraphrase": {"model": "tiny", "max_new_tokens": 8, "fraction": 0.5},
     }
 
@@ -644,7 +800,9 @@ def tiny_models(tmp_path_factory) -> dict[str, dict[str, Any]]:
 @settings(relaxed, max_examples=4 if not SOAK else 200)
 @given(data=st.data())
 def test_model_backed_operators_account_for_every_row(data, tiny_models):
-    check_operators([c for c in operator_names(models=True) if c.split("/")[1] not in SKIPPED_OPERATORS], data, tiny_models, most=5)
+    check_operators(
+        [c for c in operator_names(models=True) if c.split("/")[1] not in SKIPPED_OPERATORS], data, tiny_models, most=5
+    )
 
 
 # --- a whole preparation ---------------------------------------------------------------------
@@ -656,7 +814,11 @@ def random_pipeline(draw: Any) -> list[str]:
 
     def usable(kind: str) -> list[str]:
         # (steps whose params depend on the data are left to the operator test)
-        return [n for n in reg.names(kind) if n not in SKIPPED_OPERATORS and n not in MODEL_OPERATORS and not callable(OPERATOR_PARAMS.get(n))]
+        return [
+            n
+            for n in reg.names(kind)
+            if n not in SKIPPED_OPERATORS and n not in MODEL_OPERATORS and not callable(OPERATOR_PARAMS.get(n))
+        ]
 
     overrides = ["pipeline=minimal"]
     chosen = []
@@ -667,7 +829,10 @@ def random_pipeline(draw: Any) -> list[str]:
     splitter = draw(st.sampled_from(usable("splitter")))
     overrides.append(f"pipeline.split={splitter}")
     for name in [*chosen, splitter]:
-        overrides += [f"++pipeline.params.{name}.{key}={json.dumps(value)}" for key, value in OPERATOR_PARAMS.get(name, {}).items()]
+        overrides += [
+            f"++pipeline.params.{name}.{key}={json.dumps(value)}"
+            for key, value in OPERATOR_PARAMS.get(name, {}).items()
+        ]
     return overrides
 
 
@@ -681,7 +846,10 @@ def test_prepare_accounts_for_every_input_line(data):
     pipeline = data.draw(st.sampled_from(["default", "strict", "minimal", "random", "random"]))
     overrides = random_pipeline(data.draw) if pipeline == "random" else [f"pipeline={pipeline}"]
     texts = data.draw(st.sampled_from([text_value, st.one_of(sentences, sentences, junk_text, st.none())]))
-    lines = jsonl_lines(data.draw, data.draw(st.lists(records_with(data.draw(st.sampled_from(LABEL_KINDS)), texts), min_size=5, max_size=30)))
+    lines = jsonl_lines(
+        data.draw,
+        data.draw(st.lists(records_with(data.draw(st.sampled_from(LABEL_KINDS)), texts), min_size=5, max_size=30)),
+    )
     overrides += ["data=jsonl", f"data.format={data.draw(st.sampled_from(['none', 'none', 'auto']))}"]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "input.jsonl"
@@ -701,7 +869,9 @@ def test_prepare_accounts_for_every_input_line(data):
         text = (prepared.directory / "quarantine.jsonl").read_text(encoding="utf-8")
         quarantine = [json.loads(line) for line in text.split("\n") if line]  # (str.splitlines also splits at U+2028)
         assert len(quarantine) == summary["rows_quarantined"]
-        assert all(q["source"] == "input.jsonl" and q["line"] in numbers and q["reason"] for q in quarantine), quarantine
+        assert all(q["source"] == "input.jsonl" and q["line"] in numbers and q["reason"] for q in quarantine), (
+            quarantine
+        )
         ledger = read_ledger(prepared.directory / "ledger.jsonl")
         kept = {row_id for split in prepared.splits.values() for row_id in split[ROW_ID]}
         dropped = {r["id"] for r in ledger if r["action"] in ("dropped", "quarantined")}
@@ -714,13 +884,19 @@ def test_prepare_accounts_for_every_input_line(data):
 
 
 def _gzip_cut(tmp: Path) -> dict[str, Any]:
-    blob = gzip.compress(b"".join(json.dumps({"prompt": f"question {i}", "completion": "answer"}).encode() + b"\n" for i in range(200)))
+    blob = gzip.compress(
+        b"".join(json.dumps({"prompt": f"question {i}", "completion": "answer"}).encode() + b"\n" for i in range(200))
+    )
     (tmp / "rows.jsonl.gz").write_bytes(blob[: len(blob) // 2])
     return {"path": str(tmp / "rows.jsonl.gz")}
 
 
 def _gzip_corrupt(tmp: Path) -> dict[str, Any]:
-    blob = bytearray(gzip.compress(b"".join(json.dumps({"prompt": f"question {i}", "completion": "a"}).encode() + b"\n" for i in range(200))))
+    blob = bytearray(
+        gzip.compress(
+            b"".join(json.dumps({"prompt": f"question {i}", "completion": "a"}).encode() + b"\n" for i in range(200))
+        )
+    )
     blob[20:40] = b"\xff" * 20  # damaged deflate data, intact header
     (tmp / "rows.jsonl.gz").write_bytes(bytes(blob))
     return {"path": str(tmp / "rows.jsonl.gz")}
@@ -730,7 +906,10 @@ def _parquet_cut(tmp: Path) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"prompt": [f"question {i}" for i in range(100)], "completion": ["answer"] * 100}), tmp / "rows.parquet")
+    pq.write_table(
+        pa.table({"prompt": [f"question {i}" for i in range(100)], "completion": ["answer"] * 100}),
+        tmp / "rows.parquet",
+    )
     blob = (tmp / "rows.parquet").read_bytes()
     (tmp / "rows.parquet").write_bytes(blob[: len(blob) * 2 // 3])
     return {"path": str(tmp / "rows.parquet")}
@@ -746,7 +925,9 @@ def _write(name: str, blob: bytes, **params: Any) -> Callable[[Path], dict[str, 
 
 def _pdf(encryption: str | None, **params: Any) -> Callable[[Path], dict[str, Any]]:
     text = ["How to pitch the Ridgeline tent in wind."]
-    return _write("manual.pdf", pdf_bytes(text, password=encryption) if encryption != "cut" else pdf_bytes(text)[:300], **params)
+    return _write(
+        "manual.pdf", pdf_bytes(text, password=encryption) if encryption != "cut" else pdf_bytes(text)[:300], **params
+    )
 
 
 def _sqlite(query: str) -> Callable[[Path], dict[str, Any]]:
@@ -763,7 +944,9 @@ def _sqlite(query: str) -> Callable[[Path], dict[str, Any]]:
 def _hf_saved_cut(tmp: Path) -> dict[str, Any]:
     from datasets import Dataset
 
-    Dataset.from_dict({"prompt": [f"question {i}" for i in range(50)], "completion": ["a"] * 50}).save_to_disk(str(tmp / "saved"))
+    Dataset.from_dict({"prompt": [f"question {i}" for i in range(50)], "completion": ["a"] * 50}).save_to_disk(
+        str(tmp / "saved")
+    )
     arrow = next((tmp / "saved").glob("*.arrow"))
     arrow.write_bytes(arrow.read_bytes()[:200])
     return {"path": str(tmp / "saved")}
@@ -774,52 +957,275 @@ def _hf_saved_cut(tmp: Path) -> dict[str, Any]:
 #: ("quarantine", line, pattern, rows kept) for a record that is quarantined
 FILE_FAULTS: dict[str, tuple[str, Callable[[Path], dict[str, Any]], tuple[Any, ...]]] = {
     "truncated parquet": ("parquet", _parquet_cut, ("error", r"rows\.parquet is not a readable Parquet file")),
-    "empty parquet file": ("parquet", _write("rows.parquet", b""), ("error", r"rows\.parquet is not a readable Parquet file")),
-    "csv renamed parquet": ("parquet", _write("rows.parquet", b"prompt,completion\na,b\n"), ("error", r"rows\.parquet is not a readable Parquet file")),
-    "csv ragged row": ("csv", _write("t.csv", b"prompt,completion\na,b\nc\ng,h\n"), ("quarantine", 3, r"expected 2 fields, found 1", 2)),
-    "csv unterminated quote": ("csv", _write("t.csv", b'prompt,completion\na,b\n"c,d\n'), ("quarantine", 3, r"^malformed CSV: unterminated quote: a quoted field that opens on line 3 and is never closed \(read as one field it runs to the end of the file\)$", 1)),
-    "csv unterminated quote, rows after it": ("csv", _write("t.csv", b'prompt,completion\n"a,b\nc,d\ne,f\n'), ("quarantine", 2, r"unterminated quote: a quoted field that opens on line 2 .*; lines 3-4 are read again as records$", 2)),
-    "csv only a header": ("csv", _write("t.csv", b"prompt,completion\n"), ("error", r"data\.path '.*t\.csv' holds no records: t\.csv: only a header row \(prompt, completion\), no records")),
-    "csv empty file": ("csv", _write("t.csv", b""), ("error", r"data\.path '.*t\.csv' holds no records: t\.csv: empty \(0 bytes\)")),
+    "empty parquet file": (
+        "parquet",
+        _write("rows.parquet", b""),
+        ("error", r"rows\.parquet is not a readable Parquet file"),
+    ),
+    "csv renamed parquet": (
+        "parquet",
+        _write("rows.parquet", b"prompt,completion\na,b\n"),
+        ("error", r"rows\.parquet is not a readable Parquet file"),
+    ),
+    "csv ragged row": (
+        "csv",
+        _write("t.csv", b"prompt,completion\na,b\nc\ng,h\n"),
+        ("quarantine", 3, r"expected 2 fields, found 1", 2),
+    ),
+    "csv unterminated quote": (
+        "csv",
+        _write("t.csv", b'prompt,completion\na,b\n"c,d\n'),
+        (
+            "quarantine",
+            3,
+            r"^malformed CSV: unterminated quote: a quoted field that opens on line 3 and is never closed \(read as one field it runs to the end of the file\)$",
+            1,
+        ),
+    ),
+    "csv unterminated quote, rows after it": (
+        "csv",
+        _write("t.csv", b'prompt,completion\n"a,b\nc,d\ne,f\n'),
+        (
+            "quarantine",
+            2,
+            r"unterminated quote: a quoted field that opens on line 2 .*; lines 3-4 are read again as records$",
+            2,
+        ),
+    ),
+    "csv only a header": (
+        "csv",
+        _write("t.csv", b"prompt,completion\n"),
+        (
+            "error",
+            r"data\.path '.*t\.csv' holds no records: t\.csv: only a header row \(prompt, completion\), no records",
+        ),
+    ),
+    "csv empty file": (
+        "csv",
+        _write("t.csv", b""),
+        ("error", r"data\.path '.*t\.csv' holds no records: t\.csv: empty \(0 bytes\)"),
+    ),
     "csv gzip without .gz": ("csv", _write("t.csv", gzip.compress(b"prompt,completion\na,b\n")), ("rows", 1)),
-    "csv zip archive": ("csv", _write("t.csv", b"PK\x03\x04" + b"\x00" * 26), ("error", r"t\.csv is a ZIP archive, not CSV text: unzip it and set data\.path to the files inside")),
-    "csv utf-16 with a byte-order mark": ("csv", _write("t.csv", "prompt,completion\nÉté,b\n".encode("utf-16")), ("rows", 1)),
-    "jsonl array on the first line": ("jsonl", _write("t.jsonl", b'[1, 2]\n{"prompt": "a", "completion": "b"}\n'), ("quarantine", 1, r"^expected a JSON object, found list on one line \(JSON Lines holds one object per line\)$", 1)),
-    "jsonl repeated key": ("jsonl", _write("t.jsonl", b'{"prompt": "a", "prompt": "b", "completion": "c"}\n{"prompt": "a", "completion": "b"}\n'), ("quarantine", 1, r"^the key 'prompt' appears twice in one JSON object", 1)),
-    "jsonl bzip2 data": ("jsonl", _write("t.jsonl", __import__("bz2").compress(b'{"prompt": "a"}\n')), ("error", r"t\.jsonl is bzip2-compressed, not JSON Lines text: decompress it")),
-    "json repeated key in a record": ("json", _write("d.json", b'[{"prompt": "a", "completion": "b"}, {"prompt": "c", "prompt": "d"}]'), ("quarantine", 2, r"^record 2: the key 'prompt' appears twice", 1)),
+    "csv zip archive": (
+        "csv",
+        _write("t.csv", b"PK\x03\x04" + b"\x00" * 26),
+        ("error", r"t\.csv is a ZIP archive, not CSV text: unzip it and set data\.path to the files inside"),
+    ),
+    "csv utf-16 with a byte-order mark": (
+        "csv",
+        _write("t.csv", "prompt,completion\nÉté,b\n".encode("utf-16")),
+        ("rows", 1),
+    ),
+    "jsonl array on the first line": (
+        "jsonl",
+        _write("t.jsonl", b'[1, 2]\n{"prompt": "a", "completion": "b"}\n'),
+        (
+            "quarantine",
+            1,
+            r"^expected a JSON object, found list on one line \(JSON Lines holds one object per line\)$",
+            1,
+        ),
+    ),
+    "jsonl repeated key": (
+        "jsonl",
+        _write("t.jsonl", b'{"prompt": "a", "prompt": "b", "completion": "c"}\n{"prompt": "a", "completion": "b"}\n'),
+        ("quarantine", 1, r"^the key 'prompt' appears twice in one JSON object", 1),
+    ),
+    "jsonl bzip2 data": (
+        "jsonl",
+        _write("t.jsonl", __import__("bz2").compress(b'{"prompt": "a"}\n')),
+        ("error", r"t\.jsonl is bzip2-compressed, not JSON Lines text: decompress it"),
+    ),
+    "json repeated key in a record": (
+        "json",
+        _write("d.json", b'[{"prompt": "a", "completion": "b"}, {"prompt": "c", "prompt": "d"}]'),
+        ("quarantine", 2, r"^record 2: the key 'prompt' appears twice", 1),
+    ),
     "csv NUL byte": ("csv", _write("t.csv", b"prompt,completion\na\x00b,c\n"), ("rows", 1)),
-    "csv not utf-8": ("csv", _write("t.csv", b"prompt,completion\n\xe9t\xe9,b\n"), ("error", r"t\.csv is not valid utf-8 .*set data\.encoding")),
-    "csv repeated header": ("csv", _write("t.csv", b"prompt,prompt\na,b\n"), ("error", r"t\.csv: the header repeats a column name")),
-    "csv field over 32 MiB": ("csv", _write("t.csv", b'prompt,completion\n"' + b"x" * (32 * 1024 * 1024 + 10) + b'",b\nc,d\n'), ("quarantine", 2, r"malformed CSV: field larger than field limit", 1)),
-    "gzip ends early": ("jsonl", _gzip_cut, ("error", r"cannot read .*rows\.jsonl\.gz: Compressed file ended before the end-of-stream marker")),
-    "gzip damaged": ("jsonl", _gzip_corrupt, ("error", r"cannot read .*rows\.jsonl\.gz: .*(invalid|incorrect|corrupt)")),
-    "gzip csv ends early": ("csv", lambda tmp: _write("t.csv.gz", gzip.compress(b"prompt,completion\n" + b"".join(b"q%d,a%d\n" % (i, i * i) for i in range(5000)))[:3000])(tmp), ("error", r"cannot read .*t\.csv\.gz: Compressed file ended")),
-    "json document cut short": ("json", _write("doc.json", b'[{"prompt": "a", "completion": "b"}, {"prompt": "c"'), ("quarantine", 1, r"invalid JSON: .*the file was not read", 0)),
-    "jsonl NUL in a column name": ("jsonl", _write("t.jsonl", b'{"prompt": "a", "completion": "b"}\n{"pro\\u0000mpt": "c", "completion": "d"}\n', format="none"), ("quarantine", 2, r"column name 'pro\\x00mpt' holds a NUL character", 1)),
-    "jsonl invalid utf-8 line": ("jsonl", _write("t.jsonl", b'{"prompt": "a", "completion": "b"}\n{"prompt": "\xff"}\n'), ("quarantine", 2, r"not valid utf-8", 1)),
-    "text invalid utf-8 line": ("text", _write("notes.txt", b"good line\n\xff\xfe bad\n", unit="line"), ("quarantine", 2, r"not valid utf-8", 1)),
-    "html page without text": ("html", _write("page.html", b"<html><head><script>var x = 1;</script></head><body><nav></nav></body></html>"), ("quarantine", 1, r"no extractable text", 0)),
+    "csv not utf-8": (
+        "csv",
+        _write("t.csv", b"prompt,completion\n\xe9t\xe9,b\n"),
+        ("error", r"t\.csv is not valid utf-8 .*set data\.encoding"),
+    ),
+    "csv repeated header": (
+        "csv",
+        _write("t.csv", b"prompt,prompt\na,b\n"),
+        ("error", r"t\.csv: the header repeats a column name"),
+    ),
+    "csv field over 32 MiB": (
+        "csv",
+        _write("t.csv", b'prompt,completion\n"' + b"x" * (32 * 1024 * 1024 + 10) + b'",b\nc,d\n'),
+        ("quarantine", 2, r"malformed CSV: field larger than field limit", 1),
+    ),
+    "gzip ends early": (
+        "jsonl",
+        _gzip_cut,
+        ("error", r"cannot read .*rows\.jsonl\.gz: Compressed file ended before the end-of-stream marker"),
+    ),
+    "gzip damaged": (
+        "jsonl",
+        _gzip_corrupt,
+        ("error", r"cannot read .*rows\.jsonl\.gz: .*(invalid|incorrect|corrupt)"),
+    ),
+    "gzip csv ends early": (
+        "csv",
+        lambda tmp: _write(
+            "t.csv.gz",
+            gzip.compress(b"prompt,completion\n" + b"".join(b"q%d,a%d\n" % (i, i * i) for i in range(5000)))[:3000],
+        )(tmp),
+        ("error", r"cannot read .*t\.csv\.gz: Compressed file ended"),
+    ),
+    "json document cut short": (
+        "json",
+        _write("doc.json", b'[{"prompt": "a", "completion": "b"}, {"prompt": "c"'),
+        ("quarantine", 1, r"invalid JSON: .*the file was not read", 0),
+    ),
+    "jsonl NUL in a column name": (
+        "jsonl",
+        _write(
+            "t.jsonl", b'{"prompt": "a", "completion": "b"}\n{"pro\\u0000mpt": "c", "completion": "d"}\n', format="none"
+        ),
+        ("quarantine", 2, r"column name 'pro\\x00mpt' holds a NUL character", 1),
+    ),
+    "jsonl invalid utf-8 line": (
+        "jsonl",
+        _write("t.jsonl", b'{"prompt": "a", "completion": "b"}\n{"prompt": "\xff"}\n'),
+        ("quarantine", 2, r"not valid utf-8", 1),
+    ),
+    "text invalid utf-8 line": (
+        "text",
+        _write("notes.txt", b"good line\n\xff\xfe bad\n", unit="line"),
+        ("quarantine", 2, r"not valid utf-8", 1),
+    ),
+    "html page without text": (
+        "html",
+        _write("page.html", b"<html><head><script>var x = 1;</script></head><body><nav></nav></body></html>"),
+        ("quarantine", 1, r"no extractable text", 0),
+    ),
     "html empty file": ("html", _write("page.html", b""), ("quarantine", 1, r"no extractable text|cannot decode", 0)),
-    "pdf encrypted, no password": ("pdf", _pdf("secret"), ("quarantine", None, r"encrypted PDF; set data\.password", 0)),
-    "pdf encrypted, wrong password": ("pdf", _pdf("secret", password="nope"), ("quarantine", None, r"encrypted PDF; data\.password does not open it", 0)),
+    "pdf encrypted, no password": (
+        "pdf",
+        _pdf("secret"),
+        ("quarantine", None, r"encrypted PDF; set data\.password", 0),
+    ),
+    "pdf encrypted, wrong password": (
+        "pdf",
+        _pdf("secret", password="nope"),
+        ("quarantine", None, r"encrypted PDF; data\.password does not open it", 0),
+    ),
     "pdf encrypted, right password": ("pdf", _pdf("secret", password="secret"), ("rows", 1)),
     "pdf cut short": ("pdf", _pdf("cut"), ("quarantine", None, r"not a readable PDF", 0)),
-    "pdf not a pdf": ("pdf", _write("manual.pdf", b"<html>not a pdf</html>"), ("quarantine", None, r"not a readable PDF", 0)),
-    "pdf blank page": ("pdf", _write("manual.pdf", pdf_bytes([""]), unit="page"), ("quarantine", 1, r"no extractable text on this page", 0)),
-    "sql failing query": ("sql", _sqlite("SELECT * FROM no_such_table"), ("error", r"data\.query failed: no such table: no_such_table\. Query: SELECT")),
-    "sql syntax error": ("sql", _sqlite("SELECT prompt FROM tickets WHERE"), ("error", r"data\.query failed: (incomplete input|.*syntax error)\. Query: SELECT")),
-    "sql unbound parameter": ("sql", _sqlite("SELECT * FROM tickets WHERE prompt = :p"), ("error", r"data\.query failed: .*give its value in data\.params")),
-    "sql not a database": ("sql", lambda tmp: {"url": f"sqlite:///{_write('tickets.db', b'not a database at all, just text' * 40)(tmp)['path']}", "query": "SELECT * FROM tickets"}, ("error", r"file is not a database")),
-    "sql text not utf-8": ("sql", lambda tmp: {**_sqlite("SELECT * FROM tickets")(tmp), "query": "SELECT CAST(x'ff41' AS TEXT) AS prompt, 'b' AS completion UNION ALL SELECT 'ok', 'fine'"}, ("quarantine", 1, r"not valid UTF-8", 1)),
+    "pdf not a pdf": (
+        "pdf",
+        _write("manual.pdf", b"<html>not a pdf</html>"),
+        ("quarantine", None, r"not a readable PDF", 0),
+    ),
+    "pdf blank page": (
+        "pdf",
+        _write("manual.pdf", pdf_bytes([""]), unit="page"),
+        ("quarantine", 1, r"no extractable text on this page", 0),
+    ),
+    "sql failing query": (
+        "sql",
+        _sqlite("SELECT * FROM no_such_table"),
+        ("error", r"data\.query failed: no such table: no_such_table\. Query: SELECT"),
+    ),
+    "sql syntax error": (
+        "sql",
+        _sqlite("SELECT prompt FROM tickets WHERE"),
+        ("error", r"data\.query failed: (incomplete input|.*syntax error)\. Query: SELECT"),
+    ),
+    "sql unbound parameter": (
+        "sql",
+        _sqlite("SELECT * FROM tickets WHERE prompt = :p"),
+        ("error", r"data\.query failed: .*give its value in data\.params"),
+    ),
+    "sql not a database": (
+        "sql",
+        lambda tmp: {
+            "url": f"sqlite:///{_write('tickets.db', b'not a database at all, just text' * 40)(tmp)['path']}",
+            "query": "SELECT * FROM tickets",
+        },
+        ("error", r"file is not a database"),
+    ),
+    "sql text not utf-8": (
+        "sql",
+        lambda tmp: {
+            **_sqlite("SELECT * FROM tickets")(tmp),
+            "query": "SELECT CAST(x'ff41' AS TEXT) AS prompt, 'b' AS completion UNION ALL SELECT 'ok', 'fine'",
+        },
+        ("quarantine", 1, r"not valid UTF-8", 1),
+    ),
     "hf saved dataset cut short": ("hf_dataset", _hf_saved_cut, ("error", r"saved")),
-    "hf json builder, nesting too deep": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"prompt": "a", "deep": ' + b"[" * 300 + b"1" + b"]" * 300 + b"}\n")(tmp)["path"]]}, ("error", r"rows\.jsonl with the 'json' builder: .*(Recursion|nested too deeply)")),
-    "hf json builder, columns that do not merge": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"prompt": "a", "label": 0, "": [null, null]}\n{"prompt": "b", "label": 0.0}\n')(tmp)["path"]]}, ("error", r"rows\.jsonl with the 'json' builder: Unable to merge: Field label has incompatible types")),
-    "hf json builder, an integer too big for Arrow": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"prompt": "a", "": [27670116110564327424]}\n{"prompt": "b", " ": [null, null]}\n')(tmp)["path"]]}, ("error", r"rows\.jsonl with the 'json' builder: OverflowError: Python int too large")),
+    "hf json builder, nesting too deep": (
+        "hf_dataset",
+        lambda tmp: {
+            "path": "json",
+            "data_files": [
+                _write("rows.jsonl", b'{"prompt": "a", "deep": ' + b"[" * 300 + b"1" + b"]" * 300 + b"}\n")(tmp)["path"]
+            ],
+        },
+        ("error", r"rows\.jsonl with the 'json' builder: .*(Recursion|nested too deeply)"),
+    ),
+    "hf json builder, columns that do not merge": (
+        "hf_dataset",
+        lambda tmp: {
+            "path": "json",
+            "data_files": [
+                _write("rows.jsonl", b'{"prompt": "a", "label": 0, "": [null, null]}\n{"prompt": "b", "label": 0.0}\n')(
+                    tmp
+                )["path"]
+            ],
+        },
+        ("error", r"rows\.jsonl with the 'json' builder: Unable to merge: Field label has incompatible types"),
+    ),
+    "hf json builder, an integer too big for Arrow": (
+        "hf_dataset",
+        lambda tmp: {
+            "path": "json",
+            "data_files": [
+                _write(
+                    "rows.jsonl", b'{"prompt": "a", "": [27670116110564327424]}\n{"prompt": "b", " ": [null, null]}\n'
+                )(tmp)["path"]
+            ],
+        },
+        ("error", r"rows\.jsonl with the 'json' builder: OverflowError: Python int too large"),
+    ),
     # pyarrow crashed the process on this (a column of mixed types and a line longer than its parse block)
-    "hf json builder, a 500 kB line, a column of mixed types": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"prompt": "a", "a1": 1}\n{"prompt": "' + b"word " * 100_000 + b'", "a1": true}\n')(tmp)["path"]]}, ("rows", 2)),
-    "hf json builder, 300 kB lines, columns that change type": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'{"a1": 0.5, "prompt": "' + "\u00e9 ".encode() * 100_000 + b'"}\n{"a1": 0, "label": 0}\n{"a1": "a", "label": true, "prompt": "' + b"<b>" * 100_000 + b'"}\n')(tmp)["path"]]}, ("rows", 3)),
-    "hf json builder, a null record": ("hf_dataset", lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'null\n{"prompt": "a"}\n')(tmp)["path"]]}, ("error", r"rows\.jsonl line 1: a JSON Lines record must be an object")),
+    "hf json builder, a 500 kB line, a column of mixed types": (
+        "hf_dataset",
+        lambda tmp: {
+            "path": "json",
+            "data_files": [
+                _write(
+                    "rows.jsonl", b'{"prompt": "a", "a1": 1}\n{"prompt": "' + b"word " * 100_000 + b'", "a1": true}\n'
+                )(tmp)["path"]
+            ],
+        },
+        ("rows", 2),
+    ),
+    "hf json builder, 300 kB lines, columns that change type": (
+        "hf_dataset",
+        lambda tmp: {
+            "path": "json",
+            "data_files": [
+                _write(
+                    "rows.jsonl",
+                    b'{"a1": 0.5, "prompt": "'
+                    + "\u00e9 ".encode() * 100_000
+                    + b'"}\n{"a1": 0, "label": 0}\n{"a1": "a", "label": true, "prompt": "'
+                    + b"<b>" * 100_000
+                    + b'"}\n',
+                )(tmp)["path"]
+            ],
+        },
+        ("rows", 3),
+    ),
+    "hf json builder, a null record": (
+        "hf_dataset",
+        lambda tmp: {"path": "json", "data_files": [_write("rows.jsonl", b'null\n{"prompt": "a"}\n')(tmp)["path"]]},
+        ("error", r"rows\.jsonl line 1: a JSON Lines record must be an object"),
+    ),
 }
 
 
@@ -847,8 +1253,19 @@ def test_broken_file_gets_a_clear_error_or_a_quarantine(case, tmp_path):
 # --- huge values ---------------------------------------------------------------------------
 
 HUGE_TEXTS = [
-    "x" * 200_000, "ab1" * 60_000, "a@" + "b" * 200_000, "https://" + "y" * 200_000, "<b>" * 60_000, "word " * 40_000,
-    "\x00" * 100_000, "é" * 100_000, "1," * 100_000, "$" + "9" * 100_000, "&amp;" * 40_000, "*_" * 100_000, "[a](b)" * 30_000,
+    "x" * 200_000,
+    "ab1" * 60_000,
+    "a@" + "b" * 200_000,
+    "https://" + "y" * 200_000,
+    "<b>" * 60_000,
+    "word " * 40_000,
+    "\x00" * 100_000,
+    "é" * 100_000,
+    "1," * 100_000,
+    "$" + "9" * 100_000,
+    "&amp;" * 40_000,
+    "*_" * 100_000,
+    "[a](b)" * 30_000,
 ]
 
 
@@ -876,12 +1293,28 @@ def test_every_operator_handles_huge_values_quickly(tmp_path):
 
     from datasets import Dataset, Value
 
-    rows = [{"id": f"r{i}", "parent_id": None, "prompt": t, "completion": t, "text": t, "label": "ab"[i % 2], "group": "g", "a1": "a", "a2": "b"} for i, t in enumerate(HUGE_TEXTS)]
+    rows = [
+        {
+            "id": f"r{i}",
+            "parent_id": None,
+            "prompt": t,
+            "completion": t,
+            "text": t,
+            "label": "ab"[i % 2],
+            "group": "g",
+            "a1": "a",
+            "a2": "b",
+        }
+        for i, t in enumerate(HUGE_TEXTS)
+    ]
     data = Dataset.from_list(rows).cast_column(PARENT_ID, Value("string"))
     for component in OPERATORS:
         kind, name = component.split("/")
         fixed = OPERATOR_PARAMS.get(name, {})
-        params = {**(fixed(data) if callable(fixed) else fixed), **({"fraction": 1.0} if kind == "augmenter" and name != "template" else {})}
+        params = {
+            **(fixed(data) if callable(fixed) else fixed),
+            **({"fraction": 1.0} if kind == "augmenter" and name != "template" else {}),
+        }
         started = time.perf_counter()
         try:
             run_operator(kind, name, data, tmp_path, params)

@@ -36,7 +36,7 @@ CLI = "import sys; from tunelab.cli import main; sys.exit(main(sys.argv[1:]))"
 PACE = 0.25
 #: a plugin that writes the pid of the process running a job to ``job.pid`` in its run
 #: directory and makes every logged training step last at least PACE seconds
-PACER = f'''
+PACER = f"""
 import os, time
 from tunelab.api import hookimpl
 
@@ -48,7 +48,7 @@ def tunelab_run_start(run):
 def tunelab_metrics(run, metrics, step):
     if step is not None:
         time.sleep({PACE})
-'''
+"""
 MAX_STEPS = 8
 
 
@@ -57,19 +57,32 @@ def small(tmp_path) -> list[str]:
     """Overrides for a quick run: the tiny model on 40 rows (a few seconds to prepare)."""
     path = tmp_path / "tickets.jsonl"
     categories = ["shipping", "billing", "account", "product"]
-    path.write_text("".join(
-        json.dumps({"question": f"Question {i} about my order NW-{i}?", "answer": f"Answer {i}: it ships on day {i % 7}.",
-                    "category": categories[i % 4]}) + "\n"
-        for i in range(40)
-    ))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "question": f"Question {i} about my order NW-{i}?",
+                    "answer": f"Answer {i}: it ships on day {i % 7}.",
+                    "category": categories[i % 4],
+                }
+            )
+            + "\n"
+            for i in range(40)
+        )
+    )
     return ["experiment=smoke", "pipeline=minimal", f"data.path={path}", "eval.max_generate=0"]
 
 
 @pytest.fixture
 def train_sweep(small) -> list[str]:
     """A training sweep of two jobs that checkpoints every 2 steps."""
-    return [*small, f"train.max_steps={MAX_STEPS}", "train.logging_steps=1", "train.save_steps=2",
-            "train.learning_rate=1e-3,2e-3"]
+    return [
+        *small,
+        f"train.max_steps={MAX_STEPS}",
+        "train.logging_steps=1",
+        "train.save_steps=2",
+        "train.learning_rate=1e-3,2e-3",
+    ]
 
 
 @pytest.fixture
@@ -83,8 +96,9 @@ def pacer(installed_plugin, tmp_path):
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", CLI, *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def _wait_for(condition, process: subprocess.Popen, what: str, log: Path, timeout: float = 300):
@@ -237,9 +251,14 @@ def test_soak_kills_at_random_points_always_resume_to_a_complete_sweep(tmp_path,
     rng = random.Random(f"{launcher}-{sig}")
     sweep = tmp_path / "sweep"
     steps = 12
-    args = ["-m", *[a for a in train_sweep if not a.startswith("train.max_steps")], f"train.max_steps={steps}",
-            f"hydra/launcher={launcher}", *(["hydra.launcher.workers=1"] if launcher == "gpu_pool" else []),
-            f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        *[a for a in train_sweep if not a.startswith("train.max_steps")],
+        f"train.max_steps={steps}",
+        f"hydra/launcher={launcher}",
+        *(["hydra.launcher.workers=1"] if launcher == "gpu_pool" else []),
+        f"hydra.sweep.dir={sweep}",
+    ]
     kills = 0
     for attempt in range(4):
         job = rng.choice(["0", "1"])
@@ -253,6 +272,7 @@ def test_soak_kills_at_random_points_always_resume_to_a_complete_sweep(tmp_path,
         log = tmp_path / f"attempt{attempt}.log"
         process = _spawn(args, pacer, log)
         try:
+
             def reached():
                 new = [s for s in _complete_checkpoints(sweep / job) if s >= target]
                 return (new and (sweep / job / "job.pid").is_file()) or process.poll() is not None
@@ -285,6 +305,7 @@ def test_soak_kills_at_random_points_always_resume_to_a_complete_sweep(tmp_path,
 
 # --- 2. the prepared-data cache -------------------------------------------------------------------
 
+
 def _flip_bytes(directory: Path) -> str:
     arrow = sorted((directory / "splits").rglob("*.arrow"))[0]
     data = bytearray(arrow.read_bytes())
@@ -311,8 +332,11 @@ def _delete_a_split(directory: Path) -> str:
     return "is missing"
 
 
-@pytest.mark.parametrize("damage", [_flip_bytes, _truncate, _delete_manifest, _delete_a_split],
-                         ids=["flipped-bytes", "truncated", "no-manifest", "missing-split"])
+@pytest.mark.parametrize(
+    "damage",
+    [_flip_bytes, _truncate, _delete_manifest, _delete_a_split],
+    ids=["flipped-bytes", "truncated", "no-manifest", "missing-split"],
+)
 def test_a_damaged_cache_is_detected_and_rebuilt_never_used(damage, caplog, small):
     rc = validate(small)
     first = prepare(rc, get_plugins())
@@ -353,7 +377,9 @@ def _cache_race(tmp_path: Path, n: int, args: list[str], cache: Path) -> list[Pa
     tmp_path.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TUNELAB_CACHE_DIR": str(cache)}
     sweeps = [tmp_path / f"sweep{i}" for i in range(n)]
-    processes = [_spawn([*args, f"hydra.sweep.dir={sweep}"], env, tmp_path / f"sweep{i}.log") for i, sweep in enumerate(sweeps)]
+    processes = [
+        _spawn([*args, f"hydra.sweep.dir={sweep}"], env, tmp_path / f"sweep{i}.log") for i, sweep in enumerate(sweeps)
+    ]
     for i, process in enumerate(processes):
         assert process.wait(timeout=600) == 0, (tmp_path / f"sweep{i}.log").read_text()[-3000:]
     return sweeps
@@ -383,16 +409,25 @@ def test_soak_repeated_cache_races_with_a_preparation_killed_now_and_then(tmp_pa
         cache = tmp_path / f"cache{round_}"
         if round_ % 2:
             log = tmp_path / f"victim{round_}.log"
-            victim = _spawn(["prepare", *small, f"hydra.run.dir={tmp_path / f'victim{round_}'}"],
-                            {**os.environ, "TUNELAB_CACHE_DIR": str(cache)}, log)
-            _wait_for(lambda: list((cache / "prepared").glob("*.tmp-*")) if (cache / "prepared").is_dir() else [],
-                      victim, "a staging directory", log)
+            victim = _spawn(
+                ["prepare", *small, f"hydra.run.dir={tmp_path / f'victim{round_}'}"],
+                {**os.environ, "TUNELAB_CACHE_DIR": str(cache)},
+                log,
+            )
+            _wait_for(
+                lambda: list((cache / "prepared").glob("*.tmp-*")) if (cache / "prepared").is_dir() else [],
+                victim,
+                "a staging directory",
+                log,
+            )
             time.sleep(rng.uniform(0, 0.5))
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait()
         sweeps = _cache_race(tmp_path / f"round{round_}", 3, ["-m", *small, "train.max_steps=2"], cache)
         metrics = [read_metrics(s / "0") for s in sweeps]
-        assert len({m["data_key"] for m in metrics}) == 1 and verify(cache / "prepared" / metrics[0]["data_key"]) is None
+        assert (
+            len({m["data_key"] for m in metrics}) == 1 and verify(cache / "prepared" / metrics[0]["data_key"]) is None
+        )
         assert len({m["test_loss"] for m in metrics}) == 1
         assert len((cache / "prepared" / "preparations.log").read_text().splitlines()) <= 2
         assert not list((cache / "prepared").glob("*.tmp-*"))
@@ -424,12 +459,13 @@ def tunelab_register_trackers():
 '''
 
 
-
 def _messages(recwarn) -> list[str]:
     return [str(w.message) for w in recwarn]
 
 
-def test_wandb_unreachable_and_a_raising_tracker_cost_warnings_not_the_sweep(tmp_path, installed_plugin, monkeypatch, recwarn, small):
+def test_wandb_unreachable_and_a_raising_tracker_cost_warnings_not_the_sweep(
+    tmp_path, installed_plugin, monkeypatch, recwarn, small
+):
     import wandb
 
     installed_plugin("tl_flaky", FLAKY_TRACKER, version="0.3")
@@ -440,7 +476,12 @@ def test_wandb_unreachable_and_a_raising_tracker_cost_warnings_not_the_sweep(tmp
 
     monkeypatch.setattr(wandb, "init", unreachable)
     sweep = tmp_path / "sweep"
-    assert run_cli(["-m", *small, "train.max_steps=2", "tracker=[csv,wandb]", "+tracker.flaky={}", f"hydra.sweep.dir={sweep}"]) == 0
+    assert (
+        run_cli(
+            ["-m", *small, "train.max_steps=2", "tracker=[csv,wandb]", "+tracker.flaky={}", f"hydra.sweep.dir={sweep}"]
+        )
+        == 0
+    )
     metrics = read_metrics(sweep / "0")
     assert metrics["status"] == "ok" and metrics["train_steps"] == 2
     assert _curve_steps(sweep / "0") == [1, 2]  # the csv tracker is not held up by the others
@@ -450,11 +491,14 @@ def test_wandb_unreachable_and_a_raising_tracker_cost_warnings_not_the_sweep(tmp
     flaky = [m for m in messages if "tracker 'flaky' of plugin tunelab-tl-flaky 0.3" in m]
     for hook in ("tunelab_run_start", "tunelab_metrics", "tunelab_run_end", "tunelab_sweep_end"):
         # one warning per hook, naming the tracker, its distribution and the error
-        assert len([m for m in flaky if f"in {hook} (ConnectionError: flaky.example: connection refused)" in m]) == 1, flaky
+        assert len([m for m in flaky if f"in {hook} (ConnectionError: flaky.example: connection refused)" in m]) == 1, (
+            flaky
+        )
 
 
 def test_wandb_logging_failing_and_a_full_disk_for_csv_leave_the_results_intact(tmp_path, monkeypatch, recwarn, small):
     import wandb.sdk.wandb_run
+
     import tunelab_builtin.trackers.csv as csv_tracker
 
     def log_fails(self, *args, **kwargs):
@@ -470,7 +514,9 @@ def test_wandb_logging_failing_and_a_full_disk_for_csv_leave_the_results_intact(
         writerows = writerow
 
     monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log", log_fails)
-    monkeypatch.setattr(csv_tracker, "csv", SimpleNamespace(writer=FullDisk, reader=csv.reader))  # this module's writes only
+    monkeypatch.setattr(
+        csv_tracker, "csv", SimpleNamespace(writer=FullDisk, reader=csv.reader)
+    )  # this module's writes only
     run_dir = tmp_path / "run"
     assert run_cli([*small, "train.max_steps=2", "tracker=[csv,wandb]", f"hydra.run.dir={run_dir}"]) == 0
     assert read_metrics(run_dir)["status"] == "ok" and (run_dir / "model").is_dir()
@@ -519,7 +565,7 @@ def tunelab_register_cleaners():
     return [Component("boom", Boom, Config), Component("picky", Picky, Config)]
 '''
 
-RAISING_HOOKS = '''
+RAISING_HOOKS = """
 from tunelab.api import hookimpl
 
 @hookimpl
@@ -529,9 +575,12 @@ def tunelab_run_start(run):
 @hookimpl
 def tunelab_config_search_paths():
     raise RuntimeError("no config dir")
-'''
+"""
 
-def test_a_plugin_that_fails_to_import_is_listed_as_broken_and_named_when_selected(tmp_path, installed_plugin, capsys, small):
+
+def test_a_plugin_that_fails_to_import_is_listed_as_broken_and_named_when_selected(
+    tmp_path, installed_plugin, capsys, small
+):
     installed_plugin("tl_shout", "import numpy.does_not_exist\n" + GOOD_CLEANER, version="1.2")
     with pytest.warns(UserWarning, match=r"tl_shout.*tunelab-tl-shout 1.2.*ModuleNotFoundError"):
         get_plugins(reload=True)
@@ -568,8 +617,7 @@ def test_a_sweep_job_selecting_a_broken_component_fails_alone(tmp_path, installe
     installed_plugin("tl_boom", BROKEN_CONSTRUCTOR, version="0.9")
     get_plugins(reload=True)
     sweep = tmp_path / "sweep"
-    assert run_cli(["prepare", "-m", *small, "pipeline.clean=[exact_dedup],[boom]",
-                    f"hydra.sweep.dir={sweep}"]) == 1
+    assert run_cli(["prepare", "-m", *small, "pipeline.clean=[exact_dedup],[boom]", f"hydra.sweep.dir={sweep}"]) == 1
     assert read_metrics(sweep / "0")["status"] == "ok"
     assert "job failed: PluginError: cleaner 'boom' of plugin tunelab-tl-boom 0.9" in capsys.readouterr().err
 
@@ -581,9 +629,14 @@ def test_hooks_that_raise_cost_a_warning_naming_the_distribution(tmp_path, insta
     assert run_cli(["prepare", *small, f"hydra.run.dir={run_dir}"]) == 0
     assert read_metrics(run_dir)["status"] == "ok"
     messages = _messages(recwarn)
-    assert any("plugin tunelab-tl-hooks 4.0 (plugin 'tl_hooks') failed in tunelab_run_start (RuntimeError: "
-               "telemetry endpoint down)" in m for m in messages), messages
-    assert any("tunelab-tl-hooks 4.0" in m and "tunelab_config_search_paths" in m and "no config dir" in m for m in messages)
+    assert any(
+        "plugin tunelab-tl-hooks 4.0 (plugin 'tl_hooks') failed in tunelab_run_start (RuntimeError: "
+        "telemetry endpoint down)" in m
+        for m in messages
+    ), messages
+    assert any(
+        "tunelab-tl-hooks 4.0" in m and "tunelab_config_search_paths" in m and "no config dir" in m for m in messages
+    )
 
 
 def test_a_registration_hook_that_raises_is_listed_as_broken(installed_plugin, capsys):
@@ -596,4 +649,7 @@ def test_a_registration_hook_that_raises_is_listed_as_broken(installed_plugin, c
         get_plugins(reload=True)
     assert run_cli(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "BROKEN     plugin 'tl_raising' (tunelab-tl-raising 2.0: tunelab_register_cleaners raised ValueError: nope)" in out
+    assert (
+        "BROKEN     plugin 'tl_raising' (tunelab-tl-raising 2.0: tunelab_register_cleaners raised ValueError: nope)"
+        in out
+    )

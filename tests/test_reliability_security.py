@@ -60,17 +60,25 @@ def _config_dir(searchpath: str) -> list[str]:
 
 def test_component_sections_cannot_name_a_callable(tmp_path):
     sentinel = tmp_path / "pwned"
-    for override in ("+model._target_=os.system", "+data._target_=builtins.exec", "+train._target_=os.system",
-                     "+peft._target_=builtins.eval", "+tracker.csv._target_=os.system"):
+    for override in (
+        "+model._target_=os.system",
+        "+data._target_=builtins.exec",
+        "+train._target_=os.system",
+        "+peft._target_=builtins.eval",
+        "+tracker.csv._target_=os.system",
+    ):
         with pytest.raises(ConfigError, match=r"unknown key '\w+\._target_'|unknown key 'tracker\.csv\._target_'"):
             validate([override])
     with pytest.raises(ConfigError, match="unknown top-level key '_target_'"):
         validate(["+_target_=os.system"])
-    searchpath = _presets(tmp_path, evil=f"""
+    searchpath = _presets(
+        tmp_path,
+        evil=f"""
 model:
   _target_: builtins.exec
   _args_: ["open('{sentinel}', 'w').write('x')"]
-""")
+""",
+    )
     with pytest.raises(ConfigError, match=r"unknown key 'model\._(target|args)_' for model 'smollm2_135m'"):
         validate([searchpath, "experiment=evil"])
     # a value that only looks like code stays data: nothing ever evaluates it
@@ -143,8 +151,11 @@ def test_hydra_section_of_a_preset_cannot_run_code(attack, tmp_path, capsys):
         run_cli(["prepare", *_config_dir(searchpath), "experiment=evil", f"hydra.run.dir={tmp_path / 'run'}"])
     assert exit_info.value.code == 2  # --config-dir is checked before Hydra starts, like any command line
     err = capsys.readouterr().err
-    refused = ("refusing to run: Hydra's logging config names code to import" if attack.startswith("logging")
-               else "refusing to run: a config file names code for Hydra to run")
+    refused = (
+        "refusing to run: Hydra's logging config names code to import"
+        if attack.startswith("logging")
+        else "refusing to run: a config file names code for Hydra to run"
+    )
     assert refused in err and "Traceback" not in err
     assert not sentinel.exists() and not (tmp_path / "run").exists()
 
@@ -164,7 +175,10 @@ def test_a_callback_of_your_own_comes_from_the_command_line_only(tmp_path, capsy
         spoof="hydra:\n  overrides:\n    hydra: ['+hydra.callbacks.evil._target_=builtins.exec']\n",
     )
     for overrides, message in (
-        (["experiment=args", "+hydra.callbacks.mine._target_=builtins.exec"], "hydra.callbacks.mine names 'builtins.exec'"),
+        (
+            ["experiment=args", "+hydra.callbacks.mine._target_=builtins.exec"],
+            "hydra.callbacks.mine names 'builtins.exec'",
+        ),
         (["experiment=spoof"], "a config file sets hydra.overrides"),
     ):
         with pytest.raises(SystemExit):
@@ -188,8 +202,13 @@ def test_trust_remote_code_only_from_the_command_line(tmp_path):
     assert f"model.trust_remote_code=true is set in a config file ({remote} (selected by experiment=remote))" in message
     assert "pass it on the command line yourself: model.trust_remote_code=true" in message
     # the user's own command line turns it on (for a preset's model, or any hf model)
-    assert validate([searchpath, "experiment=remote", "model.trust_remote_code=true"]).model.config.trust_remote_code is True
-    assert validate(["model=hf", "model.path=/models/mine", "model.trust_remote_code=true"]).model.config.trust_remote_code
+    assert (
+        validate([searchpath, "experiment=remote", "model.trust_remote_code=true"]).model.config.trust_remote_code
+        is True
+    )
+    assert validate(
+        ["model=hf", "model.path=/models/mine", "model.trust_remote_code=true"]
+    ).model.config.trust_remote_code
     assert validate([searchpath, "experiment=plain"]).model.config.trust_remote_code is False
     # a saved run config (a run directory someone else shared) cannot turn it on for predict
     from tunelab.api import ModelRequest
@@ -216,19 +235,29 @@ def test_hydra_rerun_of_a_pickle_is_refused(tmp_path, capsys):
 
 #: (file, call) -> why it is safe. Every other unsafe call in the source fails the test below.
 ALLOWED_UNSAFE_CALLS = {
-    ("plugins/hydra_plugins/tunelab_gpu_pool/_core.py", "pickle.loads"):
-        "gpu_pool launcher: its child reads the job envelope the launcher wrote into its own tempfile.mkdtemp() "
-        "directory (mode 0700, removed after the sweep); nothing else can write there",
-    ("plugins/hydra_plugins/tunelab_gpu_pool/_core.py", "dill.loads"):
-        "gpu_pool launcher: task function, Hydra state and JobReturn between the launcher and its own child, "
-        "through the same private directory",
-    ("benchmarks/data_pipeline.py", "pickle.load"):
-        "benchmark: generated data handed to its own worker process through a private TemporaryDirectory",
-    ("plugins/tunelab_builtin/__init__.py", "importlib.import_module"):
-        "imports the package's own modules (pkgutil.iter_modules over its __path__), never a name from config",
+    (
+        "plugins/hydra_plugins/tunelab_gpu_pool/_core.py",
+        "pickle.loads",
+    ): "gpu_pool launcher: its child reads the job envelope the launcher wrote into its own tempfile.mkdtemp() "
+    "directory (mode 0700, removed after the sweep); nothing else can write there",
+    (
+        "plugins/hydra_plugins/tunelab_gpu_pool/_core.py",
+        "dill.loads",
+    ): "gpu_pool launcher: task function, Hydra state and JobReturn between the launcher and its own child, "
+    "through the same private directory",
+    (
+        "benchmarks/data_pipeline.py",
+        "pickle.load",
+    ): "benchmark: generated data handed to its own worker process through a private TemporaryDirectory",
+    (
+        "plugins/tunelab_builtin/__init__.py",
+        "importlib.import_module",
+    ): "imports the package's own modules (pkgutil.iter_modules over its __path__), never a name from config",
     ("framework/tunelab/security.py", "'_target_'"): "the guard that refuses _target_ in Hydra's section",
-    ("plugins/tunelab_builtin/models/hf.py", "trust_remote_code"):
-        "model=hf passes model.trust_remote_code, which only the command line can turn on (config.validate)",
+    (
+        "plugins/tunelab_builtin/models/hf.py",
+        "trust_remote_code",
+    ): "model=hf passes model.trust_remote_code, which only the command line can turn on (config.validate)",
 }
 _PICKLERS = {"pickle", "_pickle", "dill", "cloudpickle", "marshal", "shelve", "joblib"}
 
@@ -255,7 +284,9 @@ def unsafe_calls(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                aliases[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
         elif isinstance(node, ast.ImportFrom) and node.module:
             for alias in node.names:
                 aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
@@ -277,15 +308,37 @@ def unsafe_calls(path: Path) -> list[tuple[int, str]]:
             found.append((node.lineno, "trust_remote_code"))
         module, _, function = name.rpartition(".")
         bad = (
-            name in ("eval", "exec", "compile", "__import__", "builtins.eval", "builtins.exec", "os.system", "os.popen",
-                     "importlib.import_module", "yaml.load", "yaml.load_all", "yaml.unsafe_load", "yaml.full_load")
+            name
+            in (
+                "eval",
+                "exec",
+                "compile",
+                "__import__",
+                "builtins.eval",
+                "builtins.exec",
+                "os.system",
+                "os.popen",
+                "importlib.import_module",
+                "yaml.load",
+                "yaml.load_all",
+                "yaml.unsafe_load",
+                "yaml.full_load",
+            )
             or (module.split(".")[0] in _PICKLERS and function in ("load", "loads", "Unpickler", "open"))
             or function == "read_pickle"
             or (name == "torch.load" and not _is_const(keywords.get("weights_only"), True))
             or (name in ("numpy.load", "np.load") and _is_const(keywords.get("allow_pickle"), True))
             or (module == "subprocess" and _is_const(keywords.get("shell"), True))
-            or name.startswith(("hydra.utils.instantiate", "hydra.utils.call", "hydra.utils.get_method",
-                                "hydra.utils.get_class", "hydra.utils.get_object", "hydra._internal.instantiate"))
+            or name.startswith(
+                (
+                    "hydra.utils.instantiate",
+                    "hydra.utils.call",
+                    "hydra.utils.get_method",
+                    "hydra.utils.get_class",
+                    "hydra.utils.get_object",
+                    "hydra._internal.instantiate",
+                )
+            )
         )
         if bad:
             found.append((node.lineno, name))
@@ -307,22 +360,37 @@ def test_no_unsafe_deserialisation_eval_or_instantiate_in_the_source(tmp_path):
     # the scanner itself finds what it must
     probe = tmp_path / "security_probe.py"
     if True:
-        probe.write_text("import pickle, yaml, torch\nfrom hydra.utils import instantiate\npickle.loads(b'')\n"
-                         "yaml.load('')\ntorch.load('x')\ntorch.load('x', weights_only=True)\neval('1')\ninstantiate({})\n"
-                         "import subprocess\nsubprocess.run('x', shell=True)\nf(trust_remote_code=True)\n")
+        probe.write_text(
+            "import pickle, yaml, torch\nfrom hydra.utils import instantiate\npickle.loads(b'')\n"
+            "yaml.load('')\ntorch.load('x')\ntorch.load('x', weights_only=True)\neval('1')\ninstantiate({})\n"
+            "import subprocess\nsubprocess.run('x', shell=True)\nf(trust_remote_code=True)\n"
+        )
         assert [what for _, what in unsafe_calls(probe)] == [
-            "pickle.loads", "yaml.load", "torch.load", "eval", "hydra.utils.instantiate", "subprocess.run",
-            "trust_remote_code"]
+            "pickle.loads",
+            "yaml.load",
+            "torch.load",
+            "eval",
+            "hydra.utils.instantiate",
+            "subprocess.run",
+            "trust_remote_code",
+        ]
     # the launcher's pickles live in a private directory
-    assert 'tempfile.mkdtemp(prefix="tunelab-gpu-pool-")' in (ROOT / "plugins/hydra_plugins/tunelab_gpu_pool/_core.py").read_text()
+    assert (
+        'tempfile.mkdtemp(prefix="tunelab-gpu-pool-")'
+        in (ROOT / "plugins/hydra_plugins/tunelab_gpu_pool/_core.py").read_text()
+    )
     private = Path(tempfile.mkdtemp())
     try:
         assert private.stat().st_mode & 0o777 == 0o700
     finally:
         private.rmdir()
     # the only _target_ in tunelab's config files is the sweep-end callback
-    targets = [line.strip() for path in (ROOT / "conf").rglob("*.yaml") for line in path.read_text().splitlines()
-               if "_target_" in line]
+    targets = [
+        line.strip()
+        for path in (ROOT / "conf").rglob("*.yaml")
+        for line in path.read_text().splitlines()
+        if "_target_" in line
+    ]
     assert targets == ["_target_: tunelab.app.SweepEnd"]
 
 
@@ -336,7 +404,14 @@ def test_redaction_masks_urls_secret_keys_env_values_and_remembered_values(monke
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false-but-long")
     assert is_secret_key("db_password") and is_secret_key("HF_TOKEN") and is_secret_key("WANDB_API_KEY")
     assert is_secret_key("salt") and is_secret_key("clientSecret") and is_secret_key("apikey")
-    for plain in ("max_new_tokens", "pad_token_id", "eos_token", "token_type_ids", "tokenizer", "TOKENIZERS_PARALLELISM"):
+    for plain in (
+        "max_new_tokens",
+        "pad_token_id",
+        "eos_token",
+        "token_type_ids",
+        "tokenizer",
+        "TOKENIZERS_PARALLELISM",
+    ):
         assert not is_secret_key(plain), plain
     cases = {
         "postgresql://bob:hunter22@db/x": "postgresql://bob:***@db/x",
@@ -355,10 +430,15 @@ def test_redaction_masks_urls_secret_keys_env_values_and_remembered_values(monke
     }
     for text, expected in cases.items():
         assert redact_text(text) == expected, text
-    remember_config({"data": {"url": "mysql://u:Rem3mbered@h/db"}, "pipeline": {"params": {"pii": {"salt": "S4ltSecret"}}}})
+    remember_config(
+        {"data": {"url": "mysql://u:Rem3mbered@h/db"}, "pipeline": {"params": {"pii": {"salt": "S4ltSecret"}}}}
+    )
     assert redact_text("error: access denied for Rem3mbered; S4ltSecret") == "error: access denied for ***; ***"
     assert redact_secrets({"pii": {"salt": "x", "fields": ["prompt"]}, "url": "https://u:pw@h", "n": 3}) == {
-        "pii": {"salt": "***", "fields": ["prompt"]}, "url": "https://u:***@h", "n": 3}
+        "pii": {"salt": "***", "fields": ["prompt"]},
+        "url": "https://u:***@h",
+        "n": 3,
+    }
 
 
 # --- 2. and 3.: one sweep with every tracker, then every output byte searched -----------
@@ -380,8 +460,12 @@ def _pii_needles() -> dict[str, bytes]:
     """Each planted value as written, plus the forms a tokenizer or JSON might produce."""
     out = {}
     for kind, value in PII.items():
-        for form in {value, value.lower(), re.sub(r"\D", "", value) if kind in ("phone", "credit_card") else value,
-                     json.dumps(value)[1:-1]}:
+        for form in {
+            value,
+            value.lower(),
+            re.sub(r"\D", "", value) if kind in ("phone", "credit_card") else value,
+            json.dumps(value)[1:-1],
+        }:
             out[f"{kind} {form!r}"] = form.encode()
     return out
 
@@ -396,8 +480,11 @@ def _tickets_db(path: Path) -> None:
     steps before pii see it: markup (strip_markup), odd whitespace (normalize), a row the
     collector quarantines, a row drop_missing drops."""
     planted = [
-        (f"<b>Hi</b> please write to {PII['email']} or call {PII['phone']} about my order",
-         f"We emailed {PII['email']} and will call {PII['phone']}.", "shipping"),
+        (
+            f"<b>Hi</b> please write to {PII['email']} or call {PII['phone']} about my order",
+            f"We emailed {PII['email']} and will call {PII['phone']}.",
+            "shipping",
+        ),
         (f"<p>Refund to card {PII['credit_card']}</p> please", f"Refunded to {PII['credit_card']}.", "billing"),
         (f"my\tIBAN\u00a0is {PII['iban']} ,  thanks", f"Noted IBAN {PII['iban']}.", "billing"),
         (f"<i>SSN</i> {PII['us_ssn']} from IP {PII['ipv4']}", f"We never store {PII['us_ssn']}.", "account"),
@@ -408,8 +495,10 @@ def _tickets_db(path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute("CREATE TABLE tickets (question, answer, category)")
         db.executemany("INSERT INTO tickets VALUES (?, ?, ?)", planted)
-        db.executemany("INSERT INTO tickets VALUES (?, ?, ?)",
-                       [(r.get("question"), r.get("answer"), r.get("category")) for r in rows])
+        db.executemany(
+            "INSERT INTO tickets VALUES (?, ?, ?)",
+            [(r.get("question"), r.get("answer"), r.get("category")) for r in rows],
+        )
         db.commit()
 
 
@@ -433,20 +522,34 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
         get_plugins(reload=True)
         with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
-            code = run_cli([
-                "-m", "experiment=smoke", "data=sql", f"data.url=sqlite://tunelab:{DB_PASSWORD}@//{db}",
-                'data.query="SELECT question, answer, category FROM tickets WHERE :api_token IS NOT NULL"',
-                "data.columns={question:prompt,answer:completion,category:label}",
-                "data.params={api_token: ${oc.env:HF_TOKEN}}",  # a secret the config names but does not hold
-                "pipeline.params.pii.strategy=hash", f"+pipeline.params.pii.salt={SALT}",
-                "train.max_steps=1", "eval.max_generate=1",
-                "tracker=[csv,wandb,tensorboard,mlflow]", "tracker.wandb.log_dataset=true",
-                "tracker.wandb.project=tunelab-security", "tracker.mlflow.experiment=tunelab-security",
-                f"hydra.sweep.dir={root / 'out' / 'sweep'}",
-            ])
+            code = run_cli(
+                [
+                    "-m",
+                    "experiment=smoke",
+                    "data=sql",
+                    f"data.url=sqlite://tunelab:{DB_PASSWORD}@//{db}",
+                    'data.query="SELECT question, answer, category FROM tickets WHERE :api_token IS NOT NULL"',
+                    "data.columns={question:prompt,answer:completion,category:label}",
+                    "data.params={api_token: ${oc.env:HF_TOKEN}}",  # a secret the config names but does not hold
+                    "pipeline.params.pii.strategy=hash",
+                    f"+pipeline.params.pii.salt={SALT}",
+                    "train.max_steps=1",
+                    "eval.max_generate=1",
+                    "tracker=[csv,wandb,tensorboard,mlflow]",
+                    "tracker.wandb.log_dataset=true",
+                    "tracker.wandb.project=tunelab-security",
+                    "tracker.mlflow.experiment=tunelab-security",
+                    f"hydra.sweep.dir={root / 'out' / 'sweep'}",
+                ]
+            )
     assert code == 0, console.getvalue()[-3000:]
     files = sorted(p for p in (root / "out").rglob("*") if p.is_file())
-    return {"root": root / "out", "files": files, "console": console.getvalue(), "seconds": time.perf_counter() - started}
+    return {
+        "root": root / "out",
+        "files": files,
+        "console": console.getvalue(),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def _leaks(sweep: dict, needles: dict[str, bytes]) -> dict[str, list[str]]:
@@ -466,9 +569,23 @@ def _leaks(sweep: dict, needles: dict[str, bytes]) -> dict[str, list[str]]:
 def test_the_sweep_wrote_every_kind_of_output(sweep):
     names = {p.name for p in sweep["files"]}
     suffixes = {p.suffix for p in sweep["files"]}
-    assert {"config.yaml", "hydra.yaml", "overrides.yaml", "multirun.yaml", "metrics.json", "tunelab.log", "metrics.csv",
-            "data_report.md", "ledger.jsonl", "quarantine.jsonl", "example_scores.jsonl", "comparison.md",
-            "comparison.html", "mlflow.db", "debug.log"} <= names
+    assert {
+        "config.yaml",
+        "hydra.yaml",
+        "overrides.yaml",
+        "multirun.yaml",
+        "metrics.json",
+        "tunelab.log",
+        "metrics.csv",
+        "data_report.md",
+        "ledger.jsonl",
+        "quarantine.jsonl",
+        "example_scores.jsonl",
+        "comparison.md",
+        "comparison.html",
+        "mlflow.db",
+        "debug.log",
+    } <= names
     # W&B's output.log (its copy of the console) is not required: after other runs in the same
     # process (the full suite) W&B may write none. When it exists, the scans below read it too.
     assert {".wandb", ".arrow", ".safetensors"} <= suffixes
@@ -486,7 +603,9 @@ def test_no_secret_in_any_output_file_or_the_console(sweep):
     # an interpolation names the variable, not the value (Hydra escapes it in a sweep's overrides)
     assert re.search(r"api_token: ?\$\\?\{oc\.env\\?:HF_TOKEN\\?\}", overrides)
     config = yaml.safe_load((job / "config.yaml").read_text())
-    assert config["data"]["url"].startswith("sqlite://tunelab:***@") and config["data"]["params"] == {"api_token": "***"}
+    assert config["data"]["url"].startswith("sqlite://tunelab:***@") and config["data"]["params"] == {
+        "api_token": "***"
+    }
     assert config["pipeline"]["params"]["pii"]["salt"] == "***"
     from wandb_offline import read_offline_run
 
@@ -514,7 +633,11 @@ def test_no_planted_pii_in_any_output_file_or_the_console(sweep):
 
 # --- 4. URL fetching limits -------------------------------------------------------------
 
-PAGE = b"<html><head><title>Tent care</title></head><body><main><article><p>" + b"Dry the tent fully before storing it. " * 20 + b"</p></article></main></body></html>"
+PAGE = (
+    b"<html><head><title>Tent care</title></head><body><main><article><p>"
+    + b"Dry the tent fully before storing it. " * 20
+    + b"</p></article></main></body></html>"
+)
 
 
 class _Hostile(BaseHTTPRequestHandler):
@@ -562,7 +685,7 @@ class _Hostile(BaseHTTPRequestHandler):
             for _ in range(1024):
                 self.wfile.write(b"<p>" + b"z" * 65536 + b"</p>")
         elif path == "/huge-declared":
-            self._head(headers={"Content-Length": str(10 ** 10)})
+            self._head(headers={"Content-Length": str(10**10)})
             self.wfile.write(b"<p>" + b"z" * 1000)
         else:
             self._head(404, {"Content-Length": "0"})
@@ -604,8 +727,12 @@ def test_fetch_time_is_bounded_for_the_whole_fetch(tmp_path, hostile, monkeypatc
 def test_redirects_only_to_http_and_bodies_only_up_to_max_bytes(tmp_path, hostile, monkeypatch):
     for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    targets = {"file": "file:~~~etc~passwd", "data": "data:text~html,injected",
-               "ftp": "ftp:~~127.0.0.1~x.html", "local": "file:~~localhost~etc~passwd"}
+    targets = {
+        "file": "file:~~~etc~passwd",
+        "data": "data:text~html,injected",
+        "ftp": "ftp:~~127.0.0.1~x.html",
+        "local": "file:~~localhost~etc~passwd",
+    }
     urls = [f"{hostile}/to/{status}/{target}" for status in (301, 302, 303, 307, 308) for target in targets.values()]
     urls += [f"{hostile}/loop", f"{hostile}/huge", f"{hostile}/huge-declared"]
     started = time.monotonic()
@@ -613,8 +740,9 @@ def test_redirects_only_to_http_and_bodies_only_up_to_max_bytes(tmp_path, hostil
     assert time.monotonic() - started < 10
     assert len(data) == 0 and len(reasons) == len(urls)
     for url in urls[:-3]:
-        assert re.fullmatch(r"redirect \(HTTP 30\d\) to a (file|data|ftp): URL refused; only http and https are followed",
-                            reasons[url]), (url, reasons[url])
+        assert re.fullmatch(
+            r"redirect \(HTTP 30\d\) to a (file|data|ftp): URL refused; only http and https are followed", reasons[url]
+        ), (url, reasons[url])
     assert "HTTP 30" in reasons[f"{hostile}/loop"]  # urllib's redirect limit, quarantined
     assert reasons[f"{hostile}/huge"] == "response exceeds data.max_bytes=200000; stopped reading"
     assert "over data.max_bytes=200000; not downloaded" in reasons[f"{hostile}/huge-declared"]
@@ -625,11 +753,26 @@ def test_local_files_are_never_read_from_the_url_list_unless_allowed(tmp_path):
 
     with pytest.raises(ConfigError, match="is a local file; only http and https URLs are fetched"):
         validate(["data=html", "data.urls=[file:///etc/passwd]"])
-    for url in ("file:///etc/passwd", "FILE:///etc/passwd", " file:///etc/passwd", "/etc/passwd", "../../etc/passwd",
-                "//etc/passwd", "file://localhost/etc/passwd", "C:\\Windows\\win.ini", "~/.ssh/id_rsa"):
+    for url in (
+        "file:///etc/passwd",
+        "FILE:///etc/passwd",
+        " file:///etc/passwd",
+        "/etc/passwd",
+        "../../etc/passwd",
+        "//etc/passwd",
+        "file://localhost/etc/passwd",
+        "C:\\Windows\\win.ini",
+        "~/.ssh/id_rsa",
+    ):
         with pytest.raises(ValueError, match="is a local file; only http and https URLs are fetched"):
             HtmlCollector(HtmlSourceConfig(urls=[url]))
-    for url in ("data:text/html,<p>x</p>", "javascript:alert(1)", "ftp://127.0.0.1/a.html", "gopher://x/", "jar:file:///x!/"):
+    for url in (
+        "data:text/html,<p>x</p>",
+        "javascript:alert(1)",
+        "ftp://127.0.0.1/a.html",
+        "gopher://x/",
+        "jar:file:///x!/",
+    ):
         with pytest.raises(ValueError, match="is not an http or https URL"):
             HtmlCollector(HtmlSourceConfig(urls=[url]))
     # allowed explicitly, a local file is read, within max_bytes

@@ -21,7 +21,10 @@ def test_report_has_plots_html_and_a_complete_ledger(tmp_path, capsys):
     ends = [r["id"] for r in records if r["action"] in ("kept", "dropped", "quarantined")]
     assert len(ends) == len(set(ends))
     metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
-    assert sum(1 for r in records if r["action"] == "kept") == metrics["data_train"] + metrics["data_validation"] + metrics["data_test"]
+    assert (
+        sum(1 for r in records if r["action"] == "kept")
+        == metrics["data_train"] + metrics["data_validation"] + metrics["data_test"]
+    )
 
 
 def test_explain_tells_a_rows_story(tmp_path, capsys):

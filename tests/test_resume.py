@@ -19,7 +19,14 @@ def _stamp(run_dir: Path) -> tuple[int, str]:
 
 def test_rerun_trains_only_the_job_whose_metrics_are_missing(tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["-m", "experiment=smoke", "train.max_steps=2", "eval.max_generate=0", "train.learning_rate=1e-3,2e-3", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        "experiment=smoke",
+        "train.max_steps=2",
+        "eval.max_generate=0",
+        "train.learning_rate=1e-3,2e-3",
+        f"hydra.sweep.dir={sweep}",
+    ]
     assert run_cli(args) == 0
     kept = _stamp(sweep / "0")
     kept_curve = (sweep / "0" / "metrics.csv").stat().st_mtime_ns
@@ -29,7 +36,9 @@ def test_rerun_trains_only_the_job_whose_metrics_are_missing(tmp_path):
     assert _stamp(sweep / "0") == kept  # job 0 did not run again ...
     assert (sweep / "0" / "metrics.csv").stat().st_mtime_ns == kept_curve  # ... nor log a training curve
     assert (sweep / "0" / RESUME_MARKER).read_text().splitlines()[0] == f"resumed_from: {sweep / '0'}"
-    assert read_metrics(sweep / "1")["status"] == "ok" and read_metrics(sweep / "1")["train_steps"] == 2  # job 1 trained
+    assert (
+        read_metrics(sweep / "1")["status"] == "ok" and read_metrics(sweep / "1")["train_steps"] == 2
+    )  # job 1 trained
     assert not (sweep / "1" / RESUME_MARKER).exists()
     assert len(list(sweep.rglob("metrics.json"))) == 2  # the comparison counts each job once
     assert "2 runs" in (sweep / "comparison.md").read_text()
@@ -37,10 +46,14 @@ def test_rerun_trains_only_the_job_whose_metrics_are_missing(tmp_path):
 
 def test_jobs_are_matched_by_config_not_by_job_number(tmp_path):
     sweep = tmp_path / "sweep"
-    assert run_cli(["prepare", "-m", "experiment=smoke", "train.learning_rate=1e-3,2e-3", f"hydra.sweep.dir={sweep}"]) == 0
+    assert (
+        run_cli(["prepare", "-m", "experiment=smoke", "train.learning_rate=1e-3,2e-3", f"hydra.sweep.dir={sweep}"]) == 0
+    )
     before = {n: _stamp(sweep / n) for n in ("0", "1")}
     # the same jobs in the other order: job 0 is now what job 1 was, and the other way round
-    assert run_cli(["prepare", "-m", "experiment=smoke", "train.learning_rate=2e-3,1e-3", f"hydra.sweep.dir={sweep}"]) == 0
+    assert (
+        run_cli(["prepare", "-m", "experiment=smoke", "train.learning_rate=2e-3,1e-3", f"hydra.sweep.dir={sweep}"]) == 0
+    )
     assert {n: _stamp(sweep / n) for n in ("0", "1")} == before
     assert (sweep / "0" / RESUME_MARKER).read_text().startswith(f"resumed_from: {sweep / '1'}\n")
     assert (sweep / "1" / RESUME_MARKER).read_text().startswith(f"resumed_from: {sweep / '0'}\n")
@@ -73,7 +86,14 @@ def test_a_bad_resume_value_names_the_key_and_the_fix(smoke_args, capsys):
 
 
 def test_fingerprint_ignores_where_things_are_kept_but_not_what_is_computed():
-    config = {"seed": 0, "train": {"max_steps": 4}, "peft": {"name": "lora"}, "cache_dir": "/a", "num_proc": 1, "tracker": {}}
+    config = {
+        "seed": 0,
+        "train": {"max_steps": 4},
+        "peft": {"name": "lora"},
+        "cache_dir": "/a",
+        "num_proc": 1,
+        "tracker": {},
+    }
     fingerprint = config_fingerprint(config, "train")
     same = {**config, "cache_dir": "/b", "num_proc": 4, "tracker": {"wandb": {}}, "hydra": {"x": 1}}
     assert config_fingerprint(same, "train") == fingerprint

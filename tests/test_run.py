@@ -92,7 +92,14 @@ def test_seed_sweep_shares_one_split_unless_the_data_seed_follows_the_seed(tmp_p
     assert len(log.read_text().splitlines()) == 1  # both seeds test on the same rows
     keys = {read_metrics(tmp_path / "shared" / str(n))["data_key"] for n in (0, 1)}
     assert len(keys) == 1
-    tied = ["prepare", "-m", "experiment=smoke", "seed=0,1", "data_seed=${seed}", f"hydra.sweep.dir={tmp_path / 'tied'}"]
+    tied = [
+        "prepare",
+        "-m",
+        "experiment=smoke",
+        "seed=0,1",
+        "data_seed=${seed}",
+        f"hydra.sweep.dir={tmp_path / 'tied'}",
+    ]
     assert run_cli(tied) == 0
     assert len(log.read_text().splitlines()) == 2  # seed 0 reused the shared split; seed 1 made its own
 
@@ -101,7 +108,9 @@ def test_compare_command_prints_the_table(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     for i, loss in enumerate((2.5, 1.5)):
         (sweep / str(i)).mkdir(parents=True)
-        (sweep / str(i) / "metrics.json").write_text(json.dumps({"run": f"peft=p{i}", "metrics": {"status": "ok", "test_loss": loss}}))
+        (sweep / str(i) / "metrics.json").write_text(
+            json.dumps({"run": f"peft=p{i}", "metrics": {"status": "ok", "test_loss": loss}})
+        )
     assert run_cli(["compare", str(sweep)]) == 0
     out = capsys.readouterr().out
     assert "peft=p0" in out and "1.5" in out
@@ -161,8 +170,10 @@ def test_evaluating_a_split_the_splitter_does_not_make_is_refused_before_any_wor
     with pytest.raises(SystemExit) as exit_info:
         run_cli([*smoke_args, "eval.split=holdout"])
     assert exit_info.value.code == 2
-    assert ("eval.split is 'holdout', a split the splitter 'stratified' does not make; it makes train, validation, "
-            "test: set eval.split to one of those (eval.split=test)") in capsys.readouterr().err
+    assert (
+        "eval.split is 'holdout', a split the splitter 'stratified' does not make; it makes train, validation, "
+        "test: set eval.split to one of those (eval.split=test)"
+    ) in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
@@ -170,7 +181,10 @@ def test_compare_of_a_data_only_sweep_shows_split_sizes(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     for i, train in enumerate((357, 434)):
         (sweep / str(i)).mkdir(parents=True)
-        payload = {"run": f"augment=a{i}", "metrics": {"status": "ok", "data_train": train, "data_test": 38, "data_cache_hit": False}}
+        payload = {
+            "run": f"augment=a{i}",
+            "metrics": {"status": "ok", "data_train": train, "data_test": 38, "data_cache_hit": False},
+        }
         (sweep / str(i) / "metrics.json").write_text(json.dumps(payload))
     assert run_cli(["compare", str(sweep)]) == 0
     header = (sweep / "comparison.csv").read_text().splitlines()[0].split(",")
@@ -182,14 +196,26 @@ def test_the_readme_comparison_experiment_with_the_tiny_encoder(tmp_path, isolat
     with two of its three seeds (a command-line value replaces the preset's sweep values):
     4 approaches x 2 seeds, one data preparation, the table printed at the end."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "experiment=minilm_compare", "model=tiny_encoder", "train.max_steps=3", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        "experiment=minilm_compare",
+        "model=tiny_encoder",
+        "train.max_steps=3",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+    ]
     assert run_cli(args) == 0
     runs = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
     assert len(runs) == 8 and {r["metrics"]["status"] for r in runs} == {"ok"}
     approaches = sorted(r["run"].split(",")[0] for r in runs)
-    assert approaches == [f"approach={a}" for a in ("feature", "feature", "full", "full", "lora", "lora", "prompt_tuning", "prompt_tuning")]
+    assert approaches == [
+        f"approach={a}"
+        for a in ("feature", "feature", "full", "full", "lora", "lora", "prompt_tuning", "prompt_tuning")
+    ]
     assert len((isolated_cache / "prepared" / "preparations.log").read_text().splitlines()) == 1
     table = capsys.readouterr().out
-    assert "test_accuracy" in table and all(f"approach={a}" in table for a in ("feature", "full", "lora", "prompt_tuning"))
+    assert "test_accuracy" in table and all(
+        f"approach={a}" in table for a in ("feature", "full", "lora", "prompt_tuning")
+    )
     rows = list(csv.DictReader((sweep / "comparison_approaches.csv").open()))
     assert {row["n_seeds"] for row in rows} == {"2"} and len(rows) == 4

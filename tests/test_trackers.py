@@ -31,12 +31,21 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
         from tunelab.plugins import get_plugins
 
         get_plugins(reload=True)
-        code = run_cli([
-            "-m", "experiment=smoke", "peft=none,lora", "train.max_steps=2", "eval.max_generate=0",
-            "tracker=[csv,wandb,tensorboard,mlflow]", "tracker.wandb.project=tunelab-tests",
-            "tracker.wandb.log_dataset=true", "tracker.wandb.log_model=true",
-            "tracker.mlflow.experiment=tunelab-tests", f"hydra.sweep.dir={root / 'sweep'}",
-        ])
+        code = run_cli(
+            [
+                "-m",
+                "experiment=smoke",
+                "peft=none,lora",
+                "train.max_steps=2",
+                "eval.max_generate=0",
+                "tracker=[csv,wandb,tensorboard,mlflow]",
+                "tracker.wandb.project=tunelab-tests",
+                "tracker.wandb.log_dataset=true",
+                "tracker.wandb.log_model=true",
+                "tracker.mlflow.experiment=tunelab-tests",
+                f"hydra.sweep.dir={root / 'sweep'}",
+            ]
+        )
     assert code == 0
     return root / "sweep"
 
@@ -112,7 +121,9 @@ def test_wandb_artifacts_share_one_dataset_version_and_record_each_model(sweep):
         model = by_type["model"]
         assert model["name"] == f"model-experiment-smoke-peft-{_peft(job)}-train.max_steps-2-eval.max_generate-0"
         lora = _peft(job) == "lora"
-        expected = {"adapter_config.json", "adapter_model.safetensors"} if lora else {"config.json", "model.safetensors"}
+        expected = (
+            {"adapter_config.json", "adapter_model.safetensors"} if lora else {"config.json", "model.safetensors"}
+        )
         assert expected <= set(model["files"])
         assert model["metadata"]["trainable_params"] == metrics["trainable_params"]
         assert model["metadata"]["data_key"] == metrics["data_key"]
@@ -146,7 +157,9 @@ def test_wandb_comparison_run_logs_the_tables_report_and_files(sweep):
     assert logged["summary"]["best_approach"] in {r[0] for r in table["data"]}
     (comparison,) = [a for a in logged["artifacts"] if a["type"] == "comparison"]
     assert comparison["name"] == f"comparison-{_group(sweep)}"
-    assert {"comparison.md", "comparison.html", "comparison_approaches.csv", "comparison.csv"} <= set(comparison["files"])
+    assert {"comparison.md", "comparison.html", "comparison_approaches.csv", "comparison.csv"} <= set(
+        comparison["files"]
+    )
 
 
 def test_tensorboard_event_files_hold_curves_final_metrics_and_hparams(sweep):
@@ -215,7 +228,9 @@ def test_mlflow_store_holds_runs_params_metrics_and_the_comparison(sweep):
     primary = comparison.data.tags["tunelab.primary_metric"]
     header, rows = _csv_rows(sweep / "comparison_approaches.csv")
     means = sorted(float(r[header.index(f"{primary}_mean")]) for r in rows)
-    logged = sorted(v for k, v in comparison.data.metrics.items() if k.startswith("approach/") and k.endswith(f"/{primary}_mean"))
+    logged = sorted(
+        v for k, v in comparison.data.metrics.items() if k.startswith("approach/") and k.endswith(f"/{primary}_mean")
+    )
     assert logged == pytest.approx(means)
     artifacts = {a.path for a in client.list_artifacts(comparison.info.run_id)}
     assert {"comparison.md", "comparison.html", "comparison_approaches.csv"} <= artifacts
@@ -247,7 +262,9 @@ def test_missing_tracker_libraries_warn_naming_the_extra(tmp_path, monkeypatch):
 def test_tracker_settings_are_validated_with_the_key_and_the_fix():
     from tunelab.config import ConfigError
 
-    with pytest.raises(ConfigError, match=r"tracker.tensorboard.logdir must not be empty; e.g. tracker.tensorboard.logdir="):
+    with pytest.raises(
+        ConfigError, match=r"tracker.tensorboard.logdir must not be empty; e.g. tracker.tensorboard.logdir="
+    ):
         validate(["experiment=smoke", "tracker=[tensorboard]", "tracker.tensorboard.logdir= "])
     with pytest.raises(ConfigError, match=r"unknown key 'tracker.mlflow.uri'.*tracking_uri"):
         validate(["experiment=smoke", "tracker=[mlflow]", "+tracker.mlflow.uri=x"])
@@ -262,7 +279,10 @@ def test_sweep_end_registers_the_sweep_trackers_and_those_only_jobs_selected(tmp
     from tunelab.app import SweepEnd
     from tunelab.plugins import get_plugins
 
-    for job, section in (("0", {"wandb": {"project": "p0"}}), ("1", {"wandb": {"project": "p1"}, "mlflow": {"nope": 1}})):
+    for job, section in (
+        ("0", {"wandb": {"project": "p0"}}),
+        ("1", {"wandb": {"project": "p1"}, "mlflow": {"nope": 1}}),
+    ):
         (tmp_path / job).mkdir()
         (tmp_path / job / "config.yaml").write_text(OmegaConf.to_yaml({"tracker": section}))
     config = OmegaConf.create({"tracker": {"csv": {"filename": "m.csv"}}})

@@ -63,34 +63,49 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
     files = sorted(Path(run_dir).rglob("offline-run-*/run-*.wandb"))
     assert files, f"no offline W&B run under {run_dir}"
     _settled(files[-1])
-    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "run": None, "exit": None, "artifacts": [],
-                           "dir": files[-1].parent}
+    out: dict[str, Any] = {
+        "config": {},
+        "history": [],
+        "summary": {},
+        "run": None,
+        "exit": None,
+        "artifacts": [],
+        "dir": files[-1].parent,
+    }
     for payload in _payloads(files[-1]):
         record = pb.Record()
         record.ParseFromString(payload)
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            out["run"] = {"group": record.run.run_group, "job_type": record.run.job_type, "name": record.run.display_name}
+            out["run"] = {
+                "group": record.run.run_group,
+                "job_type": record.run.job_type,
+                "name": record.run.display_name,
+            }
             for item in record.run.config.update:
                 out["config"][item.key] = json.loads(item.value_json)
         elif kind == "config":
             for item in record.config.update:
                 out["config"][item.key] = json.loads(item.value_json)
         elif kind == "history":
-            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+            out["history"].append(
+                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+            )
         elif kind == "summary":
             for item in record.summary.update:
                 out["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
         elif kind == "artifact":
             a = record.artifact
-            out["artifacts"].append({
-                "type": a.type,
-                "name": a.name,
-                "digest": a.digest,
-                "metadata": json.loads(a.metadata) if a.metadata else {},
-                "aliases": list(a.aliases),
-                "files": {entry.path: entry.local_path for entry in a.manifest.contents},
-            })
+            out["artifacts"].append(
+                {
+                    "type": a.type,
+                    "name": a.name,
+                    "digest": a.digest,
+                    "metadata": json.loads(a.metadata) if a.metadata else {},
+                    "aliases": list(a.aliases),
+                    "files": {entry.path: entry.local_path for entry in a.manifest.contents},
+                }
+            )
         elif kind == "exit":
             out["exit"] = record.exit.exit_code
     return out

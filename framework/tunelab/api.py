@@ -14,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pluggy
 
@@ -204,7 +205,7 @@ class Collector:
     def __init__(self, config: Any):
         self.config = config
 
-    def collect(self, ctx: StageContext) -> "Dataset":  # pragma: no cover - contract
+    def collect(self, ctx: StageContext) -> Dataset:  # pragma: no cover - contract
         raise NotImplementedError
 
     def input_files(self) -> list[Path]:
@@ -225,7 +226,7 @@ class Operator:
         sizes and mtimes are part of the data cache key, so editing them re-prepares."""
         return []
 
-    def apply(self, data: "Dataset", ctx: StageContext) -> "Dataset":  # pragma: no cover
+    def apply(self, data: Dataset, ctx: StageContext) -> Dataset:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -264,7 +265,7 @@ class Splitter:
     def __init__(self, config: Any):
         self.config = config
 
-    def split(self, data: "Dataset", ctx: StageContext) -> dict[str, "Dataset"]:  # pragma: no cover
+    def split(self, data: Dataset, ctx: StageContext) -> dict[str, Dataset]:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -349,7 +350,7 @@ class TrainJob:
     """Everything an objective needs to train, prepared by the train engine."""
 
     model: LoadedModel
-    splits: dict[str, "Dataset"]
+    splits: dict[str, Dataset]
     peft_config: Any | None
     settings: TrainSettings
     output_dir: Path
@@ -391,7 +392,9 @@ class ModelLoader:
     def __init__(self, config: Any):
         self.config = config
 
-    def load(self, data: dict[str, "Dataset"], cache_dir: Path, request: ModelRequest | None = None) -> LoadedModel:  # pragma: no cover
+    def load(
+        self, data: dict[str, Dataset], cache_dir: Path, request: ModelRequest | None = None
+    ) -> LoadedModel:  # pragma: no cover
         """Load for ``request`` (None: a causal LM). A loader that cannot serve the
         requested task raises ValueError saying which tasks it supports."""
         raise NotImplementedError
@@ -449,7 +452,9 @@ class Evaluator:
         self.config = config
         split = getattr(config, "split", None)  # the split scored, for evaluators that have the setting
         if split is not None and (not isinstance(split, str) or not split.strip()):
-            raise ValueError(f"eval.split must name a split of the prepared data (train, validation or test), got {split!r}")
+            raise ValueError(
+                f"eval.split must name a split of the prepared data (train, validation or test), got {split!r}"
+            )
 
     def evaluate(self, job: TrainJob, outcome: TrainOutcome) -> dict[str, float]:  # pragma: no cover
         raise NotImplementedError
@@ -460,7 +465,7 @@ class Evaluator:
 EXAMPLE_SCORES_FILE = "example_scores.jsonl"
 
 
-def evaluation_split(job_or_splits: "TrainJob | dict[str, Dataset]", name: str = "test") -> "Dataset":
+def evaluation_split(job_or_splits: TrainJob | dict[str, Dataset], name: str = "test") -> Dataset:
     """The split an evaluator scores (``job.splits[name]``), or a ValueError that names the
     split, the splits there are (with their row counts) and what to set to fix it."""
     splits = job_or_splits.splits if isinstance(job_or_splits, TrainJob) else job_or_splits
@@ -474,7 +479,7 @@ def evaluation_split(job_or_splits: "TrainJob | dict[str, Dataset]", name: str =
     )
 
 
-def write_example_scores(job: TrainJob, rows: Iterable[dict[str, Any]], split: "Dataset | None" = None) -> Path:
+def write_example_scores(job: TrainJob, rows: Iterable[dict[str, Any]], split: Dataset | None = None) -> Path:
     """Write one JSON line per scored row to ``job.output_dir / example_scores.jsonl``.
 
     ``rows`` holds one mapping per evaluated row, in the split's order, e.g.
@@ -601,57 +606,123 @@ KIND_TABLE: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         Kind(
-            "collector", Collector, "collectors", "Collectors", group="data", stage="collect", steps=False,
+            "collector",
+            Collector,
+            "collectors",
+            "Collectors",
+            group="data",
+            stage="collect",
+            steps=False,
             intro="A collector reads a source (files, a folder, URLs, a database, a saved dataset) into rows "
             "with a unique `id` each. A run has exactly one, selected by the `data` config group.",
         ),
         Kind(
-            "cleaner", Cleaner, "cleaners", "Cleaners", group=None, stage="clean", steps=True,
+            "cleaner",
+            Cleaner,
+            "cleaners",
+            "Cleaners",
+            group=None,
+            stage="clean",
+            steps=True,
             intro="Steps of the clean stage: they edit rows or drop them with a reason. `pipeline.clean` "
             f"lists them in the order they run; {_STEP_PARAMS}",
         ),
         Kind(
-            "annotator", Annotator, "annotators", "Annotators", group=None, stage="annotate", steps=True,
+            "annotator",
+            Annotator,
+            "annotators",
+            "Annotators",
+            group=None,
+            stage="annotate",
+            steps=True,
             intro=f"Steps of the annotate stage: they add or change labels. `pipeline.annotate` lists them; {_STEP_PARAMS}",
         ),
         Kind(
-            "augmenter", Augmenter, "augmenters", "Augmenters", group=None, stage="augment", steps=True,
+            "augmenter",
+            Augmenter,
+            "augmenters",
+            "Augmenters",
+            group=None,
+            stage="augment",
+            steps=True,
             intro="Steps of the augment stage: they add derived rows, each with the `parent_id` of the row it "
             "came from. `pipeline.augment` lists them (the `augment` group swaps the whole stage); "
             f"{_STEP_PARAMS}",
         ),
         Kind(
-            "balancer", Balancer, "balancers", "Balancers", group=None, stage="balance", steps=True,
+            "balancer",
+            Balancer,
+            "balancers",
+            "Balancers",
+            group=None,
+            stage="balance",
+            steps=True,
             intro="Steps of the balance stage: they change the label distribution by adding or dropping rows "
             f"(or compute class weights). `pipeline.balance` lists them; {_STEP_PARAMS}",
         ),
         Kind(
-            "splitter", Splitter, "splitters", "Splitters", group=None, stage="split", steps=False,
+            "splitter",
+            Splitter,
+            "splitters",
+            "Splitters",
+            group=None,
+            stage="split",
+            steps=False,
             intro="The splitter partitions the prepared rows into `train`/`validation`/`test`. `pipeline.split` "
             "names one; its parameters live under `pipeline.params.<splitter>`.",
         ),
         Kind(
-            "model", ModelLoader, "models", "Models", group="model", stage=None, steps=False,
+            "model",
+            ModelLoader,
+            "models",
+            "Models",
+            group="model",
+            stage=None,
+            steps=False,
             intro="A model loader loads (or builds) the model and tokenizer for the task the objective needs. "
             "Selected by the `model` config group.",
         ),
         Kind(
-            "method", Method, "methods", "Methods (training objectives)", group="method", stage=None, steps=False,
+            "method",
+            Method,
+            "methods",
+            "Methods (training objectives)",
+            group="method",
+            stage=None,
+            steps=False,
             intro="A method is the training objective (SFT, classification, DPO, ...). Selected by the "
             "`method` config group.",
         ),
         Kind(
-            "peft", PeftMethod, "peft", "Adaptation methods (PEFT)", group="peft", stage=None, steps=False,
+            "peft",
+            PeftMethod,
+            "peft",
+            "Adaptation methods (PEFT)",
+            group="peft",
+            stage=None,
+            steps=False,
             intro="An adaptation method decides what is trained: every weight (`none`) or a parameter-efficient "
             "adapter. Selected by the `peft` config group.",
         ),
         Kind(
-            "evaluator", Evaluator, "evaluators", "Evaluators", group="eval", stage=None, steps=False,
+            "evaluator",
+            Evaluator,
+            "evaluators",
+            "Evaluators",
+            group="eval",
+            stage=None,
+            steps=False,
             intro="An evaluator scores the trained model on the test split (`eval.split`). Selected by the "
             "`eval` config group.",
         ),
         Kind(
-            "tracker", Tracker, "trackers", "Trackers", group=None, stage=None, steps=False,
+            "tracker",
+            Tracker,
+            "trackers",
+            "Trackers",
+            group=None,
+            stage=None,
+            steps=False,
             intro="Trackers watch runs through the lifecycle hooks (they never change a result). The `tracker` "
             "config group is a list: `tracker=[csv,wandb]`; each tracker's settings live under "
             "`tracker.<name>`.",

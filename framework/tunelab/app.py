@@ -64,8 +64,17 @@ class SweepEnd(Callback):
                 registered.append(f"tracker:{name}:sweep:{id(tracker)}")
                 plugins.pm.register(tracker, name=registered[-1])
             # each tracker/plugin on its own: one that raises is a warning, the others still log
-            call_safely(plugins.pm, "tunelab_sweep_end", plugins.suppliers, set(), plugins.registry,
-                        sweep_dir=sweep_dir, rows=comparison.runs, comparison=comparison, group=group_of(sweep_dir))
+            call_safely(
+                plugins.pm,
+                "tunelab_sweep_end",
+                plugins.suppliers,
+                set(),
+                plugins.registry,
+                sweep_dir=sweep_dir,
+                rows=comparison.runs,
+                comparison=comparison,
+                group=group_of(sweep_dir),
+            )
         except Exception:  # the comparison is written; a plugin failing here must not hide it
             log.exception("a plugin failed in tunelab_sweep_end (the comparison files are complete)")
         finally:
@@ -96,7 +105,9 @@ class SweepEnd(Callback):
             try:
                 sections.update(OmegaConf.to_container(section, resolve=True))  # type: ignore[arg-type]
             except Exception as exc:
-                log.warning("sweep end: cannot resolve the sweep's 'tracker' section (%s); using the jobs' trackers", exc)
+                log.warning(
+                    "sweep end: cannot resolve the sweep's 'tracker' section (%s); using the jobs' trackers", exc
+                )
         for row in rows:
             path = sweep_dir / str(row.get("dir", "")) / "config.yaml"
             try:

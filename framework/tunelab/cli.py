@@ -1,14 +1,14 @@
 """The ``tunelab`` command. Thin: parse, compose config, call an engine.
 
-    tunelab [OVERRIDES...]            run: prepare data, train, evaluate
-    tunelab -m [OVERRIDES...]         multirun (sweep); ends with a comparison
-    tunelab prepare [OVERRIDES...]    prepare the data only
-    tunelab plugins [--kind KIND]     list registered components
-    tunelab docs reference [--check]  write (or check) the reference pages in docs/reference
-    tunelab compare DIR               comparison table of the runs under DIR
-    tunelab explain ROW_ID [--run D]  what happened to one row, and why
-    tunelab predict RUN_DIR [FILE]    classify or generate with a trained run (stdin or FILE)
-    tunelab new-plugin NAME [--dir D] create a plugin package (entry point, a cleaner, config, tests)
+tunelab [OVERRIDES...]            run: prepare data, train, evaluate
+tunelab -m [OVERRIDES...]         multirun (sweep); ends with a comparison
+tunelab prepare [OVERRIDES...]    prepare the data only
+tunelab plugins [--kind KIND]     list registered components
+tunelab docs reference [--check]  write (or check) the reference pages in docs/reference
+tunelab compare DIR               comparison table of the runs under DIR
+tunelab explain ROW_ID [--run D]  what happened to one row, and why
+tunelab predict RUN_DIR [FILE]    classify or generate with a trained run (stdin or FILE)
+tunelab new-plugin NAME [--dir D] create a plugin package (entry point, a cleaner, config, tests)
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         stage, argv = "prepare", argv[1:]
     if any(arg.split("=", 1)[0] == "--experimental-rerun" for arg in argv):
         # Hydra's rerun unpickles the file it is given: a file someone else wrote could run code
-        print("tunelab: --experimental-rerun is not supported (it unpickles a file); rerun with the "
-              "overrides in <run_dir>/.hydra/overrides.yaml instead", file=sys.stderr)
+        print(
+            "tunelab: --experimental-rerun is not supported (it unpickles a file); rerun with the "
+            "overrides in <run_dir>/.hydra/overrides.yaml instead",
+            file=sys.stderr,
+        )
         return 2
     return run_hydra(stage, argv)
 
@@ -108,7 +111,10 @@ def run_hydra(stage: str, argv: list[str]) -> int:
     finally:
         sys.argv = saved
     if app.SweepEnd.failed_runs:
-        print(f"tunelab: {app.SweepEnd.failed_runs} run(s) of the sweep failed; see the comparison's Failed runs", file=sys.stderr)
+        print(
+            f"tunelab: {app.SweepEnd.failed_runs} run(s) of the sweep failed; see the comparison's Failed runs",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -134,7 +140,9 @@ def cmd_plugins(argv: list[str]) -> int:
         if args.kind and component.kind != args.kind:
             continue
         fields = schema_fields(component.config_schema)
-        print(f"{component.kind:10} {component.name:18} {component.supplier.distribution} {component.supplier.version}  {component.description}")
+        print(
+            f"{component.kind:10} {component.name:18} {component.supplier.distribution} {component.supplier.version}  {component.description}"
+        )
         if (component.kind, component.name) in broken:
             print(f"{'':29}BROKEN: {broken[(component.kind, component.name)]}")
         if args.fields:
@@ -158,10 +166,16 @@ def cmd_docs(argv: list[str]) -> int:
         description="Write one Markdown page per component kind, a page of hooks and an index, generated "
         "from the plugin registry and the hook specifications.",
     )
-    reference.add_argument("--out", type=Path, default=Path("docs/reference"), help="directory of the pages (default: docs/reference)")
-    reference.add_argument("--check", action="store_true", help="write nothing; exit 1 naming every page that is stale or missing")
     reference.add_argument(
-        "--all", action="store_true", dest="all_plugins",
+        "--out", type=Path, default=Path("docs/reference"), help="directory of the pages (default: docs/reference)"
+    )
+    reference.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 naming every page that is stale or missing"
+    )
+    reference.add_argument(
+        "--all",
+        action="store_true",
+        dest="all_plugins",
         help="document the components of every installed plugin (default: tunelab's own)",
     )
     args = parser.parse_args(argv)
@@ -181,7 +195,9 @@ def cmd_compare(argv: list[str]) -> int:
         return 2
     comparison = write_comparison(args.directory)
     if not comparison.runs:
-        print(f"tunelab compare: no runs (metrics.json files or Hydra job dirs) under {args.directory}", file=sys.stderr)
+        print(
+            f"tunelab compare: no runs (metrics.json files or Hydra job dirs) under {args.directory}", file=sys.stderr
+        )
         return 1
     print(render_terminal(comparison))
     print(f"\n{comparison.md}")
@@ -228,8 +244,11 @@ def cmd_predict(argv: list[str]) -> int:
         print(f"tunelab predict: cannot read {exc.filename or args.input}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except UnicodeDecodeError as exc:
-        print(f"tunelab predict: {args.input} is not UTF-8 text ({exc.reason} at byte {exc.start}); give one input "
-              "text per line, UTF-8 encoded", file=sys.stderr)
+        print(
+            f"tunelab predict: {args.input} is not UTF-8 text ({exc.reason} at byte {exc.start}); give one input "
+            "text per line, UTF-8 encoded",
+            file=sys.stderr,
+        )
         return 2
     texts = [line for line in lines if line.strip()]
     if not texts:
@@ -256,10 +275,17 @@ def cmd_new_plugin(argv: list[str]) -> int:
         description="Create a plugin package: pyproject.toml with the tunelab entry point, a cleaner with a typed "
         "config, its config group file (pipeline=NAME), a README and tests that pass out of the box.",
     )
-    parser.add_argument("name", help="the plugin's name, e.g. acme-filters: creates ./tunelab-acme-filters with the "
-                        "package tunelab_acme_filters and the cleaner acme_filters")
-    parser.add_argument("--dir", type=Path, default=Path("."), help="where to create the package directory "
-                        "(default: the current directory; created if missing)")
+    parser.add_argument(
+        "name",
+        help="the plugin's name, e.g. acme-filters: creates ./tunelab-acme-filters with the "
+        "package tunelab_acme_filters and the cleaner acme_filters",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("."),
+        help="where to create the package directory (default: the current directory; created if missing)",
+    )
     args = parser.parse_args(argv)
     from tunelab.plugins import get_plugins
 

@@ -62,7 +62,9 @@ def explain(row_id: str, ledger_path: Path) -> list[str]:
         )
         where = "unknown"
         if fate is not None:
-            where = f"{fate['split']} split" if fate["action"] == "kept" else f"dropped by {_step(fate)}: {fate['reason']}"
+            where = (
+                f"{fate['split']} split" if fate["action"] == "kept" else f"dropped by {_step(fate)}: {fate['reason']}"
+            )
         if record["action"] == "exploded":
             lines.append(f"  row {record['id']} ({record['reason']}, by {_step(record)}): {where}")
         else:

@@ -11,8 +11,9 @@ import importlib.metadata as md
 import logging
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
@@ -26,6 +27,7 @@ ENTRY_POINT_GROUP = "tunelab"
 #: Set to 1/true/yes to load only plugins shipped in the ``tunelab`` distribution.
 DISABLE_EXTERNAL_ENV = "TUNELAB_DISABLE_EXTERNAL_PLUGINS"
 BUILTIN_DISTRIBUTION = "tunelab"
+
 
 class PluginError(TunelabError):
     """A plugin is unusable in a way that must stop tunelab (conflict, bad hook name)."""
@@ -93,9 +95,7 @@ class RegisteredComponent:
 class Registry:
     """kind -> name -> :class:`RegisteredComponent`."""
 
-    components: dict[str, dict[str, RegisteredComponent]] = field(
-        default_factory=lambda: {kind: {} for kind in KINDS}
-    )
+    components: dict[str, dict[str, RegisteredComponent]] = field(default_factory=lambda: {kind: {} for kind in KINDS})
     #: plugin name -> why it was skipped (starting with its distribution and version)
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -188,7 +188,9 @@ def load_plugins(
         incompatible = _api_compatible(plugin)
         if incompatible:
             failed[ep.name] = f"{dist_name} {version}: {incompatible}"
-            warnings.warn(f"tunelab plugin '{ep.name}' from {dist_name} {version} was skipped: {incompatible}", stacklevel=2)
+            warnings.warn(
+                f"tunelab plugin '{ep.name}' from {dist_name} {version} was skipped: {incompatible}", stacklevel=2
+            )
             continue
         supplier = Supplier(ep.name, dist_name, version)
         try:
@@ -307,7 +309,7 @@ def describe_plugin(plugin_name: str, suppliers: dict[str, Supplier], registry: 
     tunelab), else the plugin's distribution and version."""
     if plugin_name.startswith("tracker:"):
         name = plugin_name.split(":")[1]
-        tracker = (registry.components["tracker"].get(name) if registry is not None else None)
+        tracker = registry.components["tracker"].get(name) if registry is not None else None
         if tracker is not None and tracker.supplier.distribution != BUILTIN_DISTRIBUTION:
             return f"tracker '{name}' of plugin {tracker.supplier}"
         return f"tracker '{name}'"
@@ -334,7 +336,9 @@ def call_safely(
         try:  # a wrapper must wrap the whole call: call the hook as one, still without raising
             return [r for r in caller(**kwargs) if r is not None]
         except Exception as exc:
-            warnings.warn(f"a plugin failed in {hook_name} ({type(exc).__name__}: {exc}); going on without it", stacklevel=2)
+            warnings.warn(
+                f"a plugin failed in {hook_name} ({type(exc).__name__}: {exc}); going on without it", stacklevel=2
+            )
             return []
     results = []
     for impl in reversed(impls):
@@ -347,7 +351,9 @@ def call_safely(
             if warned is not None:
                 warned.add((impl.plugin_name, hook_name))
             who = describe_plugin(impl.plugin_name, suppliers, registry)
-            warnings.warn(f"{who} failed in {hook_name} ({type(exc).__name__}: {exc}); going on without it", stacklevel=2)
+            warnings.warn(
+                f"{who} failed in {hook_name} ({type(exc).__name__}: {exc}); going on without it", stacklevel=2
+            )
             continue
         if result is not None:
             results.append(result)

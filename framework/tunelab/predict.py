@@ -185,7 +185,9 @@ def _generate(run_dir: Path, texts: list[str], max_new_tokens: int, batch_size: 
     for start in range(0, len(prompts), batch_size):
         enc = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True)
         with torch.no_grad():
-            generated = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            generated = model.generate(
+                **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
         new_tokens = generated[:, enc["input_ids"].shape[1] :]
         out += [{"text": text} for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
     return out

@@ -17,8 +17,9 @@ bad combination is a failed run in the comparison, not a refused sweep.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from tunelab.config import ConfigError, Origin, RunConfig, check_sources, did_you_mean, redact_text, validate
 
@@ -57,8 +58,14 @@ def preflight(stage: str, argv: list[str]) -> RunConfig | None:
     return rc
 
 
-def check_overrides(overrides: list[str], *, multirun: bool = False, sources: bool = True,
-                    compose_only: bool = False, config_dir: str | None = None) -> RunConfig | None:
+def check_overrides(
+    overrides: list[str],
+    *,
+    multirun: bool = False,
+    sources: bool = True,
+    compose_only: bool = False,
+    config_dir: str | None = None,
+) -> RunConfig | None:
     """Compose the config from ``overrides`` like ``tunelab`` does and check it (see the module
     docstring; ``sources=False`` leaves the data source unchecked; ``config_dir`` is the
     directory ``--config-dir`` adds); the validated config of a single run, None for a sweep."""
@@ -119,14 +126,19 @@ def hydra_loader(config_dir: str | None = None) -> Iterator[Any]:
     register_hydra_plugins()
     register_resolvers()
     if config_dir is not None and not os.path.isdir(config_dir):
-        raise ConfigError(f"--config-dir {config_dir}: no such directory. Fix: --config-dir DIR naming a directory "
-                          "of config groups (e.g. DIR/experiment/mine.yaml for experiment=mine)")
+        raise ConfigError(
+            f"--config-dir {config_dir}: no such directory. Fix: --config-dir DIR naming a directory "
+            "of config groups (e.g. DIR/experiment/mine.yaml for experiment=mine)"
+        )
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         if config_dir is not None:  # as Hydra's main does for --config-dir: before the structured configs
             search_path = loader.config_search_path  # the repository's sources are made from it: remake them
-            search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(config_dir)}",
-                                anchor=SearchPathQuery(provider="schema"))
+            search_path.prepend(
+                provider="command-line",
+                path=f"file://{os.path.abspath(config_dir)}",
+                anchor=SearchPathQuery(provider="schema"),
+            )
             loader.repository.initialize_sources(search_path)
         yield loader
 
@@ -139,7 +151,9 @@ def _parse(text: str, loader: Any) -> Any:
     except Exception as exc:  # OverrideParseException, or Hydra's own HydraException
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         problem = problem.replace("Error parsing override", "cannot parse")
-        raise ConfigError(f"cannot parse the command-line override '{redact_text(text)}': {problem}. {SYNTAX}") from None
+        raise ConfigError(
+            f"cannot parse the command-line override '{redact_text(text)}': {problem}. {SYNTAX}"
+        ) from None
     if not override.key_or_group:
         raise ConfigError(f"the command-line override '{redact_text(text)}' names no key. {SYNTAX}")
     return override
@@ -208,8 +222,12 @@ def _variants(overrides: list[str], parsed: list[Any], loader: Any, every: list[
     base = [column[0] for column in columns]
     variants = [base]
     for index, (override, column) in enumerate(zip(parsed, columns)):
-        if len(column) > 1 and "." not in override.key_or_group and _group_options(loader, override.key_or_group, every):
-            variants += [[*base[:index], value, *base[index + 1:]] for value in column[1:]]
+        if (
+            len(column) > 1
+            and "." not in override.key_or_group
+            and _group_options(loader, override.key_or_group, every)
+        ):
+            variants += [[*base[:index], value, *base[index + 1 :]] for value in column[1:]]
     return variants
 
 
@@ -279,11 +297,15 @@ def _explain(exc: Exception, overrides: list[str], registry: Any, retry: bool) -
                     f"'{key}' is not in the config (from the command-line override '{redact_text(source)}'): "
                     f"to add a key the config lacks, write +{redact_text(source.lstrip('+'))}"
                 )
-            return ConfigError(f"bad value for '{key}' (from the command-line override '{redact_text(source)}'): {because or first}")
+            return ConfigError(
+                f"bad value for '{key}' (from the command-line override '{redact_text(source)}'): {because or first}"
+            )
     appended = re.search(r"An item is already at '([^']+)'", first)
     if appended:
-        source = next((o for o in overrides if _key_of(o) == appended.group(1) and o.startswith("+")
-                       and not o.startswith("++")), None) or appended.group(1)
+        source = next(
+            (o for o in overrides if _key_of(o) == appended.group(1) and o.startswith("+") and not o.startswith("++")),
+            None,
+        ) or appended.group(1)
         plain = redact_text(source.lstrip("+"))
         return ConfigError(
             f"'{appended.group(1)}' is already in the config, so the command-line override '{redact_text(source)}' cannot "
@@ -291,10 +313,16 @@ def _explain(exc: Exception, overrides: list[str], registry: Any, retry: bool) -
         )
     deleted = re.search(r"'([^']+)' does not exist", first)
     if deleted:
-        source = next((o for o in overrides if _key_of(o) == deleted.group(1) and o.startswith("~")), None) or deleted.group(1)
-        return ConfigError(f"cannot delete '{deleted.group(1)}' (from the command-line override '{redact_text(source)}'): the config has no such key")
+        source = next(
+            (o for o in overrides if _key_of(o) == deleted.group(1) and o.startswith("~")), None
+        ) or deleted.group(1)
+        return ConfigError(
+            f"cannot delete '{deleted.group(1)}' (from the command-line override '{redact_text(source)}'): the config has no such key"
+        )
     detail = f"{first}: {because}" if because and because not in first else first
-    return ConfigError(f"cannot compose the config from the command line ({' '.join(map(redact_text, overrides))}): {detail}")
+    return ConfigError(
+        f"cannot compose the config from the command line ({' '.join(map(redact_text, overrides))}): {detail}"
+    )
 
 
 def _validation_error(overrides: list[str], registry: Any, key: str) -> ConfigError | None:
@@ -336,7 +364,11 @@ def _check_output_dir(cfg: Any, key: str, overrides: list[str]) -> None:
     if problem:
         # hydra.* overrides are not among the job's (task) overrides Origin knows of
         source = next((o for o in reversed(overrides) if _key_of(o) == key), None)
-        where = f"the command-line override '{redact_text(source)}'" if source else Origin.from_hydra().describe("hydra", key)
+        where = (
+            f"the command-line override '{redact_text(source)}'"
+            if source
+            else Origin.from_hydra().describe("hydra", key)
+        )
         kind, example = ("sweep", "multirun/my_sweep") if "sweep" in key else ("run", "outputs/my_run")
         raise ConfigError(
             f"{key}={redact_text(str(value))} cannot be the {kind} directory: {redact_text(problem)} (from {where}). "

@@ -29,27 +29,81 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 MASK = "***"
 #: Words that make a key's value a secret (whole words of the key, split at ``_``/``-``/``.``).
 SECRET_WORDS = {"password", "passwd", "secret", "token", "apikey", "salt", "credentials"}
 #: "token" is also a vocabulary item: ``pad_token``, ``eos_token_id`` and ``token_type_ids`` are not secrets.
-_VOCABULARY_WORDS = {"pad", "eos", "bos", "unk", "sep", "cls", "mask", "id", "ids", "type", "types", "special", "vocab",
-                     "count", "counts", "length",
-                     # metric names: test_token_accuracy, token_loss, train_token_rate are numbers, not secrets
-                     "accuracy", "acc", "loss", "entropy", "perplexity", "ppl", "rate", "f1", "precision", "recall",
-                     "score", "scores", "frac", "fraction"}
+_VOCABULARY_WORDS = {
+    "pad",
+    "eos",
+    "bos",
+    "unk",
+    "sep",
+    "cls",
+    "mask",
+    "id",
+    "ids",
+    "type",
+    "types",
+    "special",
+    "vocab",
+    "count",
+    "counts",
+    "length",
+    # metric names: test_token_accuracy, token_loss, train_token_rate are numbers, not secrets
+    "accuracy",
+    "acc",
+    "loss",
+    "entropy",
+    "perplexity",
+    "ppl",
+    "rate",
+    "f1",
+    "precision",
+    "recall",
+    "score",
+    "scores",
+    "frac",
+    "fraction",
+}
 #: URL query parameters whose value is a credential, besides every name :func:`is_secret_key`
 #: accepts (``db_password``, ``hf_token``): database drivers' ``password``/``pwd``/``sslpassword``,
 #: API keys, and the signature and credential of presigned URLs (S3, GCS, Azure SAS). Not
 #: ``sslkey``/``sslcert``: their values are file paths.
 SECRET_PARAMS = {
-    "password", "passwd", "pwd", "pass", "passphrase", "sslpassword", "secret", "client_secret", "token",
-    "access_token", "refresh_token", "id_token", "auth_token", "session_token", "api_key", "apikey", "key",
-    "auth", "authorization", "signature", "sig", "credential", "credentials", "private_key",
-    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature", "x-goog-credential",
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "passphrase",
+    "sslpassword",
+    "secret",
+    "client_secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "auth_token",
+    "session_token",
+    "api_key",
+    "apikey",
+    "key",
+    "auth",
+    "authorization",
+    "signature",
+    "sig",
+    "credential",
+    "credentials",
+    "private_key",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
 }
 #: Shorter secret values are masked where their key names them, but not searched for as
 #: free text (masking every "abc" in a log would garble it and reveal nothing anyway).
@@ -96,7 +150,12 @@ def is_secret_param(name: str) -> bool:
 
 def _mask_query_param(match: re.Match) -> str:
     value = match.group("value")
-    if not value or value == MASK or not is_secret_param(match.group("name")) or _ENV_INTERPOLATION.match(value.replace("\\", "")):
+    if (
+        not value
+        or value == MASK
+        or not is_secret_param(match.group("name"))
+        or _ENV_INTERPOLATION.match(value.replace("\\", ""))
+    ):
         return match.group(0)
     return f"{match.group('lead')}{match.group('name')}{match.group('eq')}{MASK}"
 
@@ -105,7 +164,11 @@ def url_secrets(text: str) -> list[str]:
     """The credentials written into the URLs of ``text``: userinfo passwords and the values of
     secret query parameters (``?password=...``), as written (percent-encoded or not)."""
     found = [m.group(2) for m in _URL_PASSWORD.finditer(text)]
-    found += [m.group("value") for m in _URL_QUERY_PARAM.finditer(text) if m.group("value") and is_secret_param(m.group("name"))]
+    found += [
+        m.group("value")
+        for m in _URL_QUERY_PARAM.finditer(text)
+        if m.group("value") and is_secret_param(m.group("name"))
+    ]
     return [value for value in found if value != MASK]
 
 
@@ -159,7 +222,11 @@ def _mask_assignment(match: re.Match) -> str:
     key, value = match.group("key"), match.group("value")
     last = key.lstrip("+~").rsplit(".", 1)[-1]
     bare = value.strip("'\"")
-    if not is_secret_key(last) or bare in ("", MASK, "null", "None", "~") or _ENV_INTERPOLATION.match(bare.replace("\\", "")):
+    if (
+        not is_secret_key(last)
+        or bare in ("", MASK, "null", "None", "~")
+        or _ENV_INTERPOLATION.match(bare.replace("\\", ""))
+    ):
         return match.group(0)
     quote = value[0] if value[:1] in ("'", '"') and value[-1:] == value[:1] and len(value) > 1 else ""
     return f"{key}{match.group('quote')}{match.group('sep')}{quote}{MASK}{quote}"
@@ -186,7 +253,11 @@ def redact_secrets(value: Any, known: Iterable[str] | None = None) -> Any:
     if isinstance(value, (dict, DictConfig)):
         out = {}
         for key, item in value.items():
-            if is_secret_key(key) and item not in (None, "") and not (isinstance(item, str) and _ENV_INTERPOLATION.match(item)):
+            if (
+                is_secret_key(key)
+                and item not in (None, "")
+                and not (isinstance(item, str) and _ENV_INTERPOLATION.match(item))
+            ):
                 out[key] = MASK
             else:
                 out[key] = redact_secrets(item, known)
@@ -257,7 +328,9 @@ def install_log_redaction() -> None:
     logging.setLogRecordFactory(factory)
 
 
-def log_record_rewriter(previous: Callable[..., logging.LogRecord], rewrite: Callable[[str], str]) -> Callable[..., logging.LogRecord]:
+def log_record_rewriter(
+    previous: Callable[..., logging.LogRecord], rewrite: Callable[[str], str]
+) -> Callable[..., logging.LogRecord]:
     """A log-record factory that makes records with ``previous`` and hands them on with their
     message passed through ``rewrite``."""
 

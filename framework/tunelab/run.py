@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from tunelab.api import RunInfo
 from tunelab.config import Origin, RunConfig, check_sources, redact_secrets, validate
 from tunelab.config.validation import resolved_config
-from tunelab.redaction import install_log_redaction, redact_hydra_outputs, redact_text, remember_config
 from tunelab.plugins import Plugins, call_safely, get_plugins
+from tunelab.redaction import install_log_redaction, redact_hydra_outputs, redact_text, remember_config
 
 log = logging.getLogger("tunelab")
 
@@ -143,8 +143,12 @@ def run(cfg: DictConfig, stage: str = "train", validated: RunConfig | None = Non
         prepared = prepare(rc, plugins, failed_dir=run_dir)  # a failure keeps its quarantine and ledger here
         copy_artifacts(prepared, run_dir)
         # directory + key: what a tracker needs to log the prepared data as an artifact
-        data_stats = {**prepared.summary, "directory": str(prepared.directory), "key": prepared.key,
-                      "seconds": round(time.perf_counter() - started, 3)}
+        data_stats = {
+            **prepared.summary,
+            "directory": str(prepared.directory),
+            "key": prepared.key,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
         hook("tunelab_stage_end", run=info, stage="prepare", stats=data_stats)
         log.info("prepared data: %s (%s)", prepared.directory, "cache hit" if prepared.cache_hit else "built")
         metrics.update({f"data_{k}": v for k, v in prepared.summary["splits"].items()})
@@ -161,7 +165,11 @@ def run(cfg: DictConfig, stage: str = "train", validated: RunConfig | None = Non
                 hook("tunelab_metrics", run=info, metrics=values, step=step)
 
             # train.save_steps: a rerun of a sweep continues a killed job from its latest checkpoint
-            resume_from = checkpoints.claim(run_dir, fingerprint, resume and sweep_dir is not None) if rc.train.save_steps else None
+            resume_from = (
+                checkpoints.claim(run_dir, fingerprint, resume and sweep_dir is not None)
+                if rc.train.save_steps
+                else None
+            )
             results = train_and_evaluate(rc, plugins, prepared, run_dir, sink, resume_from=resume_from)
             metrics.update(results)
             hook("tunelab_stage_end", run=info, stage="train", stats=results)
@@ -269,7 +277,9 @@ def _sweep_dir() -> Path | None:
     return Path(str(HydraConfig.get().sweep.dir)).absolute()
 
 
-def find_finished_run(sweep_dir: Path, fingerprint: str, prefer: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+def find_finished_run(
+    sweep_dir: Path, fingerprint: str, prefer: Path | None = None
+) -> tuple[Path, dict[str, Any]] | None:
     """A job directory under ``sweep_dir`` whose metrics.json has this fingerprint and
     status ok (``prefer`` first: a rerun usually lands in the same directory)."""
     paths = sorted(sweep_dir.rglob("metrics.json"))

@@ -16,10 +16,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Iterable
 
 from tunelab import __version__
 from tunelab.api import API_VERSION
@@ -58,7 +58,7 @@ def plugin_names(name: str) -> PluginNames:
             f"plugin name {name!r} is not usable: with '-' replaced by '_' it must be a Python identifier "
             f"(ASCII letters, digits and _, not starting with a digit, not a Python keyword), {example}"
         )
-    short = ident[len("tunelab_"):] if ident.startswith("tunelab_") else ident
+    short = ident[len("tunelab_") :] if ident.startswith("tunelab_") else ident
     if not short:
         raise ScaffoldError(f"plugin name {name!r} is only the tunelab prefix; name the plugin, {example}")
     if not NAME_PATTERN.fullmatch(short):
@@ -148,7 +148,7 @@ def _umask() -> int:
 
 # --- templates (string.Template: $short, $distribution, $package, $api_version, $tunelab_version) ---
 
-PYPROJECT = '''\
+PYPROJECT = """\
 [build-system]
 requires = ["setuptools>=77", "wheel"]
 build-backend = "setuptools.build_meta"
@@ -178,7 +178,7 @@ where = ["src"]
 [tool.pytest.ini_options]
 testpaths = ["tests"]
 filterwarnings = ["ignore::DeprecationWarning"]
-'''
+"""
 
 INIT = '''\
 """$distribution: a tunelab plugin.
@@ -302,7 +302,7 @@ tracker/<name>.yaml, augment/<name>.yaml... for components of those kinds.
 """
 '''
 
-PIPELINE_YAML = '''\
+PIPELINE_YAML = """\
 # tunelab's `minimal` pipeline plus this plugin's cleaner $short:
 #   tunelab prepare pipeline=$short
 #   tunelab prepare pipeline=$short 'pipeline.params.$short.phrases=[refund, lorem ipsum]'
@@ -315,7 +315,7 @@ params:
   $short:
     fields: [prompt, completion]
     phrases: [as an ai language model, lorem ipsum]
-'''
+"""
 
 TESTS = '''\
 """Tests of $distribution: the cleaner on its own, its registration through the entry
@@ -388,7 +388,7 @@ def test_prepare_with_the_plugins_pipeline_option(tmp_path, monkeypatch):
     assert any(r.get("step") == COMPONENT and r.get("reason") == "blocked phrase" for r in ledger)
 '''
 
-README = '''\
+README = """\
 # $distribution
 
 A plugin for tunelab, created by `tunelab new-plugin $short`.
@@ -436,13 +436,13 @@ tests/test_$short.py            the cleaner in-process, its registration, a real
   `conf/peft/my_lora.yaml` with `name: my_lora` and its parameters.
 - Component names are unique per kind across all installed plugins: a clash stops tunelab
   with both suppliers named.
-'''
+"""
 
-GITIGNORE = '''\
+GITIGNORE = """\
 __pycache__/
 *.egg-info/
 build/
 dist/
 outputs/
 multirun/
-'''
+"""

@@ -21,7 +21,8 @@ package, a ``()`` factory or an ``ext://`` object is refused from the command li
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from hydra.errors import CompactHydraException
 
@@ -36,11 +37,25 @@ ALLOWED_LOGGING_EXTERNALS = frozenset({"ext://sys.stdout", "ext://sys.stderr"})
 #: Modules of the logging package a logging ``class`` may come from (importing them runs no one else's code).
 _LOGGING_MODULES = ("logging", "logging.handlers")
 #: Environment variables ``hydra.job.env_set`` may not set: they load code into every process the job starts.
-REFUSED_ENV = frozenset({
-    "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "DYLD_LIBRARY_PATH", "PYTHONPATH",
-    "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONBREAKPOINT", "BASH_ENV", "ENV",
-    "PERL5OPT", "NODE_OPTIONS",
-})
+REFUSED_ENV = frozenset(
+    {
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "DYLD_INSERT_LIBRARIES",
+        "DYLD_LIBRARY_PATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PYTHONUSERBASE",
+        "PYTHONINSPECT",
+        "PYTHONBREAKPOINT",
+        "BASH_ENV",
+        "ENV",
+        "PERL5OPT",
+        "NODE_OPTIONS",
+    }
+)
 
 
 class UnsafeConfigError(ConfigError, CompactHydraException):
@@ -98,33 +113,54 @@ def hydra_section_problems(hydra: Any) -> list[tuple[list[str], str]]:
         here = f"hydra.callbacks.{name}"
         target = callback.get("_target_") if isinstance(callback, dict) else None
         if target not in ALLOWED_CALLBACKS:
-            problems.append((_leaves(callback, here), f"{here} names {target!r}; a config file may only select the "
-                             f"callbacks {', '.join(sorted(ALLOWED_CALLBACKS))}"))
+            problems.append(
+                (
+                    _leaves(callback, here),
+                    f"{here} names {target!r}; a config file may only select the "
+                    f"callbacks {', '.join(sorted(ALLOWED_CALLBACKS))}",
+                )
+            )
         elif set(callback) != {"_target_"}:
             params = {k: v for k, v in callback.items() if k != "_target_"}
             problems.append((_leaves(params, here), f"{here}: parameters for {target} are not allowed"))
     for section in ("launcher", "sweeper"):
         for path, key, item in _walk(hydra.get(section) or {}, f"hydra.{section}"):
             if (key == "_target_" and path != f"hydra.{section}._target_") or key == "_args_":
-                problems.append((_leaves(item, path), f"{path}: a nested {key} would be instantiated with the {section}"))
+                problems.append(
+                    (_leaves(item, path), f"{path}: a nested {key} would be instantiated with the {section}")
+                )
     # logging: dictConfig imports what these keys name while Hydra sets up logging, before a
     # job or tunelab's own error handling runs; so not even the command line may name more
     # (paths []: no override excuses it)
     for section in ("job_logging", "hydra_logging"):
         for path, key, item in _walk(hydra.get(section) or {}, f"hydra.{section}"):
             if key == "()" and item not in ALLOWED_LOGGING_FACTORIES:
-                problems.append(([], f"{path}: logging factory {item!r} (allowed: {', '.join(sorted(ALLOWED_LOGGING_FACTORIES))})"))
+                problems.append(
+                    ([], f"{path}: logging factory {item!r} (allowed: {', '.join(sorted(ALLOWED_LOGGING_FACTORIES))})")
+                )
             elif key == "class" and not _is_logging_class(item):
-                problems.append(([], f"{path}: {item!r} is not a handler, formatter or filter class of the logging package "
-                                 "(e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)"))
+                problems.append(
+                    (
+                        [],
+                        f"{path}: {item!r} is not a handler, formatter or filter class of the logging package "
+                        "(e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+                    )
+                )
             elif isinstance(item, str) and item.startswith("ext://") and item not in ALLOWED_LOGGING_EXTERNALS:
-                problems.append(([], f"{path}: {item!r} would be imported by the logging config "
-                                 f"(allowed: {', '.join(sorted(ALLOWED_LOGGING_EXTERNALS))})"))
+                problems.append(
+                    (
+                        [],
+                        f"{path}: {item!r} would be imported by the logging config "
+                        f"(allowed: {', '.join(sorted(ALLOWED_LOGGING_EXTERNALS))})",
+                    )
+                )
     env_set = (hydra.get("job") or {}).get("env_set") or {}
     for name in env_set:
         if str(name).upper() in REFUSED_ENV:
             path = f"hydra.job.env_set.{name}"
-            problems.append(([path], f"{path}: {name} loads code into every process the job starts; set it in your shell"))
+            problems.append(
+                ([path], f"{path}: {name} loads code into every process the job starts; set it in your shell")
+            )
     return problems
 
 
@@ -146,7 +182,9 @@ def check_hydra_section(cfg: Any, overrides: list[str] | None = None) -> None:
             "tunelab: config error: refusing to run: a config file sets hydra.overrides "
             f"({sorted(set(recorded) - set(map(str, overrides)))}); only the command line may"
         )
-    from_command_line = {o.split("=", 1)[0].lstrip("+~") for o in (recorded if overrides is None else map(str, overrides))}
+    from_command_line = {
+        o.split("=", 1)[0].lstrip("+~") for o in (recorded if overrides is None else map(str, overrides))
+    }
 
     def set_on_command_line(path: str) -> bool:
         return any(path == key or path.startswith(key + ".") for key in from_command_line)

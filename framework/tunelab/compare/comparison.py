@@ -112,9 +112,13 @@ class Comparison:
 def _labels(approaches: list[Approach]) -> list[str]:
     """Overrides shared by all approaches; sets each approach's label to the rest."""
     parts = {a.name: split_top(a.name) if a.name != "default" else [] for a in approaches}
-    shared = [p for p in parts[approaches[0].name] if all(p in ps for ps in parts.values())] if len(approaches) > 1 else []
+    shared = (
+        [p for p in parts[approaches[0].name] if all(p in ps for ps in parts.values())] if len(approaches) > 1 else []
+    )
     for a in approaches:
-        a.label = ",".join(p for p in parts[a.name] if p not in shared) or (a.name if not shared else "(shared overrides only)")
+        a.label = ",".join(p for p in parts[a.name] if p not in shared) or (
+            a.name if not shared else "(shared overrides only)"
+        )
     return shared
 
 

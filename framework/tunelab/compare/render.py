@@ -180,7 +180,9 @@ def _significance_section(comp: Comparison) -> list[str]:
             rows.append([f"`{a.label}`", "", "", "(best)", "", ""])
         elif a.test is not None:
             t = a.test
-            rows.append([f"`{a.label}`", str(t.n), _fmt(t.mean_difference), _fmt_p(t.p_value), _fmt_p(t.p_holm), a.note])
+            rows.append(
+                [f"`{a.label}`", str(t.n), _fmt(t.mean_difference), _fmt_p(t.p_value), _fmt_p(t.p_holm), a.note]
+            )
         else:
             rows.append([f"`{a.label}`", "", "", "n/a", "", a.note])
     return out + _md_table(["approach", "paired rows", "mean difference (best − this)", "p", "p (Holm)", "note"], rows)
@@ -211,7 +213,9 @@ def _runs_section(comp: Comparison) -> list[str]:
     if not comp.runs:
         return ["", "No runs (no `metrics.json` and no Hydra job directories) found."]
     columns = [c for c in comp.columns if c in PREFERRED] or comp.columns
-    rows = [[r["run"], r["dir"], r.get("seed") or "", r["status"], *(_fmt(r.get(c)) for c in columns)] for r in comp.runs]
+    rows = [
+        [r["run"], r["dir"], r.get("seed") or "", r["status"], *(_fmt(r.get(c)) for c in columns)] for r in comp.runs
+    ]
     return ["", "## Runs", ""] + _md_table(["run", "dir", "seed", "status", *columns], rows)
 
 
@@ -258,15 +262,28 @@ def write_plots(comp: Comparison, out_dir: Path) -> tuple[dict[str, str], list[s
                 yerr = [[y.mean - y.ci_low], [y.ci_high - y.mean]]
             on_front = a.name in front
             ax.errorbar(
-                x.mean, y.mean, xerr=xerr, yerr=yerr, fmt="o", capsize=3,
-                color="tab:red" if on_front else "tab:blue", ecolor="0.6", markersize=7 if on_front else 5, zorder=3,
+                x.mean,
+                y.mean,
+                xerr=xerr,
+                yerr=yerr,
+                fmt="o",
+                capsize=3,
+                color="tab:red" if on_front else "tab:blue",
+                ecolor="0.6",
+                markersize=7 if on_front else 5,
+                zorder=3,
             )
             ax.annotate(a.label, (x.mean, y.mean), textcoords="offset points", xytext=(6, 4), fontsize=7)
         ordered = [a for name in comp.pareto.get(cost, []) for a in members if a.name == name]
         if ordered:
             ax.plot(
-                [a.stats[cost].mean for a in ordered], [a.stats[primary].mean for a in ordered],
-                "-", color="tab:red", alpha=0.6, zorder=2, label="Pareto front",
+                [a.stats[cost].mean for a in ordered],
+                [a.stats[primary].mean for a in ordered],
+                "-",
+                color="tab:red",
+                alpha=0.6,
+                zorder=2,
+                label="Pareto front",
             )
             ax.legend(fontsize=8)
         if log_scale:
@@ -282,6 +299,7 @@ def write_plots(comp: Comparison, out_dir: Path) -> tuple[dict[str, str], list[s
         plt.close(fig)
         plots[title] = file_name
     return plots, notes
+
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
     return ["run", "status", *metric_columns(rows)]
@@ -352,7 +370,10 @@ def render_terminal(comp: Comparison) -> str:
     table = [header]
     for a in comp.approaches:
         row = [a.label, str(a.n_seeds), _status(a.status)]
-        row += [_cell(a.stats.get(m)) + ((" " + _ci(a.stats.get(m))) if m == primary and _ci(a.stats.get(m)) else "") for m in metrics]
+        row += [
+            _cell(a.stats.get(m)) + ((" " + _ci(a.stats.get(m))) if m == primary and _ci(a.stats.get(m)) else "")
+            for m in metrics
+        ]
         if len(header) > len(row):
             if a is comp.best:
                 row += ["best", ""]
@@ -367,6 +388,9 @@ def render_terminal(comp: Comparison) -> str:
         lines.append("shared by all: " + ",".join(comp.shared))
     failed = comp.failed
     if failed:
-        lines.append(f"{len(failed)} run(s) not ok: " + "; ".join(f"{r['dir']} ({r['status']})" for r in failed[:5]) + (" ..." if len(failed) > 5 else ""))
+        lines.append(
+            f"{len(failed)} run(s) not ok: "
+            + "; ".join(f"{r['dir']} ({r['status']})" for r in failed[:5])
+            + (" ..." if len(failed) > 5 else "")
+        )
     return "\n".join(lines)
-

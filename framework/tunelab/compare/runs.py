@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 #: Columns shown first, when present; any other numeric metric follows.
 PREFERRED = [
@@ -108,7 +109,11 @@ def collect_runs(root: Path) -> list[dict[str, Any]]:
     found: dict[Path, Path | None] = {p.parent: p for p in root.rglob("metrics.json")}
     for hydra_dir in root.rglob(".hydra"):
         # a resumed job (resumed.txt) reused the metrics of a run that is counted where it is
-        if hydra_dir.is_dir() and (hydra_dir / "overrides.yaml").is_file() and not (hydra_dir.parent / "resumed.txt").exists():
+        if (
+            hydra_dir.is_dir()
+            and (hydra_dir / "overrides.yaml").is_file()
+            and not (hydra_dir.parent / "resumed.txt").exists()
+        ):
             found.setdefault(hydra_dir.parent, None)
     rows = []
     for run_dir in sorted(found, key=lambda p: _natural(str(p.relative_to(root)))):

@@ -7,8 +7,8 @@ direction of a metric is better. Pure Python plus numpy (for the permutation tes
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 #: Metric-name fragments: higher is better / lower is better (checked in that order: lower first).
 LOWER_IS_BETTER = ("loss", "perplexity", "seconds", "params", "trainable_pct", "_mb", "memory", "energy", "kwh", "co2")

@@ -27,9 +27,13 @@ def check_train(train: TrainSettings) -> None:
     a value outside them would fail deep inside transformers, or train nothing, after the
     data was prepared and the model loaded."""
     at_least_one = ("batch_size", "grad_accum", "max_length", "logging_steps")
-    problems = [f"train.{key} must be >= 1, got {getattr(train, key)}" for key in at_least_one if getattr(train, key) < 1]
+    problems = [
+        f"train.{key} must be >= 1, got {getattr(train, key)}" for key in at_least_one if getattr(train, key) < 1
+    ]
     if train.max_steps == 0 or train.max_steps < -1:
-        problems.append(f"train.max_steps must be a number of steps >= 1, or -1 to train for train.num_epochs, got {train.max_steps}")
+        problems.append(
+            f"train.max_steps must be a number of steps >= 1, or -1 to train for train.num_epochs, got {train.max_steps}"
+        )
     if train.max_steps == -1 and train.num_epochs <= 0:
         problems.append(f"train.num_epochs must be > 0 when train.max_steps=-1, got {train.num_epochs}")
     if train.num_epochs < 0:
@@ -40,8 +44,10 @@ def check_train(train: TrainSettings) -> None:
         if getattr(train, key) < 0:
             problems.append(f"train.{key} must be >= 0, got {getattr(train, key)}")
     if train.precision not in PRECISIONS:
-        problems.append(f"train.precision must be one of {', '.join(PRECISIONS)}, got {train.precision!r}"
-                        f"{did_you_mean(train.precision, PRECISIONS)}")
+        problems.append(
+            f"train.precision must be one of {', '.join(PRECISIONS)}, got {train.precision!r}"
+            f"{did_you_mean(train.precision, PRECISIONS)}"
+        )
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -61,8 +67,15 @@ def check_remote_code(resolved: dict[str, Any], origin: Origin) -> None:
                     dotted = ".".join(here)
                     if not origin.from_command_line(dotted):
                         setting = origin.file_setting(dotted)
-                        presets = [] if setting else [
-                            f"{g}={c}" for g, c in origin.choices.items() if g in ("experiment", "approach") and c != "None"]
+                        presets = (
+                            []
+                            if setting
+                            else [
+                                f"{g}={c}"
+                                for g, c in origin.choices.items()
+                                if g in ("experiment", "approach") and c != "None"
+                            ]
+                        )
                         raise ConfigError(
                             f"{dotted}=true is set in a config file ({setting or origin.describe(here[0], dotted)}"
                             f"{''.join(f', or the preset {p}' for p in presets)}), not on the command line. It runs code "
@@ -104,8 +117,10 @@ def check_sources(rc: RunConfig, registry: Registry) -> None:
             with open(file, "rb"):
                 pass
     except OSError as exc:
-        raise ConfigError(f"data: collector '{rc.collector.name}': data.path: cannot read "
-                          f"{exc.filename or path}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"data: collector '{rc.collector.name}': data.path: cannot read "
+            f"{exc.filename or path}: {exc.strerror or exc}"
+        ) from None
     except ValueError as exc:
         raise ConfigError(f"data: collector '{rc.collector.name}': {exc}") from None
 
@@ -117,7 +132,9 @@ def directory_problem(path: str | Path, *, keep: bool = False) -> str | None:
     had to create are removed again unless ``keep``, and its probe file always is."""
     import tempfile
 
-    path = Path(path).absolute()  # no expanduser: Hydra makes hydra.run.dir=~/x as written (cache_dir is expanded already)
+    path = Path(
+        path
+    ).absolute()  # no expanduser: Hydra makes hydra.run.dir=~/x as written (cache_dir is expanded already)
     if path.exists() and not path.is_dir():
         return f"{path} is a file, not a directory"
     existing = path

@@ -27,16 +27,14 @@ class Origin:
     composition: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_hydra(cls) -> "Origin":
+    def from_hydra(cls) -> Origin:
         from hydra.core.hydra_config import HydraConfig
 
         if not HydraConfig.initialized():
             return cls()
         hc = HydraConfig.get()
         choices = {k: str(v) for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
-        sources = tuple(
-            f"{s.schema}://{s.path}" for s in hc.runtime.config_sources if s.schema in ("file", "pkg")
-        )
+        sources = tuple(f"{s.schema}://{s.path}" for s in hc.runtime.config_sources if s.schema in ("file", "pkg"))
         # the search path as composed (hydra.searchpath and --config-dir included)
         search_path = tuple((s.provider, f"{s.schema}://{s.path}") for s in hc.runtime.config_sources)
         task = [o for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
@@ -89,7 +87,7 @@ class Origin:
             if parts[: len(prefix)] != prefix:
                 continue
             node = content
-            for part in parts[len(prefix):]:
+            for part in parts[len(prefix) :]:
                 if not isinstance(node, dict) or part not in node:
                     break
                 node = node[part]
@@ -137,7 +135,11 @@ class Origin:
             if key == group:  # selects the group's file; the values come from that file
                 continue
             # the override sets this key, a section holding it, or a key inside it (tracker.x for tracker.x.y=1)
-            if key == dotted_key or dotted_key.startswith(key + ".") or ("." in dotted_key and key.startswith(dotted_key + ".")):
+            if (
+                key == dotted_key
+                or dotted_key.startswith(key + ".")
+                or ("." in dotted_key and key.startswith(dotted_key + "."))
+            ):
                 return f"the command-line override '{redact_text(override)}'"
         setting = self.file_setting(dotted_key)  # an experiment preset, a --config-dir file, the group's own file
         if setting:

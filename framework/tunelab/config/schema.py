@@ -91,11 +91,17 @@ def typed_config(
     def bad_value(key: str, problem: str) -> ConfigError:
         expected = _type_name(hints.get(key.split(".")[0], "?"))
         where = origin.describe(group, f"{key_prefix}{key}")
-        return ConfigError(f"bad value for '{key_prefix}{key}' of {kind} '{name}' (from {where}): {problem}. Expected type: {expected}.")
+        return ConfigError(
+            f"bad value for '{key_prefix}{key}' of {kind} '{name}' (from {where}): {problem}. Expected type: {expected}."
+        )
 
     for key, value in values.items():  # OmegaConf reads any integer as a bool (2 -> True); only 0/1 are bools
-        if _is_bool_type(hints.get(key)) and not isinstance(value, bool) and str(value).strip().lstrip("+-").isdigit() \
-                and str(value).strip() not in ("0", "1"):
+        if (
+            _is_bool_type(hints.get(key))
+            and not isinstance(value, bool)
+            and str(value).strip().lstrip("+-").isdigit()
+            and str(value).strip() not in ("0", "1")
+        ):
             raise bad_value(key, f"{value!r} is not true or false")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), values)

@@ -43,8 +43,16 @@ _STAGE_KIND = {kind.stage: kind.name for kind in KIND_TABLE.values() if kind.ste
 PIPELINE_KEYS = set(PIPELINE_STAGES) | {"split", "params", "label_column", "label_case"}
 
 
-def _section(registry: Registry, origin: Origin, group: str, kind: str, section: Any, *,
-             key_prefix: str | None = None, name_key: str | None = None) -> Selected:
+def _section(
+    registry: Registry,
+    origin: Origin,
+    group: str,
+    kind: str,
+    section: Any,
+    *,
+    key_prefix: str | None = None,
+    name_key: str | None = None,
+) -> Selected:
     key_prefix = key_prefix or f"{group}."
     name_key = name_key or f"{group}.name"
     if not isinstance(section, dict) or "name" not in section:
@@ -73,7 +81,9 @@ def _section(registry: Registry, origin: Origin, group: str, kind: str, section:
     return Selected(kind, name, config, step=name)
 
 
-def _pipeline(registry: Registry, origin: Origin, pipeline: dict[str, Any]) -> tuple[dict[str, list[Selected]], Selected]:
+def _pipeline(
+    registry: Registry, origin: Origin, pipeline: dict[str, Any]
+) -> tuple[dict[str, list[Selected]], Selected]:
     unknown = set(pipeline) - PIPELINE_KEYS
     if unknown:
         raise ConfigError(
@@ -141,8 +151,15 @@ def _pipeline(registry: Registry, origin: Origin, pipeline: dict[str, Any]) -> t
             f"Registered splitters: {', '.join(registry.names('splitter'))}"
         )
     split_section = {"name": str(split), **dict(params.get(str(split)) or {})}
-    splitter = _section(registry, origin, "pipeline", "splitter", split_section,
-                        key_prefix=f"pipeline.params.{split}.", name_key="pipeline.split")
+    splitter = _section(
+        registry,
+        origin,
+        "pipeline",
+        "splitter",
+        split_section,
+        key_prefix=f"pipeline.params.{split}.",
+        name_key="pipeline.split",
+    )
     return steps, splitter
 
 
@@ -235,8 +252,9 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
     resolved = resolved_config(cfg)
     unknown = sorted(set(resolved) - TOP_LEVEL_KEYS)
     if unknown:
-        source = next((o for o in origin.overrides
-                       if (o.split("=", 1)[0].lstrip("+~") + ".").startswith(unknown[0] + ".")), None)
+        source = next(
+            (o for o in origin.overrides if (o.split("=", 1)[0].lstrip("+~") + ".").startswith(unknown[0] + ".")), None
+        )
         raise ConfigError(
             f"unknown top-level key '{unknown[0]}' (from "
             f"{f'the command-line override {redact_text(source)!r}' if source else 'a config file or preset'}). "
@@ -244,7 +262,9 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
         )
     for required in ("data", "pipeline", "model", "method", "peft", "eval"):
         if resolved.get(required) is None:
-            raise ConfigError(f"no '{required}' selected: add {required}=<option> (see `tunelab --help` for the options)")
+            raise ConfigError(
+                f"no '{required}' selected: add {required}=<option> (see `tunelab --help` for the options)"
+            )
     check_remote_code(resolved, origin)
     for key in ("pipeline", "train"):
         if resolved.get(key) is not None and not isinstance(resolved[key], dict):
@@ -254,7 +274,9 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
             )
     steps, splitter = _pipeline(registry, origin, resolved["pipeline"])
     train_values = dict(resolved.get("train") or {})
-    train = typed_config(TrainSettings, train_values, kind="settings", name="train", origin=origin, group="train", key_prefix="train.")
+    train = typed_config(
+        TrainSettings, train_values, kind="settings", name="train", origin=origin, group="train", key_prefix="train."
+    )
     check_train(train)
     for key in ("max_train_tokens", "max_train_seconds"):
         if getattr(train, key) < 0:
@@ -290,7 +312,9 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
     check_resume(resolved.get("resume", True))
     cache_dir = resolved.get("cache_dir")
     if cache_dir is not None and not isinstance(cache_dir, str):
-        raise ConfigError(f"cache_dir must be a directory path, got {cache_dir!r}. Example: cache_dir=/data/tunelab-cache")
+        raise ConfigError(
+            f"cache_dir must be a directory path, got {cache_dir!r}. Example: cache_dir=/data/tunelab-cache"
+        )
     cache_dir = cache_dir or default_cache_dir()
     rc = RunConfig(
         collector=_section(registry, origin, "data", "collector", resolved["data"]),
@@ -329,8 +353,14 @@ def _check_values(rc: RunConfig, registry: Registry) -> None:
     """Construct every selected component once: constructors check parameter values
     (ranges, allowed words) and must be cheap, so a bad value fails before any work. The run
     uses these instances (:meth:`Selected.instantiate` keeps them)."""
-    sections = [("data", rc.collector), ("pipeline.split", rc.splitter), ("model", rc.model), ("method", rc.method),
-                ("peft", rc.peft), ("eval", rc.evaluator)]
+    sections = [
+        ("data", rc.collector),
+        ("pipeline.split", rc.splitter),
+        ("model", rc.model),
+        ("method", rc.method),
+        ("peft", rc.peft),
+        ("eval", rc.evaluator),
+    ]
     sections += [(f"pipeline.{stage}", s) for stage, steps in rc.steps.items() for s in steps]
     sections += [("tracker", s) for s in rc.trackers]
     for where, selected in sections:

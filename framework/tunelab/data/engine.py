@@ -15,10 +15,11 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tunelab import __version__
 from tunelab.api import KIND_TABLE, LABEL, PARENT_ID, PIPELINE_STAGES, ROW_ID, StageContext, file_lock
@@ -64,9 +65,7 @@ def cache_key(rc: RunConfig, plugins: Plugins) -> str:
         component = selected.instantiate(plugins.registry)
         with _step_errors(KIND_TABLE[selected.kind].stage, selected.step):
             files += getattr(component, "input_files", lambda: [])()
-    versions = sorted(
-        {f"{s.kind}/{s.name}={plugins.registry.get(s.kind, s.name).supplier.version}" for s in used}
-    )
+    versions = sorted({f"{s.kind}/{s.name}={plugins.registry.get(s.kind, s.name).supplier.version}" for s in used})
     inputs = []
     for path in files:
         try:
@@ -207,7 +206,11 @@ def _first_reasons(directory: Path, message: str) -> list[str]:
         line = f"{where}: {' '.join(str(record.get('reason', '')).split())}"
         detail = record.get("detail")
         if isinstance(detail, dict):  # the measured value and the limit, e.g. (field=prompt, value=65, limit=10000)
-            scalars = [f"{k}={v}" for k, v in detail.items() if isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 40)]
+            scalars = [
+                f"{k}={v}"
+                for k, v in detail.items()
+                if isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 40)
+            ]
             line += f" ({', '.join(scalars)})" if scalars else ""
         lines.append(line if len(line) <= 200 else line[:197] + "...")
     if len(records) > FIRST_REASONS:
@@ -324,8 +327,14 @@ def _scrub_names(data: Any, ctx: StageContext, scrub_name: Any, names: _Names | 
     column names (a key ``ssn 123-45-6789`` becomes ``ssn <US_SSN>``). One file keeps one
     name, so its rows still read ``export_<EMAIL>.jsonl:1``, ``...:2``."""
     row_sources = list(data[SOURCE]) if SOURCE in data.column_names else []
-    sources = list(dict.fromkeys([*(s for s in row_sources if isinstance(s, str)),
-                                  *(q.get("source") for q in ctx.quarantined if isinstance(q.get("source"), str))]))
+    sources = list(
+        dict.fromkeys(
+            [
+                *(s for s in row_sources if isinstance(s, str)),
+                *(q.get("source") for q in ctx.quarantined if isinstance(q.get("source"), str)),
+            ]
+        )
+    )
     renamed = _unique_names(sources, scrub_name)
     if renamed:
         for item in ctx.quarantined:
@@ -335,7 +344,7 @@ def _scrub_names(data: Any, ctx: StageContext, scrub_name: Any, names: _Names | 
         def rename_id(row_id: str | None, source: str | None) -> str | None:
             if row_id is None or source not in renamed or not row_id.startswith(source):
                 return row_id
-            return renamed[source] + row_id[len(source):]
+            return renamed[source] + row_id[len(source) :]
 
         by_id = dict(zip(ids, row_sources))
         new_ids = [rename_id(i, s) for i, s in zip(ids, row_sources)]
@@ -344,14 +353,20 @@ def _scrub_names(data: Any, ctx: StageContext, scrub_name: Any, names: _Names | 
         data = data.add_column(ROW_ID, new_ids)
         data = data.add_column(PARENT_ID, new_parents)
         data = data.add_column(SOURCE, [renamed.get(s, s) for s in row_sources])
-        log.warning("%d source names held personal data; they are renamed with placeholders (e.g. %s)",
-                    len(renamed), next(iter(renamed.values())))
+        log.warning(
+            "%d source names held personal data; they are renamed with placeholders (e.g. %s)",
+            len(renamed),
+            next(iter(renamed.values())),
+        )
         ctx.count("source names renamed (personal data)", len(renamed))
     columns = _unique_names([c for c in data.column_names if c not in (ROW_ID, PARENT_ID, SOURCE)], scrub_name)
     if columns:
         data = data.rename_columns(columns)
-        log.warning("%d column names held personal data; they are renamed with placeholders (e.g. %s)",
-                    len(columns), next(iter(columns.values())))
+        log.warning(
+            "%d column names held personal data; they are renamed with placeholders (e.g. %s)",
+            len(columns),
+            next(iter(columns.values())),
+        )
         ctx.count("column names renamed (personal data)", len(columns))
     if names is not None:  # later log lines and errors quote them renamed too
         names.add(renamed={**renamed, **columns})
@@ -371,9 +386,7 @@ def _scrubbed_logs(names: _Names) -> Iterator[None]:
 
 
 def _load(directory: Path, key: str, cache_hit: bool) -> Prepared:
-    from datasets import load_from_disk
-
-    from datasets import Dataset
+    from datasets import Dataset, load_from_disk
 
     splits = dict(load_from_disk(str(directory / SPLITS_DIR)))
     summary = json.loads((directory / COMPLETE_MARKER).read_text())
@@ -525,14 +538,21 @@ class _Preparation:
             component = self.registry.get(kind, name)
         except KeyError as exc:
             raise ConfigError(str(exc)) from None
-        config = typed_config(component.config_schema, params, kind=kind, name=name, origin=Origin(), group=kind, key_prefix="")
+        config = typed_config(
+            component.config_schema, params, kind=kind, name=name, origin=Origin(), group=kind, key_prefix=""
+        )
         return component.create(config)
 
     def _context(self, step: str = "") -> StageContext:
         rc = self.rc
         return StageContext(
-            seed=rc.data_seed, num_proc=rc.num_proc, work_dir=self.out_dir, label_column=rc.label_column, factory=self._factory,
-            step=step, label_case=rc.label_case,
+            seed=rc.data_seed,
+            num_proc=rc.num_proc,
+            work_dir=self.out_dir,
+            label_column=rc.label_column,
+            factory=self._factory,
+            step=step,
+            label_case=rc.label_case,
         )
 
     def collect(self) -> None:
@@ -564,8 +584,11 @@ class _Preparation:
             data = _scrub_names(data, ctx, scrub_name, self.names)
             data, renamed = _scrub_ids(data, scrub_name)
             if renamed:
-                log.warning("%d row ids held personal data; they are renamed with placeholders (e.g. %s)",
-                            len(renamed), renamed[0])
+                log.warning(
+                    "%d row ids held personal data; they are renamed with placeholders (e.g. %s)",
+                    len(renamed),
+                    renamed[0],
+                )
                 ctx.count("row ids renamed (personal data)", len(renamed))
         # labels: one spelling per class, checked once here for every collector (tunelab.data.labels)
         try:
@@ -578,9 +601,11 @@ class _Preparation:
         ledger.quarantined("collect", rc.collector.name, ctx.quarantined)
         if ctx.explosions:  # rows exploded from one record's list: the ledger names the record (ids as renamed)
             final_ids = dict(zip(ids, _ids(data)[0]))
-            ledger.exploded("collect", rc.collector.name, [
-                (final_ids.get(c, c), (scrub or str)(p), (scrub or str)(what)) for c, p, what in ctx.explosions
-            ])
+            ledger.exploded(
+                "collect",
+                rc.collector.name,
+                [(final_ids.get(c, c), (scrub or str)(p), (scrub or str)(what)) for c, p, what in ctx.explosions],
+            )
         ledger.modified("collect", "labels", self.labels.modifications)
         self.warnings += [f"{rc.collector.name}: {w}" for w in ctx.warnings]
         if ctx.metadata:
@@ -664,10 +689,17 @@ class _Preparation:
         explained = (self.metadata.get(step) or {}).get("empty_splits") or {}
         for name, part in splits.items():
             fraction = getattr(rc.splitter.config, name, None)
-            if name == "train" or len(part) or name in explained or (isinstance(fraction, (int, float)) and fraction == 0):
+            if (
+                name == "train"
+                or len(part)
+                or name in explained
+                or (isinstance(fraction, (int, float)) and fraction == 0)
+            ):
                 continue
-            warning = (f"{step}: the '{name}' split is empty; a run that evaluates it (eval.split={name}) fails "
-                       f"before training. Give it rows through the splitter's parameters (pipeline.params.{step})")
+            warning = (
+                f"{step}: the '{name}' split is empty; a run that evaluates it (eval.split={name}) fails "
+                f"before training. Give it rows through the splitter's parameters (pipeline.params.{step})"
+            )
             self.warnings.append(warning)
             log.warning("%s", warning)
         self.ledger.assigned({name: list(part[ROW_ID]) for name, part in splits.items()})
@@ -806,7 +838,9 @@ def _scrubbed(value: Any, scrub: Any) -> Any:
 
 def _scrub_context(ctx: StageContext, scrub: Any) -> None:
     """Scrub what a step recorded for files (quarantine, examples, drop reasons and details, metadata)."""
-    ctx.quarantined = [{**item, **{k: _scrubbed(item.get(k), scrub) for k in ("raw", "reason")}} for item in ctx.quarantined]
+    ctx.quarantined = [
+        {**item, **{k: _scrubbed(item.get(k), scrub) for k in ("raw", "reason")}} for item in ctx.quarantined
+    ]
     ctx.examples = _scrubbed(ctx.examples, scrub)
     ctx.metadata = _scrubbed(ctx.metadata, scrub)
     counters = dict(ctx.counters)  # counter names quote column names and values

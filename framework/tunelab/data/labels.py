@@ -21,8 +21,9 @@ Every merge (variant -> label, rows) is in the summary and the data report.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tunelab.api import ROW_ID
 from tunelab.errors import TunelabError
@@ -123,7 +124,9 @@ def normalize_labels(data: Any, column: str, case: str, show: Callable[[str], st
         from datasets import Value
 
         order = list(data.column_names)  # only text labels change: the column is a string column
-        data = data.remove_columns([column]).add_column(column, new_values, feature=Value("string")).select_columns(order)
+        data = (
+            data.remove_columns([column]).add_column(column, new_values, feature=Value("string")).select_columns(order)
+        )
     labelled = [v for v in new_values if not _is_blank(v)]
     if case == "keep":
         spellings: dict[str, Counter[str]] = defaultdict(Counter)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tunelab.api import StageContext
 from tunelab.errors import TunelabError
@@ -101,7 +102,9 @@ class Ledger:
         set_in = set(ids_in)
         if len(ids_out) != len(set(ids_out)):
             dupes = [i for i, n in Counter(ids_out).items() if n > 1][:5]
-            raise LedgerError(f"step '{step}' ({stage}) produced duplicate row ids, e.g. {dupes}; derived rows need new ids")
+            raise LedgerError(
+                f"step '{step}' ({stage}) produced duplicate row ids, e.g. {dupes}; derived rows need new ids"
+            )
         set_out = set(ids_out)
         removed = set_in - set_out
         recorded: dict[str, tuple[str, dict[str, Any] | None]] = {}

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-
 #: columns whose lengths (in characters) the report profiles, when present
 LENGTH_COLUMNS = ("prompt", "completion", "text", "chosen", "rejected")
 LENGTH_BINS = (0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -52,7 +51,9 @@ def _escape(text: str, limit: int = 160) -> str:
 def _metadata_section(step: str, key: str, value: Any) -> list[str]:
     """A table for a flat mapping (agreement metrics, PII counts, class weights), JSON otherwise."""
     title = key.replace("_", " ")
-    if not isinstance(value, (dict, list)) or (isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value)):
+    if not isinstance(value, (dict, list)) or (
+        isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value)
+    ):
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
         return ["", f"- {step}: {title}: {shown}"]
     out = ["", f"### {title} ({step})", ""]
@@ -85,7 +86,16 @@ def render_data_report(summary: dict[str, Any], plots: dict[str, str] | None = N
     out += _table(
         ["stage", "step", "component", "rows in", "rows out", "added", "dropped", "seconds"],
         [
-            [s["stage"], s["step"], s["component"], s["rows_in"], s["rows_out"], s["added"], s["dropped_total"], f"{s['seconds']:.3f}"]
+            [
+                s["stage"],
+                s["step"],
+                s["component"],
+                s["rows_in"],
+                s["rows_out"],
+                s["added"],
+                s["dropped_total"],
+                f"{s['seconds']:.3f}",
+            ]
             for s in summary["steps"]
         ],
     )
@@ -135,8 +145,7 @@ def render_data_report(summary: dict[str, Any], plots: dict[str, str] | None = N
         for column, before in summary["lengths_before"].items():
             after = summary.get("lengths_after", {}).get(column, {})
             rows.append(
-                [column]
-                + [f"{before.get(k, '')} → {after.get(k, '')}" for k in ("rows", "mean", "p50", "p95", "max")]
+                [column] + [f"{before.get(k, '')} → {after.get(k, '')}" for k in ("rows", "mean", "p50", "p95", "max")]
             )
         out += _table(["column", "rows", "mean", "median", "p95", "max"], rows)
     metadata = summary.get("metadata") or {}
@@ -231,7 +240,9 @@ def render_html(markdown: str, out_dir: Path) -> str:
             title, name = line[2:].split("](", 1)
             name = name.rstrip(")")
             data = base64.b64encode((out_dir / name).read_bytes()).decode()
-            body.append(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(title)}</figcaption></figure>')
+            body.append(
+                f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(title)}</figcaption></figure>'
+            )
         elif line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
             body.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")

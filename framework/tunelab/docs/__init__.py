@@ -63,14 +63,15 @@ def render_index(by_kind: dict[str, list[RegisteredComponent]], hook_names: list
         "tunelab docs reference --check   # exit 1 naming every stale or missing page",
         "```",
         "",
-        "`tunelab plugins --fields` lists the same components (and those of every installed plugin) "
-        "in the terminal.",
+        "`tunelab plugins --fields` lists the same components (and those of every installed plugin) in the terminal.",
         "",
     ]
     return "\n".join(lines)
 
 
-def render(plugins: Plugins | None = None, all_plugins: bool = False, hooks_module: ModuleType | None = None) -> dict[str, str]:
+def render(
+    plugins: Plugins | None = None, all_plugins: bool = False, hooks_module: ModuleType | None = None
+) -> dict[str, str]:
     """File name -> Markdown text of every reference page."""
     from tunelab import hookspecs
     from tunelab.plugins import get_plugins
@@ -144,7 +145,9 @@ def check(out: Path, pages: dict[str, str]) -> list[str]:
             where = f" (in section {section})" if section else ""
             want_line = expected_lines[line] if line < len(expected_lines) else "<end of file>"
             have_line = found_lines[line] if line < len(found_lines) else "<end of file>"
-            details.append(f"differs from line {line + 1}{where}: expected {want_line[:120]!r}, found {have_line[:120]!r}")
+            details.append(
+                f"differs from line {line + 1}{where}: expected {want_line[:120]!r}, found {have_line[:120]!r}"
+            )
         problems.append(f"{path}: stale ({'; '.join(details)}); {REGENERATE}")
     for path in sorted(out.glob("*.md")):
         if path.name not in pages:
@@ -176,5 +179,7 @@ def main(out: Path, *, check_only: bool = False, all_plugins: bool = False) -> i
     stray = [p.name for p in sorted(out.glob("*.md")) if p.name not in pages]
     print(f"tunelab docs reference: wrote {len(pages)} pages to {out} ({len(changed)} changed)")
     if stray:
-        print(f"tunelab docs reference: {out} also holds pages it does not generate: {', '.join(stray)}", file=sys.stderr)
+        print(
+            f"tunelab docs reference: {out} also holds pages it does not generate: {', '.join(stray)}", file=sys.stderr
+        )
     return 0

@@ -6,9 +6,10 @@ default and doc comment.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from tunelab.api import KIND_TABLE, field_default, schema_fields
 from tunelab.docs.fields import field_docs, own_docstring, qualified_name, rst_to_markdown, table_cell, type_name
@@ -64,12 +65,12 @@ def config_options(plugins: Plugins, all_plugins: bool) -> list[ConfOption]:
     for search_path in plugins.config_search_paths():
         root: Path | None = None
         if search_path.startswith("file://"):
-            root = Path(search_path[len("file://"):])
+            root = Path(search_path[len("file://") :])
         elif search_path.startswith("pkg://"):
             import importlib.resources
 
             try:
-                root = Path(str(importlib.resources.files(search_path[len("pkg://"):].replace("/", "."))))
+                root = Path(str(importlib.resources.files(search_path[len("pkg://") :].replace("/", "."))))
             except ModuleNotFoundError:
                 root = None
         if root is not None and root.is_dir():
@@ -108,12 +109,16 @@ def _selection_lines(component: RegisteredComponent, options: list[ConfOption], 
     kind, name = component.kind, component.name
     group, stage = KIND_TABLE[kind].group, KIND_TABLE[kind].stage
     if group:
-        matching = [o for o in options if o.group == group and isinstance(o.values, dict) and o.values.get("name") == name]
+        matching = [
+            o for o in options if o.group == group and isinstance(o.values, dict) and o.values.get("name") == name
+        ]
         matching.sort(key=lambda o: (o.option != name, o.option))
         if matching:
             out.preset = matching[0]
-            out.lines.append(f"- **Select:** {_code_list(f'{group}={o.option}' for o in matching)} "
-                             f"({_code_list(o.shown for o in matching)})")
+            out.lines.append(
+                f"- **Select:** {_code_list(f'{group}={o.option}' for o in matching)} "
+                f"({_code_list(o.shown for o in matching)})"
+            )
         else:
             out.lines.append(
                 f"- **Select:** no option of the `{group}` group selects it; a config file `{group}/<option>.yaml` "
@@ -130,15 +135,21 @@ def _selection_lines(component: RegisteredComponent, options: list[ConfOption], 
         pipelines = [o for o in options if o.group == "pipeline" and name in _steps(o.values, stage)]
         if pipelines:
             out.lines.append(f"- **In pipelines:** {_code_list(f'pipeline={o.option}' for o in pipelines)}")
-        out.lines.append(f"- **Parameters:** `pipeline.params.{name}.<field>=<value>` (a leading `+` for a key "
-                         "the selected pipeline file does not list)")
+        out.lines.append(
+            f"- **Parameters:** `pipeline.params.{name}.<field>=<value>` (a leading `+` for a key "
+            "the selected pipeline file does not list)"
+        )
     elif kind == "splitter":
         out.lines.append(f"- **Select:** `pipeline.split={name}`")
-        pipelines = [o for o in options if o.group == "pipeline" and isinstance(o.values, dict) and o.values.get("split") == name]
+        pipelines = [
+            o for o in options if o.group == "pipeline" and isinstance(o.values, dict) and o.values.get("split") == name
+        ]
         if pipelines:
             out.lines.append(f"- **In pipelines:** {_code_list(f'pipeline={o.option}' for o in pipelines)}")
-        out.lines.append(f"- **Parameters:** `pipeline.params.{name}.<field>=<value>` (a leading `+` for a key "
-                         "the selected pipeline file does not list)")
+        out.lines.append(
+            f"- **Parameters:** `pipeline.params.{name}.<field>=<value>` (a leading `+` for a key "
+            "the selected pipeline file does not list)"
+        )
     elif kind == "tracker":
         files = [o for o in options if o.group == "tracker" and isinstance(o.values, dict) and name in o.values]
         files.sort(key=lambda o: (o.option != name, o.option))
@@ -180,12 +191,16 @@ def compatibility(component: RegisteredComponent) -> list[str]:
     lines: list[str] = []
     if kind == "model":
         lines.append(f"- **Loads as (tasks):** {_tuple_text(getattr(cls, 'tasks', ()), 'nothing')}")
-        lines.append(f"- **Quantizable (4-bit base for QLoRA):** {'yes' if getattr(cls, 'quantizable', False) else 'no'}")
+        lines.append(
+            f"- **Quantizable (4-bit base for QLoRA):** {'yes' if getattr(cls, 'quantizable', False) else 'no'}"
+        )
     elif kind == "method":
         lines.append(f"- **Trains (task):** `{cls.task}`")
         alternatives = tuple(getattr(cls, "alternative_tasks", ()))
         if alternatives:
-            lines.append(f"- **Alternative tasks (when the model cannot serve `{cls.task}`):** {_code_list(alternatives)}")
+            lines.append(
+                f"- **Alternative tasks (when the model cannot serve `{cls.task}`):** {_code_list(alternatives)}"
+            )
         produced = getattr(cls, "produces", None)
         lines.append(f"- **Produces:** {f'`{produced}`' if produced else 'a model of the task it trained'}")
         lines.append(f"- **Required columns:** {_tuple_text(getattr(cls, 'required_columns', ()), 'none')}")

@@ -56,7 +56,11 @@ def _class_field_docs(cls: type) -> dict[str, str]:
             line -= 1
         parts.extend(above)
         trailing = comments.get(node.end_lineno or node.lineno)
-        if trailing and trailing[1].startswith("#:") and lines[(node.end_lineno or node.lineno) - 1][: trailing[0]].strip():
+        if (
+            trailing
+            and trailing[1].startswith("#:")
+            and lines[(node.end_lineno or node.lineno) - 1][: trailing[0]].strip()
+        ):
             parts.append(trailing[1][2:].strip())
         following = body[index + 1] if index + 1 < len(body) else None
         if (
@@ -116,7 +120,8 @@ def _inline_to_markdown(text: str) -> str:
     # and [text](url) would become a link
     pieces = re.split(r"(`[^`]*`)", text)
     return "".join(
-        piece if piece.startswith("`")
+        piece
+        if piece.startswith("`")
         else piece.replace("<", "&lt;").replace(">", "&gt;").replace("*", "\\*").replace("[", "\\[")
         for piece in pieces
     )

@@ -7,8 +7,9 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from tunelab.api import KIND_TABLE
 from tunelab.docs.fields import rst_to_markdown, table_cell
@@ -61,8 +62,14 @@ def render_hooks(module: ModuleType) -> str:
         if kind is not None:
             lines += [f"Registers: [{KIND_TABLE[kind].title.lower()}]({page_of(kind)}).", ""]
         opts = getattr(fn, "tunelab_spec", {}) or {}
-        flags = [label for key, label in (("firstresult", "the first non-None result wins"),
-                                          ("historic", "historic: late registrations get past calls")) if opts.get(key)]
+        flags = [
+            label
+            for key, label in (
+                ("firstresult", "the first non-None result wins"),
+                ("historic", "historic: late registrations get past calls"),
+            )
+            if opts.get(key)
+        ]
         if flags:
             lines += [f"Call: {'; '.join(flags)}.", ""]
     return "\n".join(lines)

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tunelab.api import TrainJob
 
@@ -41,8 +42,11 @@ def common_training_arguments(job: TrainJob) -> dict[str, Any]:
         "weight_decay": s.weight_decay,
         "logging_steps": s.logging_steps,
         # checkpoints only with train.save_steps (tunelab.train.checkpoints); the result is saved by save_trained
-        **({"save_strategy": "steps", "save_steps": s.save_steps, "save_total_limit": s.save_total_limit}
-           if s.save_steps > 0 else {"save_strategy": "no"}),
+        **(
+            {"save_strategy": "steps", "save_steps": s.save_steps, "save_total_limit": s.save_total_limit}
+            if s.save_steps > 0
+            else {"save_strategy": "no"}
+        ),
         "eval_strategy": "no",
         "report_to": "none",
         "seed": job.seed,

@@ -77,8 +77,11 @@ def claim(run_dir: Path, fingerprint: str, resume: bool) -> Path | None:
         if mine and complete:
             latest = path
             continue
-        why = "incomplete (cut off while being saved)" if mine else (
-            "resume is off" if not resume else "it belongs to another config")
+        why = (
+            "incomplete (cut off while being saved)"
+            if mine
+            else ("resume is off" if not resume else "it belongs to another config")
+        )
         log.info("removing checkpoint %s: %s", path, why)
         shutil.rmtree(path, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,9 @@ def class_logits(model: Any, tokenizer: Any, texts: list[str], max_length: int, 
                 max_length=max_length,
                 return_tensors="pt",
             )
-            logits = model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)).logits
+            logits = model(
+                input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)
+            ).logits
             out.append(logits.float().cpu())
     if not out:
         return torch.zeros((0, len(labels_of(model))))

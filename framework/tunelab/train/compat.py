@@ -60,7 +60,9 @@ def resolve(registry: Registry, model: str, method: str, peft: str, evaluator: s
     served = tuple(getattr(loader_cls, "tasks", ("causal_lm",)))
     task = next((t for t in wanted if t in served), None)
     if task is None:
-        models = [n for n in registry.names("model") if set(wanted) & set(getattr(registry.get("model", n).cls, "tasks", ()))]
+        models = [
+            n for n in registry.names("model") if set(wanted) & set(getattr(registry.get("model", n).cls, "tasks", ()))
+        ]
         raise ConfigError(
             f"method={method} needs a model loaded as {' or '.join(wanted)}, but model={model} loads only "
             f"{', '.join(served)}. Models that can: {_options(models)}; or pick a method for {model}: "
@@ -69,13 +71,21 @@ def resolve(registry: Registry, model: str, method: str, peft: str, evaluator: s
 
     refusal = peft_refusal(method_cls, peft)
     if refusal:
-        usable = [n for n in registry.names("peft") if peft_refusal(method_cls, n) is None
-                  and task in getattr(registry.get("peft", n).cls, "tasks", ())]
-        raise ConfigError(f"method={method} with peft={peft}: {refusal}. peft options that work with {method}: {_options(usable)}")
+        usable = [
+            n
+            for n in registry.names("peft")
+            if peft_refusal(method_cls, n) is None and task in getattr(registry.get("peft", n).cls, "tasks", ())
+        ]
+        raise ConfigError(
+            f"method={method} with peft={peft}: {refusal}. peft options that work with {method}: {_options(usable)}"
+        )
     adapts = tuple(getattr(peft_cls, "tasks", ()))
     if task not in adapts:
-        usable = [n for n in registry.names("peft") if task in getattr(registry.get("peft", n).cls, "tasks", ())
-                  and peft_refusal(method_cls, n) is None]
+        usable = [
+            n
+            for n in registry.names("peft")
+            if task in getattr(registry.get("peft", n).cls, "tasks", ()) and peft_refusal(method_cls, n) is None
+        ]
         raise ConfigError(
             f"peft={peft} adapts models loaded as {', '.join(adapts) or 'nothing'}, but method={method} on model={model} "
             f"trains one loaded as {task}. peft options for it: {_options(usable)}"
@@ -83,8 +93,10 @@ def resolve(registry: Registry, model: str, method: str, peft: str, evaluator: s
     if getattr(peft_cls, "load_in_4bit", False):
         if not getattr(loader_cls, "quantizable", False):
             able = [n for n in registry.names("model") if getattr(registry.get("model", n).cls, "quantizable", False)]
-            raise ConfigError(f"peft={peft} trains on a 4-bit base, which model={model} cannot load. Models that can: "
-                              f"{_options(able)}; or use peft=lora")
+            raise ConfigError(
+                f"peft={peft} trains on a 4-bit base, which model={model} cannot load. Models that can: "
+                f"{_options(able)}; or use peft=lora"
+            )
         reason = peft_cls.unavailable_reason() if hasattr(peft_cls, "unavailable_reason") else None
         if reason:
             raise ConfigError(f"peft={peft}: {reason}")
@@ -92,8 +104,12 @@ def resolve(registry: Registry, model: str, method: str, peft: str, evaluator: s
     result = produces(method_cls, task)
     scores = tuple(getattr(eval_cls, "scores", ()))
     if scores and result not in scores:
-        able = [n for n in registry.names("evaluator")
-                if not getattr(registry.get("evaluator", n).cls, "scores", ()) or result in registry.get("evaluator", n).cls.scores]
+        able = [
+            n
+            for n in registry.names("evaluator")
+            if not getattr(registry.get("evaluator", n).cls, "scores", ())
+            or result in registry.get("evaluator", n).cls.scores
+        ]
         raise ConfigError(
             f"eval={evaluator} scores {' or '.join(scores)} models, but method={method} on model={model} produces a "
             f"{result} model. Evaluators for it: {_options(able)}"
@@ -112,10 +128,14 @@ def check_approach(rc: RunConfig, registry: Registry) -> Approach:
         import torch
 
         if not torch.cuda.is_available():
-            raise ConfigError(f"train.precision={precision} needs a CUDA GPU and this machine has none; "
-                              "use train.precision=auto (bf16 where the GPU supports it, fp32 otherwise) or fp32")
+            raise ConfigError(
+                f"train.precision={precision} needs a CUDA GPU and this machine has none; "
+                "use train.precision=auto (bf16 where the GPU supports it, fp32 otherwise) or fp32"
+            )
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            raise ConfigError("train.precision=bf16: this GPU does not support bfloat16; use train.precision=fp16 or auto")
+            raise ConfigError(
+                "train.precision=bf16: this GPU does not support bfloat16; use train.precision=fp16 or auto"
+            )
     return approach
 
 
@@ -156,10 +176,16 @@ def check_evaluation_rows(rc: RunConfig, split_sizes: dict[str, int], summary: d
     if explained:
         fix = f"it is empty because {explained['why']}; fix: {explained['fix']}"
     elif isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and fraction > 0:
-        fix = (f"pipeline.params.{step}.{split}={fraction} is too small for this data: give that split a larger "
-               f"fraction or more data")
+        fix = (
+            f"pipeline.params.{step}.{split}={fraction} is too small for this data: give that split a larger "
+            f"fraction or more data"
+        )
     else:
-        fix = f"give that split rows (pipeline.params.{step}.{split}=0.1)" if step else f"give the splitter a '{split}' fraction"
+        fix = (
+            f"give that split rows (pipeline.params.{step}.{split}=0.1)"
+            if step
+            else f"give the splitter a '{split}' fraction"
+        )
     raise ConfigError(
         f"eval.split is '{split}' but the prepared data has no '{split}' rows (splits: {have}); {fix}; or evaluate a "
         "split that has rows (eval.split=...); found before training"

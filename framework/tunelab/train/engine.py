@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tunelab.api import ModelRequest, TrainJob
 from tunelab.config import ConfigError, RunConfig
-from tunelab.errors import TunelabError
 from tunelab.data.engine import Prepared
+from tunelab.errors import TunelabError
 from tunelab.plugins import Plugins
 from tunelab.train.arguments import budget_callback
 from tunelab.train.compat import check_approach
@@ -99,7 +100,12 @@ def hide_labels(train: Any, label_column: str, fraction: float) -> tuple[Any, in
 
 
 def train_and_evaluate(
-    rc: RunConfig, plugins: Plugins, prepared: Prepared, run_dir: Path, sink: MetricsSink, resume_from: Path | None = None
+    rc: RunConfig,
+    plugins: Plugins,
+    prepared: Prepared,
+    run_dir: Path,
+    sink: MetricsSink,
+    resume_from: Path | None = None,
 ) -> dict[str, float]:
     """Train and evaluate; ``resume_from``: a complete checkpoint of this job to continue from
     (see tunelab.train.checkpoints)."""
@@ -196,7 +202,10 @@ def train_and_evaluate(
         # which limit ended training: tokens, seconds, or steps/epochs (they came first)
         metrics["train_budget_stop"] = budget.stopped_by or "steps"
         if rc.train.max_train_tokens and not metrics.get("train_tokens"):
-            log.warning("train.max_train_tokens: method=%s does not count input tokens; the token budget did not apply", rc.method.name)
+            log.warning(
+                "train.max_train_tokens: method=%s does not count input tokens; the token budget did not apply",
+                rc.method.name,
+            )
 
     with ResourceMeter(energy=energy) as eval_meter:
         scores = evaluator.evaluate(job, outcome)

@@ -31,7 +31,7 @@ class ResourceMeter:
     (:class:`EnergyReading`; see :func:`estimate_energy`).
     """
 
-    def __init__(self, interval: float = 0.1, energy: "EnergySettings | None" = None):
+    def __init__(self, interval: float = 0.1, energy: EnergySettings | None = None):
         self.interval = interval
         self.settings = energy if energy is not None else EnergySettings()
         self.seconds = 0.0
@@ -71,7 +71,7 @@ class ResourceMeter:
         self.peak_rss_mb = max(peak, last) / 2**20
         self.mean_rss_mb = (total + last) / (n + 1) / 2**20
 
-    def __enter__(self) -> "ResourceMeter":
+    def __enter__(self) -> ResourceMeter:
         import psutil
         import torch
 
@@ -110,7 +110,9 @@ class ResourceMeter:
         gpu_watts = None
         if self._cuda:
             self.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
-            gpu_watts = sum(self._gpu_samples) / len(self._gpu_samples) if self._gpu_samples else self.settings.gpu_watts
+            gpu_watts = (
+                sum(self._gpu_samples) / len(self._gpu_samples) if self._gpu_samples else self.settings.gpu_watts
+            )
         busy = _busy_seconds(system_end) - _busy_seconds(self._system_start)
         share = self.cpu_seconds / busy if busy > 0 else 1.0
         self.energy = estimate_energy(
@@ -227,9 +229,11 @@ class EnergySettings:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
     @classmethod
-    def from_train_settings(cls, settings: Any) -> "EnergySettings":
+    def from_train_settings(cls, settings: Any) -> EnergySettings:
         """From the run's ``train`` section (country, cpu_watts_per_core, gpu_watts)."""
-        return cls(country=settings.country, cpu_watts_per_core=settings.cpu_watts_per_core, gpu_watts=settings.gpu_watts)
+        return cls(
+            country=settings.country, cpu_watts_per_core=settings.cpu_watts_per_core, gpu_watts=settings.gpu_watts
+        )
 
 
 RAPL_ROOT = Path("/sys/class/powercap")

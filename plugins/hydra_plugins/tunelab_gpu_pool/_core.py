@@ -38,9 +38,10 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.errors import CompactHydraException
@@ -131,7 +132,9 @@ def make_plan(
     elif isinstance(gpus, (list, tuple, ListConfig)):
         devices = [str(d).strip() for d in gpus]
         if any(not d for d in devices):
-            raise LauncherConfigError(f"hydra.launcher.gpus has an empty entry: {list(gpus)}. Fix: hydra.launcher.gpus=[0,1]")
+            raise LauncherConfigError(
+                f"hydra.launcher.gpus has an empty entry: {list(gpus)}. Fix: hydra.launcher.gpus=[0,1]"
+            )
         duplicates = sorted({d for d in devices if devices.count(d) > 1})
         if duplicates:
             raise LauncherConfigError(
@@ -307,7 +310,13 @@ def _shared_payload(launcher: GpuPoolLauncher) -> bytes:
 
 
 def _start(
-    launcher: GpuPoolLauncher, num: int, overrides: list[str], devices: list[str], plan: Plan, scratch: Path, shared: bytes
+    launcher: GpuPoolLauncher,
+    num: int,
+    overrides: list[str],
+    devices: list[str],
+    plan: Plan,
+    scratch: Path,
+    shared: bytes,
 ) -> _Job:
     import dill
 
@@ -361,7 +370,9 @@ def _finish(launcher: GpuPoolLauncher, job: _Job, sweep_dir: Path, interrupted: 
             log.warning(f"job #{job.num}: cannot read its result ({type(exc).__name__}: {exc})")
     if ret is None:
         what = "was stopped by the launcher" if interrupted else f"exited with code {code}{_signal_name(code)}"
-        ret = _lost_job_return(job, JobLost(f"job #{job.num} {what} before reporting a result; see {job.job_dir / LOG_FILE}"))
+        ret = _lost_job_return(
+            job, JobLost(f"job #{job.num} {what} before reporting a result; see {job.job_dir / LOG_FILE}")
+        )
     value = ret._return_value
     # a tunelab job catches its own failure (so the sweep goes on) and returns it
     failed_inside = isinstance(value, dict) and value.get("status") == "failed"
@@ -403,7 +414,10 @@ def _write_summary(launcher: GpuPoolLauncher, sweep_dir: Path, plan: Plan, inter
     os.replace(tmp, path)
     for record in failed:
         overrides = " ".join(record["overrides"]) or "(no overrides)"
-        print(f"tunelab: job #{record['num']} {record['status']} ({overrides}): {record.get('error', '')} — log: {record['log']}", file=sys.stderr)
+        print(
+            f"tunelab: job #{record['num']} {record['status']} ({overrides}): {record.get('error', '')} — log: {record['log']}",
+            file=sys.stderr,
+        )
     if failed:
         print(f"tunelab: {len(failed)} of {len(jobs)} jobs did not finish; summary: {path}", file=sys.stderr)
 
@@ -428,7 +442,9 @@ def _lost_job_return(job: _Job, error: BaseException) -> JobReturn:
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = str(job.job_dir)
     task_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-    ret = JobReturn(overrides=list(job.overrides), cfg=task_cfg, hydra_cfg=config, working_dir=os.getcwd(), task_name=None)
+    ret = JobReturn(
+        overrides=list(job.overrides), cfg=task_cfg, hydra_cfg=config, working_dir=os.getcwd(), task_name=None
+    )
     ret.status = JobStatus.FAILED
     ret.return_value = error
     return ret

@@ -7,7 +7,8 @@ imports nothing heavy; :mod:`._core` is imported only when a sweep launches.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
@@ -27,7 +28,12 @@ class GpuPoolLauncher(Launcher):
         super().__init__()
         if isinstance(gpus, ListConfig):
             gpus = OmegaConf.to_container(gpus)
-        self.settings = {"gpus": gpus, "gpus_per_job": gpus_per_job, "workers": workers, "threads_per_job": threads_per_job}
+        self.settings = {
+            "gpus": gpus,
+            "gpus_per_job": gpus_per_job,
+            "workers": workers,
+            "threads_per_job": threads_per_job,
+        }
         self.terminate_grace_s = float(terminate_grace_s)
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None

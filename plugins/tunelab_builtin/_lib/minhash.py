@@ -52,10 +52,8 @@ from __future__ import annotations
 import functools
 import re
 import zlib
-from typing import TYPE_CHECKING, Any, Sequence
-
-
-
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - type hints only
     import numpy as np
@@ -106,7 +104,7 @@ def _as_text(value: Any, position: int) -> str:
     raise TypeError(f"text {position} is a {type(value).__name__}, not a str (or None); pass text only")
 
 
-def _multipliers(count: int, salt: int) -> "np.ndarray":
+def _multipliers(count: int, salt: int) -> np.ndarray:
     """Fixed odd 64-bit multipliers for combining the parts of an n-gram (seed-independent,
     so shingle hashes are the same in every call)."""
     import numpy as np
@@ -115,7 +113,7 @@ def _multipliers(count: int, salt: int) -> "np.ndarray":
     return rng.integers(0, 2**63, size=count, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
 
-def _mix32(values: "np.ndarray") -> "np.ndarray":
+def _mix32(values: np.ndarray) -> np.ndarray:
     """Fold 64-bit combined n-gram values to well-mixed 32-bit shingle hashes (in place)."""
     import numpy as np
 
@@ -125,7 +123,7 @@ def _mix32(values: "np.ndarray") -> "np.ndarray":
     return values
 
 
-def _units(texts: Sequence[Any], unit: str, offset: int = 0) -> tuple["np.ndarray", "np.ndarray"]:
+def _units(texts: Sequence[Any], unit: str, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The token stream of every text concatenated (uint64 token hashes) and each
     text's token count."""
     import numpy as np
@@ -147,7 +145,7 @@ def _units(texts: Sequence[Any], unit: str, offset: int = 0) -> tuple["np.ndarra
     return codepoints.astype(np.uint64), lengths
 
 
-def _shingle_hashes(tokens: "np.ndarray", lengths: "np.ndarray", ngram: int) -> tuple["np.ndarray", "np.ndarray"]:
+def _shingle_hashes(tokens: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """32-bit hashes of every shingle, grouped by text in order, and each text's count."""
     import numpy as np
 
@@ -192,7 +190,7 @@ def _shingle_hashes(tokens: "np.ndarray", lengths: "np.ndarray", ngram: int) -> 
     return hashes, counts
 
 
-def _permutations(num_perm: int, seed: int) -> tuple["np.ndarray", "np.ndarray"]:
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
     rng = np.random.default_rng([0x4D48, seed & _MASK64])
@@ -205,7 +203,7 @@ def _permutations(num_perm: int, seed: int) -> tuple["np.ndarray", "np.ndarray"]
 
 def minhash_signatures(
     texts: Sequence[str | None], *, num_perm: int = 128, ngram: int = 2, seed: int = 1, unit: str = "word"
-) -> "np.ndarray":
+) -> np.ndarray:
     """MinHash signatures, one row of ``num_perm`` uint32 values per text.
 
     Texts with no shingles (None, empty, only punctuation) get ``EMPTY_SLOT`` at every
@@ -230,7 +228,7 @@ def minhash_signatures(
     return signatures
 
 
-def _minhash(hashes: "np.ndarray", counts: "np.ndarray", a: "np.ndarray", b: "np.ndarray", block: "np.ndarray") -> "np.ndarray":
+def _minhash(hashes: np.ndarray, counts: np.ndarray, a: np.ndarray, b: np.ndarray, block: np.ndarray) -> np.ndarray:
     """Per text (``counts`` consecutive shingle hashes each, all > 0), the minimum of
     ``(a·x + b) mod 2^64`` over its shingles, shifted down to the top 32 bits."""
     import numpy as np
@@ -272,7 +270,7 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return best
 
 
-def _band_keys(signatures: "np.ndarray", band: int, rows: int) -> "np.ndarray":
+def _band_keys(signatures: np.ndarray, band: int, rows: int) -> np.ndarray:
     import numpy as np
 
     part = signatures[:, band * rows : (band + 1) * rows].astype(np.uint64)
@@ -283,7 +281,7 @@ def _band_keys(signatures: "np.ndarray", band: int, rows: int) -> "np.ndarray":
     return keys
 
 
-def _groups(keys: "np.ndarray") -> tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions ordered by (key, position), and the start and size of each run of equal keys."""
     import numpy as np
 
@@ -294,7 +292,7 @@ def _groups(keys: "np.ndarray") -> tuple["np.ndarray", "np.ndarray", "np.ndarray
     return order, starts, sizes
 
 
-def _band_pairs(keys: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+def _band_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs ``(i, j)``, ``i < j``, of positions sharing a band key."""
     import numpy as np
 
@@ -319,7 +317,7 @@ def _band_pairs(keys: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
     return np.concatenate(left), np.concatenate(right)
 
 
-def agreement(left: "np.ndarray", right: "np.ndarray", i: "np.ndarray", j: "np.ndarray") -> "np.ndarray":
+def agreement(left: np.ndarray, right: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Estimated Jaccard (fraction of equal signature slots) of pairs (left[i], right[j])."""
     import numpy as np
 
@@ -331,7 +329,7 @@ def agreement(left: "np.ndarray", right: "np.ndarray", i: "np.ndarray", j: "np.n
     return out
 
 
-def _sorted_unique(values: "np.ndarray") -> "np.ndarray":
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
     """``np.unique`` by sorting: on millions of pair codes (a true pair shows up in many
     bands) this is several times faster than numpy 2's hash-based unique."""
     import numpy as np
@@ -340,7 +338,7 @@ def _sorted_unique(values: "np.ndarray") -> "np.ndarray":
     return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
-def _with_shingles(signatures: "np.ndarray") -> "np.ndarray":
+def _with_shingles(signatures: np.ndarray) -> np.ndarray:
     """Indices of the rows that are not all EMPTY_SLOT (texts that have shingles)."""
     import numpy as np
 
@@ -356,8 +354,8 @@ def resolve_bands(threshold: float, num_perm: int, bands: int | None) -> tuple[i
 
 
 def similar_pairs(
-    signatures: "np.ndarray", *, threshold: float = 0.7, bands: int | None = None
-) -> tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
+    signatures: np.ndarray, *, threshold: float = 0.7, bands: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Verified pairs ``(i, j, estimated_jaccard)`` with ``i < j``, sorted, from signatures."""
     import numpy as np
 
@@ -381,7 +379,7 @@ def similar_pairs(
     return live[left[keep]], live[right[keep]], similarity[keep]
 
 
-def cluster_survivors(n: int, left: "np.ndarray", right: "np.ndarray") -> list[int]:
+def cluster_survivors(n: int, left: np.ndarray, right: np.ndarray) -> list[int]:
     """Union-find over the pairs; every index maps to the smallest index of its cluster."""
     parent = list(range(n))
 
@@ -460,6 +458,4 @@ def cross_duplicates(
     i, j = unique // len(live_b), unique % len(live_b)
     similarity = agreement(side_a[live_a], side_b[live_b], i, j)
     keep = similarity >= threshold
-    return [
-        (int(a), int(b), float(s)) for a, b, s in zip(live_a[i[keep]], live_b[j[keep]], similarity[keep])
-    ]
+    return [(int(a), int(b), float(s)) for a, b, s in zip(live_a[i[keep]], live_b[j[keep]], similarity[keep])]

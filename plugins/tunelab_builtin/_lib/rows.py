@@ -44,7 +44,11 @@ def append_rows(data: Any, rows: list[dict[str, Any]]) -> Any:
     # a column that holds only None so far (type null) cannot take the new rows' values: give
     # it the type those values have (e.g. text a template wrote into an all-empty prompt column)
     features = data.features.copy()
-    filled = [c for c, f in features.items() if getattr(f, "dtype", None) == "null" and any(row.get(c) is not None for row in rows)]
+    filled = [
+        c
+        for c, f in features.items()
+        if getattr(f, "dtype", None) == "null" and any(row.get(c) is not None for row in rows)
+    ]
     for column in filled:
         features[column] = Dataset.from_list([{column: row.get(column)} for row in rows]).features[column]
     if filled:

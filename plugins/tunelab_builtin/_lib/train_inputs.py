@@ -37,6 +37,8 @@ def documents(split: Any, text_fields: list[str], separator: str, where: str) ->
         return [t or "" for t in split[TEXT]]
     missing = [c for c in text_fields if c not in split.column_names]
     if missing:
-        raise ValueError(f"{where}: the data has no 'text' column and lacks text_fields {missing} (it has {split.column_names})")
+        raise ValueError(
+            f"{where}: the data has no 'text' column and lacks text_fields {missing} (it has {split.column_names})"
+        )
     columns = [split[c] for c in text_fields]
     return [separator.join(v or "" for v in values) for values in zip(*columns)]

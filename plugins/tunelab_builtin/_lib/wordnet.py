@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 #: part-of-speech names accepted in configs -> the suffix of the WordNet file
 POS_FILES = {"noun": "noun", "verb": "verb", "adj": "adj", "adv": "adv"}
@@ -32,7 +33,16 @@ _HEADER_PREFIX = "  "
 # WordNet's regular inflection rules (suffix -> base ending) per part of speech; the
 # irregular forms are listed in <pos>.exc.
 _SUFFIX_RULES = {
-    "noun": [("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"), ("ies", "y")],
+    "noun": [
+        ("s", ""),
+        ("ses", "s"),
+        ("xes", "x"),
+        ("zes", "z"),
+        ("ches", "ch"),
+        ("shes", "sh"),
+        ("men", "man"),
+        ("ies", "y"),
+    ],
     "verb": [("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")],
     "adj": [("er", ""), ("est", ""), ("er", "e"), ("est", "e")],
     "adv": [],

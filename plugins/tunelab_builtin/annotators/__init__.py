@@ -9,7 +9,6 @@ rows a person should look at in a review file in the prepared-data folder
 from __future__ import annotations
 
 from tunelab.api import Component
-
 from tunelab_builtin.annotators.auto_label import AutoLabel, AutoLabelConfig
 from tunelab_builtin.annotators.consensus import Consensus, ConsensusConfig
 

@@ -27,7 +27,9 @@ def review_file_path(ctx: StageContext, configured: Optional[str], component: st
 
 def check_file_name(step: str, name: Optional[str]) -> None:
     if name is not None and (not name or "/" in name or "\\" in name or name in (".", "..")):
-        raise ValueError(f"{step}.review_file must be a plain file name (it is written to the prepared-data folder), got {name!r}")
+        raise ValueError(
+            f"{step}.review_file must be a plain file name (it is written to the prepared-data folder), got {name!r}"
+        )
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

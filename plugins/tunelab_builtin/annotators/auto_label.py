@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 from tunelab.api import MESSAGES, PROMPT, ROW_ID, TEXT, Annotator, StageContext
-
 from tunelab_builtin._lib.rows import take_rows
 from tunelab_builtin.annotators._labels import (
     LABEL_CONFIDENCE,
@@ -66,7 +66,7 @@ def _encoder(path: Path) -> tuple[Any, Any]:
     return _ENCODERS[key]
 
 
-def embed_texts(path: Path, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 256) -> "np.ndarray":
+def embed_texts(path: Path, texts: Sequence[str], *, batch_size: int = 32, max_length: int = 256) -> np.ndarray:
     """Sentence embeddings: mean of the last hidden states over real tokens, L2-normalised."""
     import numpy as np
     import torch
@@ -152,7 +152,9 @@ class AutoLabel(Annotator):
         if configured:
             path = Path(configured).expanduser()
             if not (path / "config.json").is_file():
-                raise ValueError(f"auto_label.model_path '{configured}' is not a folder with a config.json (a local encoder)")
+                raise ValueError(
+                    f"auto_label.model_path '{configured}' is not a folder with a config.json (a local encoder)"
+                )
             return path
         path = default_encoder_path()
         if path is None:
@@ -193,7 +195,7 @@ class AutoLabel(Annotator):
             texts.append("\n".join(parts))
         return texts
 
-    def _zero_shot(self, embeddings: "np.ndarray") -> tuple[list[str], "np.ndarray"]:
+    def _zero_shot(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
         import numpy as np
 
         names = [str(k) for k in self.config.labels]
@@ -207,7 +209,9 @@ class AutoLabel(Annotator):
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         return names, probabilities
 
-    def _trained(self, embeddings: "np.ndarray", labelled: list[int], labels: list[str], ctx: StageContext) -> tuple[list[str], Any, dict[str, Any]]:
+    def _trained(
+        self, embeddings: np.ndarray, labelled: list[int], labels: list[str], ctx: StageContext
+    ) -> tuple[list[str], Any, dict[str, Any]]:
         from sklearn.linear_model import LogisticRegression
 
         counts = Counter(labels)
@@ -226,7 +230,9 @@ class AutoLabel(Annotator):
             from sklearn.model_selection import StratifiedKFold, cross_val_score
 
             cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=ctx.seed)
-            scores = cross_val_score(LogisticRegression(max_iter=1000, random_state=ctx.seed), embeddings[labelled], labels, cv=cv)
+            scores = cross_val_score(
+                LogisticRegression(max_iter=1000, random_state=ctx.seed), embeddings[labelled], labels, cv=cv
+            )
             info["cv_accuracy"] = round(float(scores.mean()), 4)
         return [str(c) for c in classifier.classes_], classifier, info
 
@@ -249,7 +255,9 @@ class AutoLabel(Annotator):
         to_embed = [i for i in (unlabelled if c.mode == "zero_shot" else range(len(ids))) if texts[i]]
         embeddings = np.zeros((len(ids), 1), dtype=np.float32)
         if to_embed and unlabelled:
-            vectors = embed_texts(self.encoder_path, [texts[i] for i in to_embed], batch_size=c.batch_size, max_length=c.max_length)
+            vectors = embed_texts(
+                self.encoder_path, [texts[i] for i in to_embed], batch_size=c.batch_size, max_length=c.max_length
+            )
             embeddings = np.zeros((len(ids), vectors.shape[1]), dtype=np.float32)
             embeddings[to_embed] = vectors
         predict = [i for i in unlabelled if texts[i]]
@@ -261,15 +269,22 @@ class AutoLabel(Annotator):
                 probabilities = all_probabilities
             else:
                 train_rows = [i for i in labelled if texts[i]]
-                names, classifier, trained_info = self._trained(embeddings, train_rows, [labels[i] for i in train_rows], ctx)
+                names, classifier, trained_info = self._trained(
+                    embeddings, train_rows, [labels[i] for i in train_rows], ctx
+                )
                 info.update(trained_info)
                 probabilities = classifier.predict_proba(embeddings[predict])
 
         sources = existing_values(data, LABEL_SOURCE)
         confidences = existing_values(data, LABEL_CONFIDENCE)
         new_labels = list(labels)
-        new_sources = [(str(s) if not is_empty(s) else "human") if labels[i] is not None else None for i, s in enumerate(sources)]
-        new_confidences = [float(v) if labels[i] is not None and isinstance(v, (int, float)) else None for i, v in enumerate(confidences)]
+        new_sources = [
+            (str(s) if not is_empty(s) else "human") if labels[i] is not None else None for i, s in enumerate(sources)
+        ]
+        new_confidences = [
+            float(v) if labels[i] is not None and isinstance(v, (int, float)) else None
+            for i, v in enumerate(confidences)
+        ]
         review: list[dict[str, Any]] = []
         low: list[int] = []
         predicted: Counter[str] = Counter()

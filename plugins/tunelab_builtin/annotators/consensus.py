@@ -8,13 +8,13 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from tunelab.api import ROW_ID, Annotator, StageContext
 from tunelab.data.labels import fold_key
-
 from tunelab_builtin._lib.rows import take_rows
 from tunelab_builtin.annotators._labels import (
     LABEL_CONFIDENCE,
@@ -27,7 +27,6 @@ from tunelab_builtin.annotators._labels import (
     set_column,
     write_jsonl,
 )
-
 
 # --- agreement metrics ----------------------------------------------------------------
 
@@ -187,11 +186,15 @@ class Consensus(Annotator):
     def __init__(self, config: ConsensusConfig):
         super().__init__(config)
         c = config
-        given = [name for name, value in (
-            ("annotations_column", c.annotations_column),
-            ("annotator_columns", c.annotator_columns),
-            ("annotations_path", c.annotations_path),
-        ) if value]
+        given = [
+            name
+            for name, value in (
+                ("annotations_column", c.annotations_column),
+                ("annotator_columns", c.annotator_columns),
+                ("annotations_path", c.annotations_path),
+            )
+            if value
+        ]
         if len(given) != 1:
             raise ValueError(
                 "consensus: set exactly one of annotations_column (a list of {annotator, label} per row), "
@@ -207,7 +210,9 @@ class Consensus(Annotator):
         if c.annotations_path is not None:
             path = Path(c.annotations_path).expanduser()
             if not path.is_file():
-                raise ValueError(f"consensus.annotations_path '{c.annotations_path}' is not a file (working directory: {Path.cwd()})")
+                raise ValueError(
+                    f"consensus.annotations_path '{c.annotations_path}' is not a file (working directory: {Path.cwd()})"
+                )
             if not path.name.lower().endswith((".jsonl", ".ndjson", ".json", ".csv", ".tsv")):
                 raise ValueError(f"consensus.annotations_path must be a .jsonl or .csv/.tsv file, got '{path.name}'")
 
@@ -233,12 +238,20 @@ class Consensus(Annotator):
             if value is None:
                 out.append([])
                 continue
-            if not isinstance(value, list) or not all(isinstance(v, dict) and "annotator" in v and "label" in v for v in value):
+            if not isinstance(value, list) or not all(
+                isinstance(v, dict) and "annotator" in v and "label" in v for v in value
+            ):
                 raise ValueError(
                     f"consensus: row {row_id!r}: annotations_column '{column}' must hold a list of "
                     f"{{annotator, label}} objects, got {str(value)[:120]}"
                 )
-            out.append([(str(v["annotator"]), str(v["label"])) for v in value if not is_empty(v["label"]) and not is_empty(v["annotator"])])
+            out.append(
+                [
+                    (str(v["annotator"]), str(v["label"]))
+                    for v in value
+                    if not is_empty(v["label"]) and not is_empty(v["annotator"])
+                ]
+            )
         return out
 
     def _from_columns(self, data: Any) -> list[list[tuple[str, str]]]:
@@ -268,7 +281,9 @@ class Consensus(Annotator):
                         except json.JSONDecodeError as exc:
                             raise ValueError(f"consensus: {path.name}:{number}: invalid JSON ({exc.msg})") from None
                         if not isinstance(record, dict):
-                            raise ValueError(f"consensus: {path.name}:{number}: expected a JSON object, found {type(record).__name__}")
+                            raise ValueError(
+                                f"consensus: {path.name}:{number}: expected a JSON object, found {type(record).__name__}"
+                            )
                         records.append((number, record))
         except UnicodeDecodeError as exc:
             raise ValueError(f"consensus: {path} is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
@@ -288,7 +303,9 @@ class Consensus(Annotator):
         for line, record in self._read_file():
             absent = [f for f in (key, "annotator", "label") if f not in record]
             if absent:
-                raise ValueError(f"consensus: {name}:{line}: missing field(s) {absent}; each record needs {key}, annotator and label")
+                raise ValueError(
+                    f"consensus: {name}:{line}: missing field(s) {absent}; each record needs {key}, annotator and label"
+                )
             if is_empty(record["label"]) or is_empty(record["annotator"]):
                 continue
             rows = rows_of.get(str(record[key]))
@@ -321,8 +338,13 @@ class Consensus(Annotator):
         labels = label_values(data, column)
         sources = existing_values(data, LABEL_SOURCE)
         confidences = existing_values(data, LABEL_CONFIDENCE)
-        new_sources = [None if labels[i] is None else (str(s) if not is_empty(s) else "human") for i, s in enumerate(sources)]
-        new_confidences = [float(v) if labels[i] is not None and isinstance(v, (int, float)) else None for i, v in enumerate(confidences)]
+        new_sources = [
+            None if labels[i] is None else (str(s) if not is_empty(s) else "human") for i, s in enumerate(sources)
+        ]
+        new_confidences = [
+            float(v) if labels[i] is not None and isinstance(v, (int, float)) else None
+            for i, v in enumerate(confidences)
+        ]
 
         review: list[dict[str, Any]] = []
         to_drop: dict[str, tuple[list[str], list[dict[str, Any]]]] = defaultdict(lambda: ([], []))
@@ -348,9 +370,14 @@ class Consensus(Annotator):
                 labels[i], new_sources[i], new_confidences[i] = first, "human", round(votes[first] / len(latest), 6)
             elif c.tie_policy == "review":
                 labels[i], new_sources[i], new_confidences[i] = None, None, None
-                review.append({"id": ids[i], "reason": reason, "votes": dict(sorted(votes.items())), "annotations": [
-                    {"annotator": a, "label": label} for a, label in latest.items()
-                ]})
+                review.append(
+                    {
+                        "id": ids[i],
+                        "reason": reason,
+                        "votes": dict(sorted(votes.items())),
+                        "annotations": [{"annotator": a, "label": label} for a, label in latest.items()],
+                    }
+                )
             else:
                 to_drop[reason][0].append(ids[i])
                 to_drop[reason][1].append({"votes": dict(sorted(votes.items()))})
@@ -363,13 +390,25 @@ class Consensus(Annotator):
                 "low_agreement": outcome["low agreement"],
                 "rows_without_annotations": outcome["rows without annotations"],
                 "tie_policy": c.tie_policy,
-                "consensus_counts": dict(sorted(Counter(labels[i] for i, unit in enumerate(annotations) if unit and labels[i] is not None).items())),
+                "consensus_counts": dict(
+                    sorted(
+                        Counter(
+                            labels[i] for i, unit in enumerate(annotations) if unit and labels[i] is not None
+                        ).items()
+                    )
+                ),
             }
         )
         ctx.metadata["agreement"] = report
         previous = label_values(data, column)
-        ctx.modified([ids[i] for i, label in enumerate(labels) if label is not None and label != previous[i]], "consensus label set")
-        ctx.modified([ids[i] for i, label in enumerate(labels) if label is None and previous[i] is not None], "label cleared for review")
+        ctx.modified(
+            [ids[i] for i, label in enumerate(labels) if label is not None and label != previous[i]],
+            "consensus label set",
+        )
+        ctx.modified(
+            [ids[i] for i, label in enumerate(labels) if label is None and previous[i] is not None],
+            "label cleared for review",
+        )
         for name, n in outcome.items():
             ctx.count(name, n)
         if c.tie_policy == "review":

@@ -8,7 +8,6 @@ Rule-based (``eda``, ``synonym``, ``char_noise``) and model-based (``back_transl
 from __future__ import annotations
 
 from tunelab.api import Component
-
 from tunelab_builtin.augmenters.back_translation import BackTranslation, BackTranslationConfig
 from tunelab_builtin.augmenters.char_noise import CharNoise, CharNoiseConfig
 from tunelab_builtin.augmenters.eda import Eda, EdaConfig

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from tunelab.api import PARENT_ID, PROMPT, ROW_ID, Augmenter, StageContext
-
 from tunelab_builtin._lib.rows import append_rows, row_rng, take_rows
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Optional
 
 # --- spans that noise must not touch ------------------------------------------------
 

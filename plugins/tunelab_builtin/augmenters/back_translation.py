@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tunelab.api import StageContext
-
 from tunelab_builtin.augmenters._base import Rewrite, RowAugmenter
 from tunelab_builtin.augmenters._generation import (
     GenerationConfig,

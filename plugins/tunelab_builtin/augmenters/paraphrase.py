@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tunelab.api import StageContext
-
 from tunelab_builtin.augmenters._base import Rewrite, RowAugmenter
 from tunelab_builtin.augmenters._generation import (
     GenerationConfig,
@@ -182,7 +181,14 @@ class Paraphrase(RowAugmenter):
         source_tokens = token_counts(tokenizer, [requests[i].text for i, _ in fits])
         budgets = [int(self.config.max_length_ratio * n) + 8 for n in source_tokens]
         outputs = generate_texts(
-            loaded.model, tokenizer, [p for _, p in fits], self.config, ctx.seed, "paraphrase", decoder_only=True, budgets=budgets
+            loaded.model,
+            tokenizer,
+            [p for _, p in fits],
+            self.config,
+            ctx.seed,
+            "paraphrase",
+            decoder_only=True,
+            budgets=budgets,
         )
         results: list[Optional[str]] = [None] * len(requests)
         rejected: Counter[str] = Counter()

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, PARENT_ID, PROMPT, ROW_ID, Augmenter, StageContext
-
 from tunelab_builtin._lib.rows import append_rows, row_rng, take_rows
 from tunelab_builtin.augmenters._base import with_lineage
 
@@ -53,14 +52,18 @@ class Template(Augmenter):
     def __init__(self, config: TemplateConfig):
         super().__init__(config)
         if not config.templates:
-            raise ValueError("template.templates must list at least one template, e.g. templates=['Where is my {item}?']")
+            raise ValueError(
+                "template.templates must list at least one template, e.g. templates=['Where is my {item}?']"
+            )
         self.templates: list[dict[str, str]] = []
         needed: set[str] = set()
         for n, entry in enumerate(config.templates):
             where = f"template.templates[{n}]"
             mapping = {config.column: entry} if isinstance(entry, str) else entry
-            if not isinstance(mapping, dict) or not mapping or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+            if (
+                not isinstance(mapping, dict)
+                or not mapping
+                or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())
             ):
                 raise ValueError(f"{where} must be a string or a mapping of column -> string, got {entry!r}")
             for text in mapping.values():
@@ -71,7 +74,9 @@ class Template(Augmenter):
             raise ValueError(f"template.templates must all fill the same columns, got {sorted(columns)}")
         missing = sorted(needed - set(config.slots))
         if missing:
-            raise ValueError(f"template.slots has no values for placeholder(s) {missing}; add template.slots.{missing[0]}=[...]")
+            raise ValueError(
+                f"template.slots has no values for placeholder(s) {missing}; add template.slots.{missing[0]}=[...]"
+            )
         empty = sorted(name for name in needed if not config.slots[name])
         if empty:
             raise ValueError(f"template.slots.{empty[0]} is empty; give it at least one value")
@@ -89,7 +94,9 @@ class Template(Augmenter):
         filled_columns = sorted(self.templates[0])
         absent = [col for col in filled_columns if col not in data.column_names]
         if absent:
-            raise ValueError(f"template: the templates fill column(s) {absent}, which the data lacks (columns: {data.column_names})")
+            raise ValueError(
+                f"template: the templates fill column(s) {absent}, which the data lacks (columns: {data.column_names})"
+            )
         unfilled = [col for col in CANONICAL_TEXT_COLUMNS if col in data.column_names and col not in filled_columns]
         if unfilled:
             raise ValueError(
@@ -122,7 +129,9 @@ class Template(Augmenter):
         if not matching:
             raise ValueError("template: the data has no rows, so generated rows would have no parent")
         # parents are preferably originals, and chosen by id so the row order does not matter
-        pool = sorted((i for i in matching if parents[i] is None), key=ids.__getitem__) or sorted(matching, key=ids.__getitem__)
+        pool = sorted((i for i in matching if parents[i] is None), key=ids.__getitem__) or sorted(
+            matching, key=ids.__getitem__
+        )
         existing = set(zip(*(list(data[col]) for col in filled_columns)))
         taken = set(ids)
         picks: list[tuple[int, dict[str, str]]] = []
@@ -154,6 +163,10 @@ class Template(Augmenter):
         if duplicates:
             ctx.count("skipped_duplicate", duplicates)
         if len(children) < c.count:
-            log.warning("template: made %d of %d rows; the templates and slots allow no more distinct texts", len(children), c.count)
+            log.warning(
+                "template: made %d of %d rows; the templates and slots allow no more distinct texts",
+                len(children),
+                c.count,
+            )
         ctx.metadata["generated"] = {"label": c.label, "rows": len(children), "requested": c.count}
         return append_rows(data, children)

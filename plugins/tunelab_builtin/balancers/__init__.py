@@ -6,7 +6,6 @@ balancer. Every random choice is drawn per row from the seed and the row id
 """
 
 from tunelab.api import Component
-
 from tunelab_builtin.balancers.augment_minority import AugmentMinority, AugmentMinorityConfig
 from tunelab_builtin.balancers.class_weights import ClassWeights, ClassWeightsConfig
 from tunelab_builtin.balancers.oversample import Oversample, OversampleConfig

@@ -29,7 +29,9 @@ def label_column_or_none(data: Any, configured: Optional[str], ctx: StageContext
         log.warning(
             "%s: no label column '%s' in the data (columns: %s); rows pass unchanged. "
             "Set pipeline.label_column to balance by another column, or pipeline.balance=[] to drop the step",
-            step, ctx.label_column, data.column_names,
+            step,
+            ctx.label_column,
+            data.column_names,
         )
         ctx.metadata["skipped"] = f"no label column '{ctx.label_column}'"
         return None

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.api import PARENT_ID, ROW_ID, StageContext
-
 from tunelab_builtin._lib.rows import row_rng, take_rows
 
 
@@ -66,7 +65,9 @@ def drop_undersampled(data: Any, column: str, dropped: set[int], ctx: StageConte
     return take_rows(data, [i for i in range(len(data)) if i not in dropped])
 
 
-def excess(data: Any, by_label: dict[str, list[int]], targets: dict[str, int], seed: int, prefer_originals: bool) -> set[int]:
+def excess(
+    data: Any, by_label: dict[str, list[int]], targets: dict[str, int], seed: int, prefer_originals: bool
+) -> set[int]:
     """Indices to drop so that each class is at most its target."""
     out: set[int] = set()
     for label in sorted(by_label):

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, Balancer, StageContext
-
 from tunelab_builtin._lib.rows import append_rows, row_rng, take_rows
 from tunelab_builtin.balancers._labels import check_ratio, class_counts, label_column_of, members_by_label
 from tunelab_builtin.balancers._resample import copies, copy_sources, free_child_id
@@ -88,9 +87,7 @@ class AugmentMinority(Balancer):
                 break
             rounds = round_number
             sources = sorted(
-                i
-                for label in deficit
-                for i in ([m for m in by_label[label] if parents[m] is None] or by_label[label])
+                i for label in deficit for i in ([m for m in by_label[label] if parents[m] is None] or by_label[label])
             )
             round_seed = row_rng(ctx.seed, "augment_minority", round_number).randrange(2**31)
             sub = StageContext(
@@ -124,7 +121,9 @@ class AugmentMinority(Balancer):
             for label in sorted(candidates):
                 if label not in deficit:
                     continue
-                pool = sorted(candidates[label], key=lambda r: (row_rng(ctx.seed, r[ROW_ID], round_number).random(), r[ROW_ID]))
+                pool = sorted(
+                    candidates[label], key=lambda r: (row_rng(ctx.seed, r[ROW_ID], round_number).random(), r[ROW_ID])
+                )
                 for row in pool[: deficit[label]]:
                     row[ROW_ID] = self._unique_id(row[ROW_ID], row[PARENT_ID], taken)
                     children.append(row)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from tunelab.api import Balancer, StageContext
-
 from tunelab_builtin._lib.class_weights import class_weights
 from tunelab_builtin.balancers._labels import class_counts, label_column_of, members_by_label
 

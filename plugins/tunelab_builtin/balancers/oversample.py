@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from tunelab.api import ROW_ID, Balancer, StageContext
-
 from tunelab_builtin._lib.rows import append_rows
 from tunelab_builtin.balancers._labels import check_ratio, label_column_or_none, members_by_label
 from tunelab_builtin.balancers._resample import copies, copy_sources

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from tunelab.api import ROW_ID, Balancer, StageContext
-
 from tunelab_builtin._lib.rows import append_rows
 from tunelab_builtin.balancers._labels import class_counts, label_column_of, members_by_label
 from tunelab_builtin.balancers._resample import copies, copy_sources, drop_undersampled, excess
@@ -33,12 +32,16 @@ class TargetDistribution(Balancer):
         super().__init__(config)
         shares = config.distribution
         if not shares:
-            raise ValueError("target_distribution.distribution must map each label to its share, e.g. {billing: 0.5, privacy: 0.5}")
+            raise ValueError(
+                "target_distribution.distribution must map each label to its share, e.g. {billing: 0.5, privacy: 0.5}"
+            )
         bad = {label: share for label, share in shares.items() if not isinstance(share, (int, float)) or share < 0}
         if bad:
             raise ValueError(f"target_distribution.distribution shares must be numbers >= 0, got {bad}")
         if abs(sum(shares.values()) - 1.0) > 1e-3:
-            raise ValueError(f"target_distribution.distribution shares must sum to 1, they sum to {sum(shares.values()):.4g}")
+            raise ValueError(
+                f"target_distribution.distribution shares must sum to 1, they sum to {sum(shares.values()):.4g}"
+            )
         total = str(config.total)
         if total not in TOTAL_POLICIES and not (total.isdigit() and int(total) > 0):
             raise ValueError(

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from tunelab.api import Balancer, StageContext
-
 from tunelab_builtin.balancers._labels import check_ratio, class_counts, label_column_or_none, members_by_label
 from tunelab_builtin.balancers._resample import drop_undersampled, excess
 
@@ -31,7 +30,9 @@ class Undersample(Balancer):
         super().__init__(config)
         check_ratio("undersample", config.target_ratio)
         if config.max_per_class is not None and config.max_per_class < 1:
-            raise ValueError(f"undersample.max_per_class must be a positive number of rows or null, got {config.max_per_class}")
+            raise ValueError(
+                f"undersample.max_per_class must be a positive number of rows or null, got {config.max_per_class}"
+            )
 
     def apply(self, data, ctx: StageContext):
         column = label_column_or_none(data, self.config.label_column, ctx, "undersample")

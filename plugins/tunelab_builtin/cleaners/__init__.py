@@ -8,7 +8,6 @@ passes; the drops they make are recorded in the ledger with a reason.
 from __future__ import annotations
 
 from tunelab.api import Component
-
 from tunelab_builtin.cleaners.drop_missing import DropMissing, DropMissingConfig
 from tunelab_builtin.cleaners.exact_dedup import ExactDedup, ExactDedupConfig
 from tunelab_builtin.cleaners.language_filter import LanguageFilter, LanguageFilterConfig

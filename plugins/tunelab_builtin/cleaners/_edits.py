@@ -5,13 +5,12 @@ one batched pass that applies an edit function to text columns and records every
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tunelab.api import ROW_ID, StageContext
-
 from tunelab_builtin._lib.rows import take_rows
 from tunelab_builtin.cleaners._columns import CHANGED, columns_as_lists, procs, record_changes
-
 
 #: what an edit function may say about one value besides the new text: ``removed`` (a
 #: short description for the ledger, e.g. "2 tags"), ``hold`` (why the row must be set
@@ -83,8 +82,12 @@ def edit_text_columns(
                             counts[kind][i] += k
                         if notes[i] is None:
                             before, after = snippet(value, fixed)
-                            notes[i] = {"field": column, **({"removed": note["removed"]} if note and note.get("removed") else {}),
-                                        "before": before, "after": after}
+                            notes[i] = {
+                                "field": column,
+                                **({"removed": note["removed"]} if note and note.get("removed") else {}),
+                                "before": before,
+                                "after": after,
+                            }
                         else:
                             notes[i].setdefault("also", []).append(column)
                     out.append(fixed)
@@ -97,12 +100,16 @@ def edit_text_columns(
         batch[CHANGED] = [flag and holds[i] is None for i, flag in enumerate(changed)]
         for kind, column in count_columns.items():
             batch[column] = [k if holds[i] is None else 0 for i, k in enumerate(counts[kind])]
-        batch[note_column] = [json.dumps(x, ensure_ascii=False) if x and holds[i] is None else None for i, x in enumerate(notes)]
+        batch[note_column] = [
+            json.dumps(x, ensure_ascii=False) if x and holds[i] is None else None for i, x in enumerate(notes)
+        ]
         batch[hold_column] = [json.dumps(x, ensure_ascii=False) if x else None for x in holds]
         return batch
 
     out = data.map(batch_edit, batched=True, num_proc=procs(ctx, data), desc=step)
-    ids, flags, notes, holds, *counts = columns_as_lists(out, ROW_ID, CHANGED, note_column, hold_column, *count_columns.values())
+    ids, flags, notes, holds, *counts = columns_as_lists(
+        out, ROW_ID, CHANGED, note_column, hold_column, *count_columns.values()
+    )
     changed = [i for i, flag in enumerate(flags) if flag]
     record_changes(ctx, data, out, ids, changed, what, fields, [json.loads(notes[i]) for i in changed])
     for kind, values in zip(count_columns, counts):

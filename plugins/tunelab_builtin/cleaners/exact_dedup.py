@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, StageContext
-
 from tunelab_builtin._lib.rows import take_rows
 from tunelab_builtin.cleaners._columns import columns_as_lists, require_columns
 

@@ -11,10 +11,8 @@ from functools import lru_cache
 from typing import Any
 
 from tunelab.api import ROW_ID, Cleaner, StageContext
-
 from tunelab_builtin._lib.rows import take_rows
 from tunelab_builtin.cleaners._columns import columns_as_lists, text_fields
-
 
 # py3langid reads the whole text; the first part of a long one decides its language just as well
 _DETECT_CHARS = 20_000
@@ -54,7 +52,9 @@ class LanguageFilter(Cleaner):
             raise ValueError("language_filter.languages is empty; list the ISO 639-1 codes to keep, e.g. [en]")
         bad = [code for code in config.languages if not re.fullmatch(r"[a-z]{2,3}", str(code))]
         if bad:
-            raise ValueError(f"language_filter.languages must be lower-case ISO 639-1 codes such as en or de, got {bad}")
+            raise ValueError(
+                f"language_filter.languages must be lower-case ISO 639-1 codes such as en or de, got {bad}"
+            )
         if not 0.0 <= config.min_confidence <= 1.0:
             raise ValueError(f"language_filter.min_confidence must be between 0 and 1, got {config.min_confidence}")
         if config.uncertain not in ("keep", "drop"):
@@ -68,11 +68,15 @@ class LanguageFilter(Cleaner):
         c = self.config
         fields = text_fields(data, c.fields, "language_filter")
         if c.language_column in fields:
-            raise ValueError(f"language_filter.language_column '{c.language_column}' is one of the checked text fields; choose another name")
+            raise ValueError(
+                f"language_filter.language_column '{c.language_column}' is one of the checked text fields; choose another name"
+            )
         identifier = _language_identifier()
         unknown = sorted(set(c.languages) - set(identifier.labels))
         if unknown:
-            raise ValueError(f"language_filter.languages: py3langid does not know {unknown}; known codes include {identifier.labels[:20]}...")
+            raise ValueError(
+                f"language_filter.languages: py3langid does not know {unknown}; known codes include {identifier.labels[:20]}..."
+            )
         wanted = set(c.languages)
         ids, *columns = columns_as_lists(data, ROW_ID, *fields)
         detected: list[str] = []
@@ -106,7 +110,9 @@ class LanguageFilter(Cleaner):
             ctx.drop(row_ids, reason, details)
         counts = Counter(detected)
         ctx.count("undetermined (und)", counts.get("und", 0))
-        ctx.metadata.update({"fields": fields, "detected": dict(sorted(counts.items())), "kept_languages": sorted(wanted)})
+        ctx.metadata.update(
+            {"fields": fields, "detected": dict(sorted(counts.items())), "kept_languages": sorted(wanted)}
+        )
 
         def label(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
             return {c.language_column: [detected[i] for i in indices]}

@@ -3,14 +3,13 @@ impute a default, or flag it in a new column)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, StageContext
-
 from tunelab_builtin._lib.rows import take_rows
 from tunelab_builtin.cleaners._columns import columns_as_lists, require_columns
-
 
 _MISSING_POLICIES = ("drop", "impute", "flag")
 
@@ -47,9 +46,7 @@ class MissingValues(Cleaner):
             raise ValueError("missing_values.policies is empty; map at least one column to drop, impute or flag")
         for column, policy in config.policies.items():
             if policy not in _MISSING_POLICIES:
-                raise ValueError(
-                    f"missing_values.policies.{column} must be drop, impute or flag, got {policy!r}"
-                )
+                raise ValueError(f"missing_values.policies.{column} must be drop, impute or flag, got {policy!r}")
             if policy == "impute" and (column not in config.values or config.values[column] is None):
                 raise ValueError(
                     f"missing_values.policies.{column} is impute but missing_values.values.{column} is not set; "
@@ -57,7 +54,9 @@ class MissingValues(Cleaner):
                 )
         unused = sorted(set(config.values) - {c for c, p in config.policies.items() if p == "impute"})
         if unused:
-            raise ValueError(f"missing_values.values names {unused}, whose policy is not impute; remove them or set their policy to impute")
+            raise ValueError(
+                f"missing_values.values names {unused}, whose policy is not impute; remove them or set their policy to impute"
+            )
 
     def _is_missing(self, value: Any) -> bool:
         if value is None:
@@ -70,7 +69,11 @@ class MissingValues(Cleaner):
         dtype = getattr(data.features[column], "dtype", None)
         converters: dict[str, Callable[[Any], Any]] = {"string": str, "large_string": str, "bool": _as_bool}
         convert = converters.get(dtype or "") or (
-            int if dtype and dtype.startswith(("int", "uint")) else float if dtype and dtype.startswith("float") else None
+            int
+            if dtype and dtype.startswith(("int", "uint"))
+            else float
+            if dtype and dtype.startswith("float")
+            else None
         )
         if convert is None:
             if dtype == "null" or isinstance(value, (str, int, float, bool)):
@@ -90,7 +93,9 @@ class MissingValues(Cleaner):
         flagged = [f"{c}_missing" for c, p in policies.items() if p == "flag"]
         clash = [c for c in flagged if c in data.column_names]
         if clash:
-            raise ValueError(f"missing_values: the flag column(s) {clash} already exist; rename them or use another policy")
+            raise ValueError(
+                f"missing_values: the flag column(s) {clash} already exist; rename them or use another policy"
+            )
 
         ids, *values = columns_as_lists(data, ROW_ID, *policies)
         missing = {c: [self._is_missing(v) for v in column] for c, column in zip(policies, values)}

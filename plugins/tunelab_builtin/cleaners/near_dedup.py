@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, StageContext
-
 from tunelab_builtin._lib.minhash import (
     agreement,
     check_params,
@@ -79,7 +78,9 @@ class NearDedup(Cleaner):
         survivors = np.asarray(cluster_survivors(len(texts), left, right), dtype=np.int64)
         dropped = np.flatnonzero(survivors != np.arange(len(texts)))
         bands, rows = resolve_bands(c.threshold, c.num_perm, c.bands)
-        ctx.metadata.update({"bands": bands, "rows_per_band": rows, "clusters": int(len(np.unique(survivors[dropped])))})
+        ctx.metadata.update(
+            {"bands": bands, "rows_per_band": rows, "clusters": int(len(np.unique(survivors[dropped])))}
+        )
         ctx.count("near_duplicates", len(dropped))
         if not len(dropped):
             return data

@@ -8,9 +8,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, StageContext
-
 from tunelab_builtin.cleaners._columns import CHANGED, columns_as_lists, procs, record_changes, require_columns
-
 
 # zero-width and other invisible format characters; soft hyphen; BOM
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
@@ -29,7 +27,9 @@ def _collapse_inside(line: str) -> str:
 
 
 # UTF-8 bytes decoded as Windows-1252/Latin-1 leave these lead characters behind
-_MOJIBAKE = re.compile("[\u00c2\u00c3\u00c5\u00e2][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]")
+_MOJIBAKE = re.compile(
+    "[\u00c2\u00c3\u00c5\u00e2][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]"
+)
 
 
 def _cp1252_byte(char: str) -> int | None:
@@ -50,7 +50,11 @@ def fix_mojibake(text: str) -> str:
     raw = [_cp1252_byte(ch) for ch in text]
     if any(b is None for b in raw):
         # mixed text: repair each run of Latin-1-range characters on its own
-        return re.sub("[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]+", lambda m: fix_mojibake(m.group(0)) if _cp1252_byte(m.group(0)[0]) else m.group(0), text)
+        return re.sub(
+            "[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122]+",
+            lambda m: fix_mojibake(m.group(0)) if _cp1252_byte(m.group(0)[0]) else m.group(0),
+            text,
+        )
     try:
         repaired = bytes(raw).decode("utf-8")  # type: ignore[arg-type]
     except UnicodeDecodeError:
@@ -88,7 +92,9 @@ class Normalize(Cleaner):
     def __init__(self, config: NormalizeConfig):
         super().__init__(config)
         if config.unicode_form not in ("NFC", "NFKC", "NFD", "NFKD", "none"):
-            raise ValueError(f"normalize.unicode_form must be NFC, NFKC, NFD, NFKD or none, got {config.unicode_form!r}")
+            raise ValueError(
+                f"normalize.unicode_form must be NFC, NFKC, NFD, NFKD or none, got {config.unicode_form!r}"
+            )
         if config.punctuation not in ("keep", "ascii", "strip"):
             raise ValueError(f"normalize.punctuation must be keep, ascii or strip, got {config.punctuation!r}")
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from tunelab.api import COMPLETION, PROMPT, ROW_ID, Cleaner, StageContext
-
 from tunelab_builtin._lib.rows import row_rng, take_rows
 from tunelab_builtin.cleaners._columns import require_columns
 
@@ -161,13 +161,75 @@ def _cards(text: str) -> Iterator[Match]:
 
 #: IBAN length by country (ISO 13616 registry); a country not listed is not matched
 IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
-    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
-    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21,
-    "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LI": 21,
-    "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
-    "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
-    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BR": 29,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NL": 18,
+    "NO": 15,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "SA": 24,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VG": 24,
+    "XK": 20,
 }
 _IBAN = re.compile(r"(?<![\w-])([A-Za-z]{2})(\d{2})((?: ?[A-Za-z0-9]){11,30})")
 
@@ -241,9 +303,7 @@ def _ssns(text: str) -> Iterator[Match]:
 
 # first letter not D F I Q U V, second not D F I O Q U V; prefixes BG GB KN NK NT TN ZZ
 # are never issued. QQ is HMRC's own example prefix, so sample data using it is caught too.
-_NINO = re.compile(
-    r"(?<![\w-])(QQ|[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?(\d{2}) ?(\d{2}) ?(\d{2}) ?([A-D])(?![\w-])"
-)
+_NINO = re.compile(r"(?<![\w-])(QQ|[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?(\d{2}) ?(\d{2}) ?(\d{2}) ?([A-D])(?![\w-])")
 _NINO_NEVER = {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
 
 
@@ -332,21 +392,32 @@ def _name_views(name: str) -> Iterator[tuple[str, list[int | None]]]:
         before, after = spaced[i - 1] if i else "", spaced[i + 1] if i + 1 < len(spaced) else ""
         # a joiner inside a word (corp-it.co.uk) or a number (555-0199) stays; between a word
         # and a number, or before "(" and "+", it separates them
-        if ch in _NAME_JOINERS and before and after and not (before.isalpha() and after.isalpha()) \
-                and not (before.isdigit() and after.isdigit()):
+        if (
+            ch in _NAME_JOINERS
+            and before
+            and after
+            and not (before.isalpha() and after.isalpha())
+            and not (before.isdigit() and after.isdigit())
+        ):
             ch = " "
         chars.append(ch)
         origin.append(i)
-        if (ch.isalpha() and after.isdigit()) or (ch.isalnum() and after and after in "(+") \
-                or ((ch.isdigit() or ch == ")") and after.isalpha()):
+        if (
+            (ch.isalpha() and after.isdigit())
+            or (ch.isalnum() and after and after in "(+")
+            or ((ch.isdigit() or ch == ")") and after.isalpha())
+        ):
             chars.append(" ")
             origin.append(None)
     split, split_origin = "".join(chars), origin
     yield split, split_origin
     # a joiner between two digit runs may end an entity (report-555-867-5309-2024.csv): read
     # the name once with each such joiner as a space (a name holds only a few)
-    joints = [i for i, ch in enumerate(split) if ch in _NAME_JOINERS and 0 < i < len(split) - 1
-              and split[i - 1].isdigit() and split[i + 1].isdigit()]
+    joints = [
+        i
+        for i, ch in enumerate(split)
+        if ch in _NAME_JOINERS and 0 < i < len(split) - 1 and split[i - 1].isdigit() and split[i + 1].isdigit()
+    ]
     if len(joints) <= _MAX_JOINTS:
         for i in joints:
             yield split[:i] + " " + split[i + 1 :], split_origin
@@ -400,7 +471,9 @@ def detect_in_name(name: str, entities: tuple[str, ...] = ENTITIES) -> list[Matc
     suffix = _DATA_SUFFIX.search(name)
     if suffix and suffix.start() > 0:
         stem = _name_matches(name[: suffix.start()], entities)
-        found = stem + [m for m in found if m.end <= suffix.start() or all(m.end <= t.start or m.start >= t.end for t in stem)]
+        found = stem + [
+            m for m in found if m.end <= suffix.start() or all(m.end <= t.start or m.start >= t.end for t in stem)
+        ]
     return _merged(found)
 
 
@@ -600,7 +673,9 @@ class Pii(Cleaner):
                 return text, matches, None
             # the texts agree up to the first match, so one offset centres both excerpts
             return text, matches, (_excerpt(preview, matches[0].start), _excerpt(text, matches[0].start))
-        if isinstance(value, list) and all(isinstance(m, dict) and isinstance(m.get("content"), (str, type(None))) for m in value):
+        if isinstance(value, list) and all(
+            isinstance(m, dict) and isinstance(m.get("content"), (str, type(None))) for m in value
+        ):
             messages, found, first = [], [], None
             for message in value:
                 content, matches, shown = self._value(message.get("content"), column, row_id, seed, edit)
@@ -642,7 +717,9 @@ class Pii(Cleaner):
         from datasets import Features, List, Value
 
         # typed helper columns: a first batch without PII would otherwise fix them as null
-        features = Features({**data.features, _FOUND: List(Value("string")), _BEFORE: Value("string"), _AFTER: Value("string")})
+        features = Features(
+            {**data.features, _FOUND: List(Value("string")), _BEFORE: Value("string"), _AFTER: Value("string")}
+        )
         scanned = data.map(
             self._batch, batched=True, num_proc=procs, fn_kwargs={"seed": ctx.seed}, features=features, desc="pii"
         )

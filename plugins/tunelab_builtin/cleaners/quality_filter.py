@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunelab.api import ROW_ID, Cleaner, StageContext
-
 from tunelab_builtin._lib.rows import take_rows
 from tunelab_builtin.cleaners._columns import CHANGED, columns_as_lists, procs, record_changes, text_fields
 
@@ -132,20 +131,37 @@ class QualityFilter(Cleaner):
             raise ValueError(f"quality_filter.on_missing must be drop, keep or error, got {c.on_missing!r}")
         if c.c4_lines not in ("off", "filter", "drop"):
             raise ValueError(f"quality_filter.c4_lines must be off, filter or drop, got {c.c4_lines!r}")
-        for name in ("min_chars", "max_chars", "min_tokens", "max_tokens", "ratio_min_words", "min_stop_words",
-                     "line_rules_min_lines", "repetition_min_words", "c4_min_words_per_line"):
+        for name in (
+            "min_chars",
+            "max_chars",
+            "min_tokens",
+            "max_tokens",
+            "ratio_min_words",
+            "min_stop_words",
+            "line_rules_min_lines",
+            "repetition_min_words",
+            "c4_min_words_per_line",
+        ):
             if getattr(c, name) < 0:
                 raise ValueError(f"quality_filter.{name} must be 0 (off) or a positive count, got {getattr(c, name)}")
-        fractions = ["max_digit_ratio", "min_alpha_word_fraction", "max_bullet_line_fraction",
-                     "max_ellipsis_line_fraction", "max_duplicate_line_fraction"]
+        fractions = [
+            "max_digit_ratio",
+            "min_alpha_word_fraction",
+            "max_bullet_line_fraction",
+            "max_ellipsis_line_fraction",
+            "max_duplicate_line_fraction",
+        ]
         for name in fractions:
             if not 0.0 <= getattr(c, name) <= 1.0:
                 raise ValueError(f"quality_filter.{name} must be between 0 (off) and 1, got {getattr(c, name)}")
         for name in ("max_symbol_word_ratio", "min_mean_word_length", "max_mean_word_length"):
             if getattr(c, name) < 0:
                 raise ValueError(f"quality_filter.{name} must be 0 (off) or positive, got {getattr(c, name)}")
-        for name, low, high in (("chars", c.min_chars, c.max_chars), ("tokens", c.min_tokens, c.max_tokens),
-                                ("mean_word_length", c.min_mean_word_length, c.max_mean_word_length)):
+        for name, low, high in (
+            ("chars", c.min_chars, c.max_chars),
+            ("tokens", c.min_tokens, c.max_tokens),
+            ("mean_word_length", c.min_mean_word_length, c.max_mean_word_length),
+        ):
             if low and high and low > high:
                 raise ValueError(f"quality_filter.min_{name} ({low}) is above quality_filter.max_{name} ({high})")
         if len(c.max_top_ngram_fraction) > 3:
@@ -161,11 +177,25 @@ class QualityFilter(Cleaner):
     def limits(self) -> dict[str, Any]:
         """The rules that are on, with their limits (for the report)."""
         c = self.config
-        on = {name: getattr(c, name) for name in (
-            "min_chars", "max_chars", "min_tokens", "max_tokens", "max_symbol_word_ratio", "max_digit_ratio",
-            "min_alpha_word_fraction", "min_mean_word_length", "max_mean_word_length", "min_stop_words",
-            "max_bullet_line_fraction", "max_ellipsis_line_fraction", "max_duplicate_line_fraction",
-        ) if getattr(c, name)}
+        on = {
+            name: getattr(c, name)
+            for name in (
+                "min_chars",
+                "max_chars",
+                "min_tokens",
+                "max_tokens",
+                "max_symbol_word_ratio",
+                "max_digit_ratio",
+                "min_alpha_word_fraction",
+                "min_mean_word_length",
+                "max_mean_word_length",
+                "min_stop_words",
+                "max_bullet_line_fraction",
+                "max_ellipsis_line_fraction",
+                "max_duplicate_line_fraction",
+            )
+            if getattr(c, name)
+        }
         on.update({f"max_top_{n}gram_fraction": v for n, v in enumerate(c.max_top_ngram_fraction, 2) if v})
         on.update({f"max_duplicate_{n}gram_fraction": v for n, v in enumerate(c.max_duplicate_ngram_fraction, 5) if v})
         if c.c4_lines != "off":
@@ -215,8 +245,12 @@ class QualityFilter(Cleaner):
             checks = (
                 ("max_symbol_word_ratio", symbols / len(words), c.max_symbol_word_ratio, max),
                 ("max_digit_ratio", sum(ch.isdigit() for ch in text) / n_chars, c.max_digit_ratio, max),
-                ("min_alpha_word_fraction", sum(any(ch.isalpha() for ch in w) for w in words) / len(words),
-                 c.min_alpha_word_fraction, min),
+                (
+                    "min_alpha_word_fraction",
+                    sum(any(ch.isalpha() for ch in w) for w in words) / len(words),
+                    c.min_alpha_word_fraction,
+                    min,
+                ),
                 ("min_mean_word_length", mean_length, c.min_mean_word_length, min),
                 ("max_mean_word_length", mean_length, c.max_mean_word_length, max),
             )
@@ -231,8 +265,16 @@ class QualityFilter(Cleaner):
         lines = [line.strip() for line in text.split("\n") if line.strip()]
         if c.line_rules_min_lines and len(lines) >= c.line_rules_min_lines:
             checks_lines = (
-                ("max_bullet_line_fraction", sum(line.startswith(_BULLETS) for line in lines), c.max_bullet_line_fraction),
-                ("max_ellipsis_line_fraction", sum(line.endswith(_ELLIPSES) for line in lines), c.max_ellipsis_line_fraction),
+                (
+                    "max_bullet_line_fraction",
+                    sum(line.startswith(_BULLETS) for line in lines),
+                    c.max_bullet_line_fraction,
+                ),
+                (
+                    "max_ellipsis_line_fraction",
+                    sum(line.endswith(_ELLIPSES) for line in lines),
+                    c.max_ellipsis_line_fraction,
+                ),
                 ("max_duplicate_line_fraction", len(lines) - len(set(lines)), c.max_duplicate_line_fraction),
             )
             for rule, count, limit in checks_lines:

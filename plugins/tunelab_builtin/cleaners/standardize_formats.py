@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tunelab.api import Cleaner, StageContext
-
 from tunelab_builtin.cleaners._columns import text_fields
 from tunelab_builtin.cleaners._edits import edit_text_columns
-
 
 _DIGIT = re.compile(r"\d")
 _LOCALE_SEPARATORS = {"en": (",", "."), "eu": (".", ",")}  # (thousands, decimal)
@@ -66,9 +64,20 @@ def parse_number(raw: str, locale_hint: str, money: bool = False) -> str | None:
 _MONTHS = {
     name: number
     for number, names in enumerate(
-        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
-         ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
-         ("november", "nov"), ("december", "dec")],
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ],
         start=1,
     )
     for name in names
@@ -79,11 +88,17 @@ _DATE_EDGE_BEFORE = r"(?<![\w.,/\-:])"
 _DATE_EDGE_AFTER = r"(?![\w]|[.,/\-:]\d)"
 _DATE_PATTERNS = [
     # 2024-03-05, 2024/3/5, 2024.03.05 (year first is never ambiguous)
-    re.compile(rf"{_DATE_EDGE_BEFORE}(?P<year>\d{{4}})(?P<sep>[-/.])(?P<a>\d{{1,2}})(?P=sep)(?P<b>\d{{1,2}}){_DATE_EDGE_AFTER}"),
+    re.compile(
+        rf"{_DATE_EDGE_BEFORE}(?P<year>\d{{4}})(?P<sep>[-/.])(?P<a>\d{{1,2}})(?P=sep)(?P<b>\d{{1,2}}){_DATE_EDGE_AFTER}"
+    ),
     # 05/03/2024, 5.3.2024, 05-03-2024: day and month order decided by dayfirst
-    re.compile(rf"{_DATE_EDGE_BEFORE}(?P<a>\d{{1,2}})(?P<sep>[-/.])(?P<b>\d{{1,2}})(?P=sep)(?P<year>\d{{4}}){_DATE_EDGE_AFTER}"),
+    re.compile(
+        rf"{_DATE_EDGE_BEFORE}(?P<a>\d{{1,2}})(?P<sep>[-/.])(?P<b>\d{{1,2}})(?P=sep)(?P<year>\d{{4}}){_DATE_EDGE_AFTER}"
+    ),
     # March 5, 2024 / Mar. 5th 2024
-    re.compile(rf"(?<!\w){_MONTH}\s+(?P<day>\d{{1,2}}){_ORDINAL},?\s+(?P<year>\d{{4}}){_DATE_EDGE_AFTER}", re.IGNORECASE),
+    re.compile(
+        rf"(?<!\w){_MONTH}\s+(?P<day>\d{{1,2}}){_ORDINAL},?\s+(?P<year>\d{{4}}){_DATE_EDGE_AFTER}", re.IGNORECASE
+    ),
     # 5 March 2024 / 5th of March, 2024 / 05-Mar-2024
     re.compile(
         rf"{_DATE_EDGE_BEFORE}(?P<day>\d{{1,2}}){_ORDINAL}(?:\s+of\s+|\s+|-){_MONTH}(?:,?\s+|-)(?P<year>\d{{4}}){_DATE_EDGE_AFTER}",
@@ -104,11 +119,47 @@ def _iso_date(year: int, month: int, day: int) -> str | None:
 
 
 # currency: symbol/code -> ISO code ("$" is resolved by the dollar_code option)
-_CURRENCY_SYMBOLS = {"US$": "USD", "CA$": "CAD", "C$": "CAD", "AU$": "AUD", "A$": "AUD", "NZ$": "NZD",
-                     "$": None, "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
-_CURRENCY_CODES = ("USD", "EUR", "GBP", "JPY", "CAD", "AUD", "NZD", "CHF", "CNY", "INR", "SEK", "NOK", "DKK", "PLN", "CZK", "MXN", "BRL")
-_CURRENCY_WORDS = {"dollar": None, "dollars": None, "bucks": None, "euro": "EUR", "euros": "EUR",
-                   "yen": "JPY", "pounds sterling": "GBP"}
+_CURRENCY_SYMBOLS = {
+    "US$": "USD",
+    "CA$": "CAD",
+    "C$": "CAD",
+    "AU$": "AUD",
+    "A$": "AUD",
+    "NZ$": "NZD",
+    "$": None,
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "₹": "INR",
+}
+_CURRENCY_CODES = (
+    "USD",
+    "EUR",
+    "GBP",
+    "JPY",
+    "CAD",
+    "AUD",
+    "NZD",
+    "CHF",
+    "CNY",
+    "INR",
+    "SEK",
+    "NOK",
+    "DKK",
+    "PLN",
+    "CZK",
+    "MXN",
+    "BRL",
+)
+_CURRENCY_WORDS = {
+    "dollar": None,
+    "dollars": None,
+    "bucks": None,
+    "euro": "EUR",
+    "euros": "EUR",
+    "yen": "JPY",
+    "pounds sterling": "GBP",
+}
 _MINOR_UNITS = {"JPY": 0}
 _SYMBOL = "|".join(re.escape(s) for s in sorted(_CURRENCY_SYMBOLS, key=len, reverse=True))
 _CODE = "|".join(_CURRENCY_CODES)
@@ -261,5 +312,11 @@ class StandardizeFormats(Cleaner):
     def apply(self, data, ctx: StageContext):
         fields = text_fields(data, self.config.fields, "standardize_formats")
         return edit_text_columns(
-            data, ctx, fields, self.standardize, step="standardize_formats", what="formats standardized", kinds=self.KINDS
+            data,
+            ctx,
+            fields,
+            self.standardize,
+            step="standardize_formats",
+            what="formats standardized",
+            kinds=self.KINDS,
         )

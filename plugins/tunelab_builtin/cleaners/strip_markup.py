@@ -13,10 +13,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 from tunelab.api import Cleaner, StageContext
-
 from tunelab_builtin.cleaners._columns import text_fields
 from tunelab_builtin.cleaners._edits import EditNote, edit_text_columns
-
 
 # What is markup is decided by the HTML syntax and the HTML element list, never by
 # "something between < and >": List<Object>, <order id>, x<y && y>z, <name> or a lone
@@ -53,14 +51,76 @@ _PARAGRAPH_ELEMENTS = frozenset(
     {"p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "ul", "ol", "dl", "hr", "figure"}
 )
 _LINE_ELEMENTS = frozenset(
-    {"br", "div", "li", "tr", "dt", "dd", "section", "article", "header", "footer", "nav", "aside", "main",
-     "form", "fieldset", "address", "caption", "details", "summary", "figcaption"}
+    {
+        "br",
+        "div",
+        "li",
+        "tr",
+        "dt",
+        "dd",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "nav",
+        "aside",
+        "main",
+        "form",
+        "fieldset",
+        "address",
+        "caption",
+        "details",
+        "summary",
+        "figcaption",
+    }
 )
 # inline HTML elements: their text runs on; any other (unknown, XML) element separates words
 _INLINE_ELEMENTS = frozenset(
-    {"a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em", "font", "i", "img",
-     "ins", "kbd", "label", "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup",
-     "time", "tt", "u", "var", "wbr", "html", "body", "math", "mi", "mn", "mo", "ms", "mtext", "mrow", "nobr"}
+    {
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "bdo",
+        "big",
+        "cite",
+        "code",
+        "data",
+        "del",
+        "dfn",
+        "em",
+        "font",
+        "i",
+        "img",
+        "ins",
+        "kbd",
+        "label",
+        "mark",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strike",
+        "strong",
+        "sub",
+        "sup",
+        "time",
+        "tt",
+        "u",
+        "var",
+        "wbr",
+        "html",
+        "body",
+        "math",
+        "mi",
+        "mn",
+        "mo",
+        "ms",
+        "mtext",
+        "mrow",
+        "nobr",
+    }
 )
 _WS = " \t\n\r\f"  # HTML whitespace
 _NAME = r"[A-Za-z][\w.:-]*"
@@ -336,11 +396,15 @@ class MarkupStripped:
         return self.lost_chars / total if total else 0.0
 
     def summary(self) -> str:
-        parts = [f"{n} {what}{'s' if n != 1 else ''}" for n, what in
-                 ((self.tags, "tag"), (self.comments, "comment"), (self.entities, "entity"))]
+        parts = [
+            f"{n} {what}{'s' if n != 1 else ''}"
+            for n, what in ((self.tags, "tag"), (self.comments, "comment"), (self.entities, "entity"))
+        ]
         parts = [p.replace("entitys", "entities") for p in parts if not p.startswith("0 ")]
         if self.lost_chars:
-            parts.append(f"{self.lost_chars} character{'s' if self.lost_chars != 1 else ''} of hidden content or comments")
+            parts.append(
+                f"{self.lost_chars} character{'s' if self.lost_chars != 1 else ''} of hidden content or comments"
+            )
         return ", ".join(parts)
 
 
@@ -355,7 +419,7 @@ def strip_html_counted(text: str, link_urls: bool = False) -> MarkupStripped:
     at = 0
     counts = Counter()
     for m in tokens:
-        doc.append(html_escape(text[at:m.start()], quote=False))
+        doc.append(html_escape(text[at : m.start()], quote=False))
         at = m.end()
         if m.group("cdata") is not None:
             doc.append(html_escape(m.group("cdata"), quote=False))  # literal text
@@ -392,13 +456,19 @@ _MD_LINK = re.compile(r"\[([^\]\n]+)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*
 # strong emphasis as CommonMark delimits it: the opening run not after a word character
 # and not before a space, the closing run the other way round, so "f(*args, **kwargs):
 # g(**kwargs)" is no emphasis; a __dunder__ name (no spaces) is kept as an identifier
-_MD_STRONG = re.compile(r"(?<![\w*])(\*\*)(?=[^\s*])(.+?)(?<=[^\s*])\*\*(?![\w*])|(?<![\w_])(__)(?=[^\s_])(.+?)(?<=[^\s_])__(?![\w_])")
-_MD_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
+_MD_STRONG = re.compile(
+    r"(?<![\w*])(\*\*)(?=[^\s*])(.+?)(?<=[^\s*])\*\*(?![\w*])|(?<![\w_])(__)(?=[^\s_])(.+?)(?<=[^\s_])__(?![\w_])"
+)
+_MD_EMPHASIS = re.compile(
+    r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])"
+)
 _IDENTIFIER = re.compile(r"\w+")
 _MD_CODE = re.compile(r"`([^`\n]+)`")
 _MD_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)[^\n]*\n?", re.MULTILINE)
 # a fenced code block with its closing fence: its content is code, kept as written
-_MD_FENCED_BLOCK = re.compile(r"^[ \t]{0,3}(```+|~~~+)[^\n]*\n(.*?)^[ \t]{0,3}\1[ \t]*(?:\n|$)", re.MULTILINE | re.DOTALL)
+_MD_FENCED_BLOCK = re.compile(
+    r"^[ \t]{0,3}(```+|~~~+)[^\n]*\n(.*?)^[ \t]{0,3}\1[ \t]*(?:\n|$)", re.MULTILINE | re.DOTALL
+)
 _CODE_MARK = "\ue000"  # private-use: stands for a protected code span while the rest is stripped
 _MD_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)[ \t#]*$", re.MULTILINE)
 _MD_QUOTE = re.compile(r"^[ \t]{0,3}>[ \t]?", re.MULTILINE)
@@ -492,6 +562,11 @@ class StripMarkup(Cleaner):
     def apply(self, data, ctx: StageContext):
         fields = text_fields(data, self.config.fields, "strip_markup")
         return edit_text_columns(
-            data, ctx, fields, self._clean, step="strip_markup", what="markup stripped",
+            data,
+            ctx,
+            fields,
+            self._clean,
+            step="strip_markup",
+            what="markup stripped",
             hold_reason=f"markup would remove over {self.config.max_removed_fraction:.0%} of the text: set aside for review",
         )

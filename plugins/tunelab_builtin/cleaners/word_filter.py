@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.api import ROW_ID, Cleaner, StageContext
-
 from tunelab_builtin._lib.rows import take_rows
 from tunelab_builtin.cleaners._columns import CHANGED, columns_as_lists, procs, record_changes, text_fields
 
@@ -21,8 +20,22 @@ WORDLIST_DIR = Path(__file__).resolve().parent.parent / "data" / "wordlists"
 
 # leetspeak characters and the letter they stand for; only folded inside tokens that
 # have a letter, so "$5", "2024" and "100%" are never read as words
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
-                       "@": "a", "$": "s", "!": "i", "|": "l", "+": "t"})
+_LEET = str.maketrans(
+    {
+        "0": "o",
+        "1": "i",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "7": "t",
+        "8": "b",
+        "@": "a",
+        "$": "s",
+        "!": "i",
+        "|": "l",
+        "+": "t",
+    }
+)
 # a token with at least one leetspeak character in it (plain words need no folding)
 _LEET_TOKEN = re.compile(r"[\w@$!|+]*[0-9@$!|+][\w@$!|+]*")
 _WORD = re.compile(r"\w+")
@@ -37,7 +50,7 @@ def fold_leetspeak(text: str) -> str:
         if not any(ch.isalpha() for ch in token):
             return token
         body = token.rstrip("!")
-        return body.translate(_LEET) + token[len(body):]
+        return body.translate(_LEET) + token[len(body) :]
 
     return _LEET_TOKEN.sub(fold, text)
 
@@ -54,7 +67,9 @@ def terms_pattern(terms: list[str]) -> re.Pattern:
         node[""] = {}  # a term ends here
 
     def branch(node: dict[str, dict]) -> str:
-        alternatives = [(r"\s+" if ch == " " else re.escape(ch)) + branch(child) for ch, child in sorted(node.items()) if ch]
+        alternatives = [
+            (r"\s+" if ch == " " else re.escape(ch)) + branch(child) for ch, child in sorted(node.items()) if ch
+        ]
         if not alternatives:
             return ""
         body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
@@ -74,7 +89,11 @@ def read_word_list(path: Path) -> list[str]:
         raise ValueError(f"word_filter: word list {path} is not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
         raise ValueError(f"word_filter: cannot read word list {path}: {exc.strerror}") from None
-    terms = [" ".join(line.split()).lower() for line in raw.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    terms = [
+        " ".join(line.split()).lower()
+        for line in raw.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not terms:
         raise ValueError(f"word_filter: word list {path} has no terms (one term per line; '#' starts a comment)")
     return terms
@@ -145,7 +164,9 @@ class WordFilter(Cleaner):
             for m in pattern.finditer(searched):
                 term = " ".join(m.group(0).lower().split())
                 if term not in terms:  # a case-insensitive match that lower() spells differently
-                    term = next(t for t in terms if re.fullmatch(r"\s+".join(map(re.escape, t.split())), m.group(0), re.I))
+                    term = next(
+                        t for t in terms if re.fullmatch(r"\s+".join(map(re.escape, t.split())), m.group(0), re.I)
+                    )
                 found.append((m.start(), m.end(), terms[term], term))
             return found
 
@@ -163,8 +184,15 @@ class WordFilter(Cleaner):
                 first_field, (_, _, name, term) = found[0]
                 row_ids, details = dropped.setdefault(f"word list {name}: {term}", ([], []))
                 row_ids.append(row_id)
-                details.append({"list": name, "term": term, "field": first_field, "hits": len(found),
-                                "terms": sorted({m[3] for _, m in found})})
+                details.append(
+                    {
+                        "list": name,
+                        "term": term,
+                        "field": first_field,
+                        "hits": len(found),
+                        "terms": sorted({m[3] for _, m in found}),
+                    }
+                )
             for reason, (row_ids, details) in sorted(dropped.items()):
                 ctx.drop(row_ids, reason, details)
             ctx.metadata.update({"hits_per_list": dict(hits_per_list), "rows_dropped": len(ids) - len(keep)})

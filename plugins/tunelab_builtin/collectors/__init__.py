@@ -5,7 +5,6 @@ adapters).
 """
 
 from tunelab.api import Component
-
 from tunelab_builtin.collectors._records import FileSourceConfig, PathConfig
 from tunelab_builtin.collectors.csv import CsvCollector, CsvSourceConfig, TsvCollector
 from tunelab_builtin.collectors.hf_dataset import HfDatasetCollector, HfDatasetConfig

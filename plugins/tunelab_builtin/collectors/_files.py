@@ -18,11 +18,11 @@ import io
 import logging
 import re
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tunelab.api import StageContext
-
 from tunelab_builtin.collectors._records import RawRecord, RecordCollector, SourceError
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,20 @@ _GLOB_CHARS = "*?["
 
 #: the collector that reads a file with this suffix (for the hint on a skipped file)
 _COLLECTOR_BY_SUFFIX = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",
-    ".parquet": "parquet", ".txt": "text", ".text": "text", ".md": "text", ".html": "html", ".htm": "html",
-    ".xhtml": "html", ".pdf": "pdf",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".txt": "text",
+    ".text": "text",
+    ".md": "text",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".pdf": "pdf",
 }
 #: skipped files named in the report and the warning (the count is always complete)
 _LISTED_SKIPPED = 50
@@ -45,13 +56,37 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"PK\x05\x06", "an (empty) ZIP archive", "unzip it and set data.path to the files inside"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it and set data.path to the files inside"),
     (b"Rar!\x1a\x07", "a RAR archive", "extract it and set data.path to the files inside"),
-    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it (unxz FILE), or recompress it with gzip: gzipped files are read directly"),
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it (zstd -d FILE), or recompress it with gzip: gzipped files are read directly"),
-    (b"\x04\x22\x4d\x18", "LZ4-compressed", "decompress it (lz4 -d FILE), or recompress it with gzip: gzipped files are read directly"),
-    (b"SQLite format 3\x00", "an SQLite database", "read it with data=sql data.url=sqlite:///FILE data.query='SELECT ...'"),
+    (
+        b"\xfd7zXZ\x00",
+        "xz-compressed",
+        "decompress it (unxz FILE), or recompress it with gzip: gzipped files are read directly",
+    ),
+    (
+        b"\x28\xb5\x2f\xfd",
+        "zstd-compressed",
+        "decompress it (zstd -d FILE), or recompress it with gzip: gzipped files are read directly",
+    ),
+    (
+        b"\x04\x22\x4d\x18",
+        "LZ4-compressed",
+        "decompress it (lz4 -d FILE), or recompress it with gzip: gzipped files are read directly",
+    ),
+    (
+        b"SQLite format 3\x00",
+        "an SQLite database",
+        "read it with data=sql data.url=sqlite:///FILE data.query='SELECT ...'",
+    ),
     (b"%PDF-", "a PDF document", "read it with data=pdf"),
-    (b"ARROW1\x00\x00", "an Arrow IPC file", "read its folder with data=hf_dataset, or convert it to Parquet and use data=parquet"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Microsoft Office file (.xls/.doc)", "export it as CSV and read that"),
+    (
+        b"ARROW1\x00\x00",
+        "an Arrow IPC file",
+        "read its folder with data=hf_dataset, or convert it to Parquet and use data=parquet",
+    ),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "a legacy Microsoft Office file (.xls/.doc)",
+        "export it as CSV and read that",
+    ),
     (b"\x89PNG\r\n\x1a\n", "a PNG image", "remove it from data.path"),
     (b"\xff\xd8\xff", "a JPEG image", "remove it from data.path"),
     (b"GIF87a", "a GIF image", "remove it from data.path"),
@@ -60,14 +95,22 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
 _BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
 _GZIP_MAGIC = b"\x1f\x8b"
 #: byte-order marks that say a file is UTF-32 or UTF-16 (UTF-32 LE first: it starts like UTF-16 LE)
-WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 def sniff_binary(head: bytes) -> tuple[str, str] | None:
     """(what the file is, the fix) when ``head`` (a file's first bytes) starts with the
     magic bytes of a binary or compressed format that is not text; None otherwise."""
     if _BZIP2.match(head):
-        return "bzip2-compressed", "decompress it (bunzip2 FILE), or recompress it with gzip: gzipped files are read directly"
+        return (
+            "bzip2-compressed",
+            "decompress it (bunzip2 FILE), or recompress it with gzip: gzipped files are read directly",
+        )
     if head.startswith(b"PAR1") and b"\x00" in head[:64]:
         return "a Parquet file", "read it with data=parquet"
     for magic, what, fix in _MAGIC:
@@ -114,7 +157,9 @@ class FileCollector(RecordCollector):
             try:
                 codecs.lookup(config.encoding)
             except LookupError:
-                raise ValueError(f"data.encoding {config.encoding!r} is not a known text encoding (e.g. utf-8, latin-1, cp1252)") from None
+                raise ValueError(
+                    f"data.encoding {config.encoding!r} is not a known text encoding (e.g. utf-8, latin-1, cp1252)"
+                ) from None
         #: files in the given folder that do not have one of ``suffixes`` (found by input_files)
         self.skipped_files: list[Path] = []
         #: the encoding each text file is read in (data.encoding, or the one its byte-order mark names)
@@ -161,7 +206,9 @@ class FileCollector(RecordCollector):
     def _skipped_summary(self) -> str:
         """``3 files of other formats (a.csv, b.txt, c.pdf); read them with data=csv, data=text, data=pdf``"""
         names = [self.label(p) for p in self.skipped_files]
-        shown = ", ".join(names[:_LISTED_SKIPPED]) + (f", ... ({len(names) - _LISTED_SKIPPED} more)" if len(names) > _LISTED_SKIPPED else "")
+        shown = ", ".join(names[:_LISTED_SKIPPED]) + (
+            f", ... ({len(names) - _LISTED_SKIPPED} more)" if len(names) > _LISTED_SKIPPED else ""
+        )
         readers = []
         for p in self.skipped_files:
             name = p.name.lower().removesuffix(".gz")
@@ -231,7 +278,9 @@ class FileCollector(RecordCollector):
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError as exc:
-            raise SourceError(f"{file} is not valid {encoding} ({exc.reason} at byte {exc.start}); set data.encoding") from None
+            raise SourceError(
+                f"{file} is not valid {encoding} ({exc.reason} at byte {exc.start}); set data.encoding"
+            ) from None
         return io.BytesIO(text.encode("utf-8", "surrogatepass")), "utf-8"
 
     def read_data(self, file: Path) -> tuple[bytes, str]:
@@ -257,7 +306,9 @@ class FileCollector(RecordCollector):
             summary = self._skipped_summary()
             log.warning("data.path '%s': skipped %s", self._spec(), summary)
             ctx.count("files skipped (other formats)", len(self.skipped_files))
-            ctx.metadata["files skipped (other formats)"] = [self.label(p) for p in self.skipped_files[:_LISTED_SKIPPED]]
+            ctx.metadata["files skipped (other formats)"] = [
+                self.label(p) for p in self.skipped_files[:_LISTED_SKIPPED]
+            ]
         empty: list[str] = []
         for file in files:
             label = self.label(file)
@@ -273,7 +324,13 @@ class FileCollector(RecordCollector):
             if not records and len(ctx.quarantined) == before:
                 empty.append(f"{label}: {self.empty_reason(file)}")
         if empty:
-            log.warning("data.path '%s': %d file%s without records: %s", self._spec(), len(empty), "s" if len(empty) > 1 else "", "; ".join(empty[:_LISTED_SKIPPED]))
+            log.warning(
+                "data.path '%s': %d file%s without records: %s",
+                self._spec(),
+                len(empty),
+                "s" if len(empty) > 1 else "",
+                "; ".join(empty[:_LISTED_SKIPPED]),
+            )
             ctx.count("files without records", len(empty))
             ctx.metadata["files without records"] = empty[:_LISTED_SKIPPED]
             if len(empty) == len(files):

@@ -15,13 +15,24 @@ cleaner drops the row with a reason the report shows.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tunelab.api import CHOSEN, COMPLETION, LABEL, MESSAGES, PROMPT, REJECTED, TEXT
 
 #: ``none`` keeps the columns as they are; ``auto`` picks one of the others from the
 #: keys of the first record it recognises.
-FORMAT_NAMES = ("auto", "none", "alpaca", "sharegpt", "messages", "prompt_completion", "preference", "hh_rlhf", "text_label")
+FORMAT_NAMES = (
+    "auto",
+    "none",
+    "alpaca",
+    "sharegpt",
+    "messages",
+    "prompt_completion",
+    "preference",
+    "hh_rlhf",
+    "text_label",
+)
 
 # Speaker names seen in public chat datasets, mapped onto the three canonical roles.
 ROLE_ALIASES = {
@@ -57,7 +68,9 @@ def _kind(value: Any) -> str:
 def _require(record: Record, key: str, fmt: str) -> Any:
     if key not in record:
         present = ", ".join(sorted(map(str, record))) or "none"
-        raise FormatMismatch(f"format '{fmt}' needs a column '{key}' (columns present: {present}); map yours with data.columns")
+        raise FormatMismatch(
+            f"format '{fmt}' needs a column '{key}' (columns present: {present}); map yours with data.columns"
+        )
     return record[key]
 
 
@@ -87,7 +100,9 @@ def _content(value: Any, where: str) -> str:
 def conversation(turns: Any, column: str, role_key: str = "role", content_key: str = "content") -> list[Message]:
     """Validate a list of turns and return canonical ``{"role", "content"}`` messages."""
     if not isinstance(turns, list) or not turns:
-        raise FormatMismatch(f"column '{column}' must be a non-empty list of turns, found {_kind(turns) if not isinstance(turns, list) else 'an empty list'}")
+        raise FormatMismatch(
+            f"column '{column}' must be a non-empty list of turns, found {_kind(turns) if not isinstance(turns, list) else 'an empty list'}"
+        )
     messages: list[Message] = []
     for number, turn in enumerate(turns, start=1):
         where = f"{column} turn {number}"
@@ -154,7 +169,10 @@ def messages_format(record: Record) -> Record:
 
 
 def prompt_completion(record: Record) -> Record:
-    prompt, completion = _require(record, PROMPT, "prompt_completion"), _require(record, COMPLETION, "prompt_completion")
+    prompt, completion = (
+        _require(record, PROMPT, "prompt_completion"),
+        _require(record, COMPLETION, "prompt_completion"),
+    )
     if isinstance(prompt, list) or isinstance(completion, list):
         # the conversational layout: prompt and completion are lists of messages
         messages = conversation(prompt, PROMPT) + conversation(completion, COMPLETION)
@@ -206,7 +224,11 @@ def preference(record: Record) -> Record:
             REJECTED: _answer(bad, REJECTED),
         }
     if PROMPT not in record:
-        hint = "; transcripts in the '\\n\\nHuman: ... \\n\\nAssistant: ...' style need format hh_rlhf" if isinstance(chosen, str) and ASSISTANT_MARK in chosen else ""
+        hint = (
+            "; transcripts in the '\\n\\nHuman: ... \\n\\nAssistant: ...' style need format hh_rlhf"
+            if isinstance(chosen, str) and ASSISTANT_MARK in chosen
+            else ""
+        )
         raise FormatMismatch(f"format 'preference' needs a column '{PROMPT}' when chosen/rejected are text{hint}")
     return {
         **record,

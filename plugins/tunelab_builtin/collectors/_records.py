@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from tunelab.api import CANONICAL_TEXT_COLUMNS, MESSAGES, PARENT_ID, ROW_ID, Collector, StageContext
 from tunelab.data.labels import multi_label_reason
-
 from tunelab_builtin.collectors._formats import ADAPTERS, FormatMismatch, check_format_name, detect_format
 
 SOURCE = "source"
@@ -90,7 +90,6 @@ class FileSourceConfig(PathConfig):
     encoding: str = "utf-8"
 
 
-
 # --- the shared collector -------------------------------------------------------------
 
 
@@ -104,7 +103,9 @@ class RecordCollector(Collector):
         targets: dict[str, str] = {}
         for source, target in (config.columns or {}).items():
             if not isinstance(source, str) or not source:
-                raise ValueError(f"data.columns has an empty key (mapped onto {target!r}); name a source column or a dotted path")
+                raise ValueError(
+                    f"data.columns has an empty key (mapped onto {target!r}); name a source column or a dotted path"
+                )
             if not isinstance(target, str) or not target:
                 raise ValueError(f"data.columns.{source} must name a column, got {target!r}")
             if target in RESERVED_COLUMNS:
@@ -192,19 +193,37 @@ class RecordCollector(Collector):
         records = 0
         for raw, (value, _) in zip(raws, found):
             if value is _MISSING:
-                ctx.quarantine(raw.source, raw.line, f"the record has no '{path}' to explode (data.explode); its columns: "
-                               f"{_names(raw.record)}", short(raw.record))
+                ctx.quarantine(
+                    raw.source,
+                    raw.line,
+                    f"the record has no '{path}' to explode (data.explode); its columns: {_names(raw.record)}",
+                    short(raw.record),
+                )
             elif not isinstance(value, list):
-                ctx.quarantine(raw.source, raw.line, f"data.explode '{path}' holds {_kind(value)}, not a list", short(raw.record))
+                ctx.quarantine(
+                    raw.source, raw.line, f"data.explode '{path}' holds {_kind(value)}, not a list", short(raw.record)
+                )
             elif not value:
-                ctx.quarantine(raw.source, raw.line, f"data.explode '{path}' is an empty list: the record makes no rows",
-                               short(raw.record))
+                ctx.quarantine(
+                    raw.source,
+                    raw.line,
+                    f"data.explode '{path}' is an empty list: the record makes no rows",
+                    short(raw.record),
+                )
             else:
                 records += 1
                 where = [path] if path in raw.record else parts  # a column whose name has a dot is taken as it is
                 for index, element in enumerate(value):
-                    out.append(RawRecord(raw.source, raw.line, f"{raw.row_id}#{index}", _replaced(raw.record, where, element),
-                                         parent=raw.row_id, element=f"element {index} of '{path}'"))
+                    out.append(
+                        RawRecord(
+                            raw.source,
+                            raw.line,
+                            f"{raw.row_id}#{index}",
+                            _replaced(raw.record, where, element),
+                            parent=raw.row_id,
+                            element=f"element {index} of '{path}'",
+                        )
+                    )
         ctx.count(f"records exploded on '{path}'", records)
         ctx.count(f"rows made from them (one per element of '{path}')", len(out))
         return out
@@ -224,9 +243,11 @@ class RecordCollector(Collector):
                 why = _missing_everywhere(key, [r.record for r in raws], results, mapping[key], noun)
                 parts = key.split(".")
                 if explode and key.startswith(f"{explode}.") and _index(parts[len(explode.split("."))]) is not None:
-                    rest = [*explode.split("."), *parts[len(explode.split(".")) + 1:]]
-                    why = (f"{why.split('; ')[0]}; with data.explode={explode} the name '{explode}' stands for one element: "
-                           f"write '{'.'.join(rest)}'")
+                    rest = [*explode.split("."), *parts[len(explode.split(".")) + 1 :]]
+                    why = (
+                        f"{why.split('; ')[0]}; with data.explode={explode} the name '{explode}' stands for one element: "
+                        f"write '{'.'.join(rest)}'"
+                    )
                 raise SourceError(f"data.columns key {why}")
         kept = []
         for index, raw in enumerate(raws):
@@ -238,9 +259,13 @@ class RecordCollector(Collector):
             maps = ", ".join(f"'{key}' onto '{mapping[key]}'" for key in missing)
             it = "it" if len(missing) == 1 else "them"
             prefix = f"{raw.element}: " if raw.element else ""
-            ctx.quarantine(raw.source, raw.line, f"{prefix}the record has no {keys} (data.columns maps {maps}; other records "
-                           f"have {it}); its columns: {_names(raw.record)}. Add {it} to the record (null is kept)",
-                           short(raw.record))
+            ctx.quarantine(
+                raw.source,
+                raw.line,
+                f"{prefix}the record has no {keys} (data.columns maps {maps}; other records "
+                f"have {it}); its columns: {_names(raw.record)}. Add {it} to the record (null is kept)",
+                short(raw.record),
+            )
         return kept
 
     def build(self, raws: Iterable[RawRecord], ctx: StageContext):
@@ -373,11 +398,19 @@ def _kind(value: Any) -> str:
 
 def _names(record: dict[str, Any], limit: int = 20) -> str:
     names = [str(k) for k in record]
-    return ", ".join(names[:limit]) + (f" (and {len(names) - limit} more)" if len(names) > limit else "") if names else "none"
+    return (
+        ", ".join(names[:limit]) + (f" (and {len(names) - limit} more)" if len(names) > limit else "")
+        if names
+        else "none"
+    )
 
 
 def _missing_everywhere(
-    key: str, records: list[dict[str, Any]], found: list[tuple[Any, int]], target: str | None = None, noun: str = "records"
+    key: str,
+    records: list[dict[str, Any]],
+    found: list[tuple[Any, int]],
+    target: str | None = None,
+    noun: str = "records",
 ) -> str:
     """Why no record has ``key``: what the records hold where the path stops, and a close match."""
     import difflib
@@ -407,7 +440,7 @@ def _missing_everywhere(
         what = f"{where} {', '.join(shown)}{' ...' if len(names) > 20 else ''}"
         close = difflib.get_close_matches(part, list(names), n=1)
         if close:
-            hint = f"did you mean '{'.'.join([*parts[:depth], close[0], *parts[depth + 1:]])}'?"
+            hint = f"did you mean '{'.'.join([*parts[:depth], close[0], *parts[depth + 1 :]])}'?"
     elif lengths:
         sizes = f"{min(lengths)}" if len(lengths) == 1 else f"{min(lengths)} to {max(lengths)}"
         what = f"'{prefix}' holds a list of {sizes} items"
@@ -454,7 +487,9 @@ def _invalid_text(row: dict[str, Any]) -> str | None:
     return None
 
 
-_SURROGATE_REASON = "a lone UTF-16 surrogate (an escape such as \\ud800 that is not half of a pair), which is not valid Unicode text"
+_SURROGATE_REASON = (
+    "a lone UTF-16 surrogate (an escape such as \\ud800 that is not half of a pair), which is not valid Unicode text"
+)
 
 
 def _invalid_nested(value: Any) -> str | None:
@@ -477,7 +512,8 @@ def _invalid_nested(value: Any) -> str | None:
 
 def _is_messages(value: Any) -> bool:
     return isinstance(value, list) and all(
-        isinstance(m, dict) and set(m) == {"role", "content"} and all(isinstance(v, str) for v in m.values()) for m in value
+        isinstance(m, dict) and set(m) == {"role", "content"} and all(isinstance(v, str) for v in m.values())
+        for m in value
     )
 
 
@@ -496,7 +532,9 @@ def rows_to_dataset(rows: list[dict[str, Any]], ctx: StageContext):
     for row in rows:
         for key in columns:
             row.setdefault(key, None)
-    structured_messages = MESSAGES in columns and all(row[MESSAGES] is None or _is_messages(row[MESSAGES]) for row in rows)
+    structured_messages = MESSAGES in columns and all(
+        row[MESSAGES] is None or _is_messages(row[MESSAGES]) for row in rows
+    )
     for key, types in columns.items():
         if key == MESSAGES and structured_messages:
             continue

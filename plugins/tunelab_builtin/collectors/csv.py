@@ -6,12 +6,11 @@ quarantined with the lines it spans.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from tunelab.api import StageContext
-
 from tunelab_builtin.collectors._files import FileCollector
 from tunelab_builtin.collectors._records import FileSourceConfig, SourceError
 
@@ -25,7 +24,6 @@ class CsvSourceConfig(FileSourceConfig):
     delimiter: str = "auto"
 
 
-
 class _NumberedLines:
     """The lines a ``csv.reader`` reads, numbered from 1. The lines of the record being
     read are kept, so the reader can be given them again (after a broken record)."""
@@ -36,7 +34,7 @@ class _NumberedLines:
         self.taken: list[tuple[int, str]] = []
         self._count = 0
 
-    def __iter__(self) -> "_NumberedLines":
+    def __iter__(self) -> _NumberedLines:
         return self
 
     def __next__(self) -> str:
@@ -90,7 +88,9 @@ class CsvCollector(FileCollector):
         self._headers: dict[Path, list[str]] = {}
         delimiter = self._given_delimiter()
         if delimiter != "auto" and len(delimiter) != 1:
-            raise ValueError(f"data.delimiter must be 'auto', 'tab' or one character (e.g. ',', ';', '|'), got {config.delimiter!r}")
+            raise ValueError(
+                f"data.delimiter must be 'auto', 'tab' or one character (e.g. ',', ';', '|'), got {config.delimiter!r}"
+            )
 
     def _given_delimiter(self) -> str:
         # a tab is hard to type on a command line: accept "tab" and a written-out "\t"
@@ -120,7 +120,9 @@ class CsvCollector(FileCollector):
                 try:
                     header = next(reader, None)
                 except csv.Error as exc:
-                    raise SourceError(f"{file}: the header row cannot be read as CSV ({exc}); fix its quoting") from None
+                    raise SourceError(
+                        f"{file}: the header row cannot be read as CSV ({exc}); fix its quoting"
+                    ) from None
                 if header is None:
                     return
                 if header:
@@ -141,12 +143,25 @@ class CsvCollector(FileCollector):
                         continue
                     first, last = lines.span()
                     if len(values) != len(header):
-                        where = f" (the record runs from line {first} to line {last}: a quoted field holds line breaks)" if last > first else ""
-                        ctx.quarantine(label, first, f"expected {len(header)} fields, found {len(values)}{where}", lines.text()[:500])
+                        where = (
+                            f" (the record runs from line {first} to line {last}: a quoted field holds line breaks)"
+                            if last > first
+                            else ""
+                        )
+                        ctx.quarantine(
+                            label,
+                            first,
+                            f"expected {len(header)} fields, found {len(values)}{where}",
+                            lines.text()[:500],
+                        )
                         continue
                     yield first, dict(zip(header, values))
         except UnicodeDecodeError as exc:
-            hint = "; it holds NUL bytes: UTF-16 text without a byte-order mark? set data.encoding=utf-16" if exc.object and b"\x00" in exc.object[:4096] else ""
+            hint = (
+                "; it holds NUL bytes: UTF-16 text without a byte-order mark? set data.encoding=utf-16"
+                if exc.object and b"\x00" in exc.object[:4096]
+                else ""
+            )
             raise SourceError(
                 f"{file} is not valid {self.encoding(file)} ({exc.reason} at byte {exc.start}); set data.encoding{hint}"
             ) from exc
@@ -154,7 +169,7 @@ class CsvCollector(FileCollector):
             csv.field_size_limit(previous_limit)
 
     @staticmethod
-    def _broken_record(lines: "_NumberedLines", exc: csv.Error, label: str, ctx: StageContext) -> None:
+    def _broken_record(lines: _NumberedLines, exc: csv.Error, label: str, ctx: StageContext) -> None:
         """Quarantine a record the csv module refused. A quote that opens a field and never
         closes (the record runs to the end of the file, or to a later quote that cannot
         close it) is reported on the line where it opens; the lines after that line are read
@@ -166,18 +181,28 @@ class CsvCollector(FileCollector):
             where = f" (lines {first}-{last})" if last > first else ""
             ctx.quarantine(label, first, f"malformed CSV: {exc}{where}", lines.text()[:500])
             return
-        runs = "to the end of the file" if "unexpected end of data" in str(exc) else f"to line {last}, where a quote cannot close it ({exc})"
+        runs = (
+            "to the end of the file"
+            if "unexpected end of data" in str(exc)
+            else f"to line {last}, where a quote cannot close it ({exc})"
+        )
         starts = f"the record starting on line {first} holds " if opened > first else ""
         again = ""
         if last > opened:
-            again = f"; line {last} is read again as a record" if last == opened + 1 else f"; lines {opened + 1}-{last} are read again as records"
+            again = (
+                f"; line {last} is read again as a record"
+                if last == opened + 1
+                else f"; lines {opened + 1}-{last} are read again as records"
+            )
         ctx.quarantine(
-            label, first,
+            label,
+            first,
             f"malformed CSV: unterminated quote: {starts}a quoted field that opens on line {opened} and is never closed "
             f"(read as one field it runs {runs}){again}",
             lines.text(upto=opened)[:500],
         )
         lines.again(opened)
+
 
 class TsvCollector(CsvCollector):
     """TSV files (tab-separated, header row; .tsv/.tab, gzipped too)."""

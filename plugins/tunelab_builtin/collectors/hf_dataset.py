@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from tunelab.api import StageContext
-
 from tunelab_builtin.collectors._files import WIDE_BOMS, sniff_binary
 from tunelab_builtin.collectors._records import RawRecord, RecordCollector, RecordOptions, SourceError, require_module
 
@@ -88,7 +88,7 @@ def _check_json_lines(files: list[Path]) -> int:
         try:
             with file.open("rb") as fh:
                 compressed = fh.read(2) == b"\x1f\x8b"
-            with (gzip.open(file, "rb") if compressed else file.open("rb")) as fh:
+            with gzip.open(file, "rb") if compressed else file.open("rb") as fh:
                 start = fh.read(64)
                 _check_text_head(file, start)
                 fh.seek(0)
@@ -139,7 +139,11 @@ def _decodable_rows(data: Any, source: str, ctx: StageContext) -> list[dict[str,
         try:
             rows.append(data[index])
         except UnicodeDecodeError as exc:
-            ctx.quarantine(source, index, f"holds text that is not valid UTF-8 ({exc.reason} at byte {exc.start}); fix the file's encoding")
+            ctx.quarantine(
+                source,
+                index,
+                f"holds text that is not valid UTF-8 ({exc.reason} at byte {exc.start}); fix the file's encoding",
+            )
             rows.append(None)
     return rows
 
@@ -157,7 +161,9 @@ class HfDatasetCollector(RecordCollector):
     def __init__(self, config: HfDatasetConfig):
         super().__init__(config)
         if not config.path.strip():
-            raise ValueError("data.path must name a saved dataset folder, a builder (json, csv, ...) or a Hub dataset id")
+            raise ValueError(
+                "data.path must name a saved dataset folder, a builder (json, csv, ...) or a Hub dataset id"
+            )
         if config.path in LOCAL_BUILDERS and not config.data_files:
             raise ValueError(f"data.path={config.path} is a builder: give the files to read in data.data_files=[...]")
         if not config.split.strip():
@@ -243,13 +249,21 @@ class HfDatasetCollector(RecordCollector):
             if mode == "builder":
                 files = self._data_files()
                 options = {"chunksize": _check_json_lines(files)} if c.path == "json" else {}
-                return datasets.load_dataset(c.path, data_files=[str(p) for p in files], split=c.split, cache_dir=cache_dir, **options)
+                return datasets.load_dataset(
+                    c.path, data_files=[str(p) for p in files], split=c.split, cache_dir=cache_dir, **options
+                )
             if mode == "folder":
                 files = self.input_files()
                 chunk = _check_json_lines(files)
                 # a folder of JSON files only is read by the json builder, which takes the chunk size
-                options = {"chunksize": chunk} if files and all(p.name.lower().endswith(_JSON_SUFFIXES) for p in files) else {}
-                return datasets.load_dataset(str(Path(c.path).expanduser()), split=c.split, cache_dir=cache_dir, **options)
+                options = (
+                    {"chunksize": chunk}
+                    if files and all(p.name.lower().endswith(_JSON_SUFFIXES) for p in files)
+                    else {}
+                )
+                return datasets.load_dataset(
+                    str(Path(c.path).expanduser()), split=c.split, cache_dir=cache_dir, **options
+                )
             return self._load_hub()
         except SourceError:
             raise
@@ -292,7 +306,9 @@ class HfDatasetCollector(RecordCollector):
         except (ConnectionError, TimeoutError) as exc:
             raise self._unreachable(str(exc).split("\n")[0]) from None
         except FileNotFoundError as exc:  # DatasetNotFoundError is one
-            raise SourceError(f"data.path '{c.path}': no such dataset on the Hugging Face Hub, or it is private ({exc})") from None
+            raise SourceError(
+                f"data.path '{c.path}': no such dataset on the Hugging Face Hub, or it is private ({exc})"
+            ) from None
         except OSError as exc:
             raise self._unreachable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
 

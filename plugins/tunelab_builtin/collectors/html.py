@@ -13,14 +13,14 @@ quarantine with the reason; it never stops the run.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 from urllib.parse import urljoin, urlsplit
 
 from tunelab import __version__
 from tunelab.api import TEXT, StageContext
-
 from tunelab_builtin.collectors._files import FileCollector
 from tunelab_builtin.collectors._records import TITLE, RawRecord, RecordOptions, require_module
 
@@ -29,7 +29,21 @@ WEB_SCHEMES = ("http", "https")
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "text/xml", "application/xml")
 EXTRACTORS = ("auto", "trafilatura", "beautifulsoup")
 # elements that hold page furniture, not content (used by the BeautifulSoup fallback)
-BOILERPLATE_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "iframe", "svg", "button", "select")
+BOILERPLATE_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "iframe",
+    "svg",
+    "button",
+    "select",
+)
 BOILERPLATE_ROLES = ("navigation", "banner", "contentinfo", "search", "complementary")
 
 
@@ -155,7 +169,9 @@ def _opener(deadline: _Deadline | None = None) -> Any:
                 scheme = urlsplit(urljoin(req.full_url, target)).scheme.lower()
                 if scheme not in WEB_SCHEMES:
                     fp.close()
-                    raise FetchError(f"redirect (HTTP {code}) to a {scheme}: URL refused; only http and https are followed")
+                    raise FetchError(
+                        f"redirect (HTTP {code}) to a {scheme}: URL refused; only http and https are followed"
+                    )
             return super().http_error_302(req, fp, code, msg, headers)
 
         http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
@@ -179,7 +195,9 @@ def fetch(url: str, *, timeout: float, max_bytes: int, user_agent: str) -> Page:
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, headers={"User-Agent": user_agent, "Accept": "text/html,application/xhtml+xml,text/plain;q=0.8"})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": user_agent, "Accept": "text/html,application/xhtml+xml,text/plain;q=0.8"}
+    )
     deadline = _Deadline(timeout)
     timed_out = f"timed out after {timeout:g} s (data.timeout)"
     try:
@@ -273,7 +291,9 @@ class HtmlCollector(FileCollector):
         super().__init__(config)
         c = config
         if not c.path and not c.urls:
-            raise ValueError("set data.path (local .html files: a file, folder or glob) or data.urls (a list of http(s) URLs)")
+            raise ValueError(
+                "set data.path (local .html files: a file, folder or glob) or data.urls (a list of http(s) URLs)"
+            )
         if c.timeout <= 0:
             raise ValueError(f"data.timeout must be a positive number of seconds, got {c.timeout}")
         if c.max_bytes <= 0:
@@ -308,14 +328,18 @@ class HtmlCollector(FileCollector):
             return Path(url2pathname(urlsplit(url).path))
         return Path(url).expanduser()
 
-    def _page_row(self, html_bytes: bytes, charset: str | None, where: str, url: str | None, ctx: StageContext) -> dict[str, Any] | None:
+    def _page_row(
+        self, html_bytes: bytes, charset: str | None, where: str, url: str | None, ctx: StageContext
+    ) -> dict[str, Any] | None:
         html = decode_html(html_bytes, charset)
         if html is None:
             ctx.quarantine(where, None if url else 1, "cannot decode the page text (unknown character encoding)")
             return None
         title, text, used = extract(html, self.config.extractor)
         if not text:
-            ctx.quarantine(where, None if url else 1, f"no extractable text in the page ({used} found none)", html[:500])
+            ctx.quarantine(
+                where, None if url else 1, f"no extractable text in the page ({used} found none)", html[:500]
+            )
             return None
         ctx.count(f"pages extracted with {used}")
         return {TEXT: text, TITLE: title, URL: url}

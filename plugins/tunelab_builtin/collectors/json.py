@@ -7,11 +7,11 @@ quarantined with file, line and reason.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from tunelab.api import StageContext
-
 from tunelab_builtin.collectors._files import FileCollector
 from tunelab_builtin.collectors._records import MAX_NESTING, FileSourceConfig, SourceError, short
 
@@ -23,14 +23,16 @@ class JsonSourceConfig(FileSourceConfig):
     records_key: str = ""
 
 
-
 def _decode_line(raw: bytes, number: int, label: str, encoding: str, ctx: StageContext) -> str | None:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
         hint = "=utf-16 (the line holds NUL bytes: UTF-16 text without a byte-order mark?)" if b"\x00" in raw else ""
         ctx.quarantine(
-            label, number, f"not valid {encoding}: {exc.reason} at byte {exc.start}; set data.encoding{hint}", raw[:500].decode("utf-8", "replace")
+            label,
+            number,
+            f"not valid {encoding}: {exc.reason} at byte {exc.start}; set data.encoding{hint}",
+            raw[:500].decode("utf-8", "replace"),
         )
         return None
 
@@ -74,10 +76,14 @@ def _repeated_key(value: Any) -> str | None:
 
 
 def _repeated_reason(key: str) -> str:
-    return f"the key {key!r} appears twice in one JSON object (only one value could be kept); remove or rename one of them"
+    return (
+        f"the key {key!r} appears twice in one JSON object (only one value could be kept); remove or rename one of them"
+    )
 
 
-def _json_lines(lines: Iterable[bytes], label: str, encoding: str, ctx: StageContext) -> Iterator[tuple[int, dict[str, Any]]]:
+def _json_lines(
+    lines: Iterable[bytes], label: str, encoding: str, ctx: StageContext
+) -> Iterator[tuple[int, dict[str, Any]]]:
     check = _KeyCheck()
     decode = json.JSONDecoder(object_pairs_hook=check).decode  # built once: json.loads(hook=) builds one per call
     for number, raw in enumerate(lines, start=1):
@@ -93,11 +99,20 @@ def _json_lines(lines: Iterable[bytes], label: str, encoding: str, ctx: StageCon
             record = decode(text)
         except json.JSONDecodeError as exc:
             # NULs between the characters: UTF-16 text read as UTF-8 (no byte-order mark to tell)
-            hint = "; the line holds NUL bytes: UTF-16 text without a byte-order mark? set data.encoding=utf-16" if "\x00" in text else ""
+            hint = (
+                "; the line holds NUL bytes: UTF-16 text without a byte-order mark? set data.encoding=utf-16"
+                if "\x00" in text
+                else ""
+            )
             ctx.quarantine(label, number, f"invalid JSON: {exc.msg} (column {exc.colno}){hint}", text[:500])
             continue
         except RecursionError:
-            ctx.quarantine(label, number, f"JSON nested too deeply to read (more than {MAX_NESTING} levels are not kept)", text[:500])
+            ctx.quarantine(
+                label,
+                number,
+                f"JSON nested too deeply to read (more than {MAX_NESTING} levels are not kept)",
+                text[:500],
+            )
             continue
         if not isinstance(record, dict):
             hint = " on one line (JSON Lines holds one object per line)" if isinstance(record, list) else ""
@@ -130,7 +145,11 @@ def _json_document(
             yield from _json_lines(data.splitlines(), label, encoding, ctx)
             return
         line = data[: exc.start].count(b"\n") + 1
-        ctx.quarantine(label, line, f"not valid {encoding}: {exc.reason} at byte {exc.start}; set data.encoding; the file was not read")
+        ctx.quarantine(
+            label,
+            line,
+            f"not valid {encoding}: {exc.reason} at byte {exc.start}; set data.encoding; the file was not read",
+        )
         return
     check = _KeyCheck()
     try:
@@ -145,7 +164,12 @@ def _json_document(
             ctx.count("JSON files read as JSON Lines")
             yield from _json_lines(data.splitlines(), label, encoding, ctx)
             return
-        ctx.quarantine(label, exc.lineno, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}); the file was not read", text[:500])
+        ctx.quarantine(
+            label,
+            exc.lineno,
+            f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}); the file was not read",
+            text[:500],
+        )
         return
     if isinstance(document, dict) and records_key:
         if isinstance(document, _Repeated) and records_key in document.repeated:
@@ -166,11 +190,15 @@ def _json_document(
         yield 1, document
         return
     if not isinstance(document, list):
-        ctx.quarantine(label, 1, f"expected a JSON array of objects or an object, found {type(document).__name__}", text[:500])
+        ctx.quarantine(
+            label, 1, f"expected a JSON array of objects or an object, found {type(document).__name__}", text[:500]
+        )
         return
     for number, record in enumerate(document, start=1):
         if not isinstance(record, dict):
-            ctx.quarantine(label, number, f"record {number} is {type(record).__name__}, expected a JSON object", short(record))
+            ctx.quarantine(
+                label, number, f"record {number} is {type(record).__name__}, expected a JSON object", short(record)
+            )
             continue
         repeated = _repeated_key(record) if check.found else None
         if repeated is not None:

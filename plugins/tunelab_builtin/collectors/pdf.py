@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from tunelab.api import TEXT, StageContext
-
 from tunelab_builtin.collectors._files import FileCollector
 from tunelab_builtin.collectors._records import TITLE, PathConfig, require_module
-
 
 PDF_UNITS = ("file", "page")
 
@@ -86,7 +84,9 @@ class PdfCollector(FileCollector):
         if self.config.unit == "file":
             text = "\n\n".join(page for page in pages if page)
             if not text:
-                ctx.quarantine(label, None, f"no extractable text in any of its {len(pages)} pages (scanned images need OCR first)")
+                ctx.quarantine(
+                    label, None, f"no extractable text in any of its {len(pages)} pages (scanned images need OCR first)"
+                )
                 return
             yield 1, {TEXT: text, TITLE: title, "pages": len(pages)}
             return

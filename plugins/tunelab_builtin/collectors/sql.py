@@ -9,13 +9,13 @@ the ``source`` column or any message (``user:***@host``, ``?sslpassword=***``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from tunelab.api import StageContext
 from tunelab.redaction import redact_url, url_secrets
-
 from tunelab_builtin.collectors._records import RawRecord, RecordCollector, RecordOptions, SourceError, require_module
 
 #: statements that only read; anything else is refused before it reaches the database
@@ -70,7 +70,11 @@ class SqlCollector(RecordCollector):
         from sqlalchemy.engine import make_url
 
         url = make_url(self.config.url)
-        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.database.startswith("file:"):
+        if (
+            url.get_backend_name() != "sqlite"
+            or url.database in (None, "", ":memory:")
+            or url.database.startswith("file:")
+        ):
             return None
         return Path(url.database).expanduser()
 
@@ -92,20 +96,26 @@ class SqlCollector(RecordCollector):
             database = self._sqlite_file()
             if database is not None:
                 if not database.is_file():
-                    raise SourceError(f"data.url {shown}: the SQLite file '{database}' does not exist (working directory: {Path.cwd()})")
+                    raise SourceError(
+                        f"data.url {shown}: the SQLite file '{database}' does not exist (working directory: {Path.cwd()})"
+                    )
                 # read-only, so no statement can change the user's database
                 uri = f"{database.resolve().as_uri()}?mode=ro"
                 return sqlalchemy.create_engine("sqlite://", creator=lambda: _sqlite_connect(sqlite3, uri))
             return sqlalchemy.create_engine(self.config.url)
         except NoSuchModuleError:
-            raise SourceError(f"data.url {shown}: unknown database type; see the SQLAlchemy dialects (sqlite, postgresql, mysql, ...)") from None
+            raise SourceError(
+                f"data.url {shown}: unknown database type; see the SQLAlchemy dialects (sqlite, postgresql, mysql, ...)"
+            ) from None
         except ArgumentError as exc:
             raise SourceError(
                 f"data.url {shown} is not a valid SQLAlchemy URL ({self._scrub(str(exc))}); "
                 "e.g. sqlite:///tickets.db or postgresql://user:password@host/dbname"
             ) from None
         except ModuleNotFoundError as exc:
-            raise SourceError(f"data.url {shown}: the database driver is not installed (No module named '{exc.name}'); pip install it") from None
+            raise SourceError(
+                f"data.url {shown}: the database driver is not installed (No module named '{exc.name}'); pip install it"
+            ) from None
 
     def _reason(self, exc: Exception) -> str:
         original = getattr(exc, "orig", None)
@@ -138,9 +148,13 @@ class SqlCollector(RecordCollector):
                 columns = list(result.keys())
                 duplicated = sorted({name for name in columns if columns.count(name) > 1})
                 if duplicated:
-                    raise SourceError(f"data.query returns the column(s) {duplicated} more than once; rename them with AS")
+                    raise SourceError(
+                        f"data.query returns the column(s) {duplicated} more than once; rename them with AS"
+                    )
                 if c.id_column and c.id_column not in columns:
-                    raise SourceError(f"data.id_column '{c.id_column}' is not a column of the query result (columns: {', '.join(columns)})")
+                    raise SourceError(
+                        f"data.id_column '{c.id_column}' is not a column of the query result (columns: {', '.join(columns)})"
+                    )
                 fetched = result.fetchall()
                 connection.rollback()  # a collector never changes the database
         except SQLAlchemyError as exc:
@@ -152,8 +166,10 @@ class SqlCollector(RecordCollector):
             undecodable = [name for name, value in zip(columns, values) if isinstance(value, _NotUtf8)]
             if undecodable:
                 ctx.quarantine(
-                    shown, number, f"column(s) {', '.join(undecodable)} hold TEXT that is not valid UTF-8; "
-                    "fix the data, or select the column as a BLOB (CAST(column AS BLOB)) in data.query"
+                    shown,
+                    number,
+                    f"column(s) {', '.join(undecodable)} hold TEXT that is not valid UTF-8; "
+                    "fix the data, or select the column as a BLOB (CAST(column AS BLOB)) in data.query",
                 )
                 continue
             record = {name: _plain(value) for name, value in zip(columns, values)}
@@ -165,8 +181,10 @@ class SqlCollector(RecordCollector):
                 key = str(key)
                 if key in seen:
                     # the value is row data (an e-mail address, a name): it stays out of the message
-                    raise SourceError(f"data.id_column '{c.id_column}' is not unique: rows {seen[key]} and {number} of the "
-                                      "query have the same value; pick a unique column or leave data.id_column empty")
+                    raise SourceError(
+                        f"data.id_column '{c.id_column}' is not unique: rows {seen[key]} and {number} of the "
+                        "query have the same value; pick a unique column or leave data.id_column empty"
+                    )
                 seen[key] = number
                 row_id = f"sql:{key}"
             else:

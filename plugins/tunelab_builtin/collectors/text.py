@@ -6,12 +6,11 @@ quarantined with its line.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from tunelab.api import TEXT
-
 from tunelab_builtin.collectors._files import FileCollector
 from tunelab_builtin.collectors._records import FileSourceConfig
 
@@ -22,7 +21,6 @@ TEXT_UNITS = ("file", "paragraph", "line")
 class TextSourceConfig(FileSourceConfig):
     #: one row per file, per paragraph (blank-line separated) or per non-blank line
     unit: str = "file"
-
 
 
 class TextCollector(FileCollector):
@@ -74,7 +72,10 @@ class TextCollector(FileCollector):
             except UnicodeDecodeError as exc:
                 line = start + raw[: exc.start].count(b"\n")
                 ctx.quarantine(
-                    label, line, f"not valid {encoding}: {exc.reason}; set data.encoding", raw[:500].decode("utf-8", "replace")
+                    label,
+                    line,
+                    f"not valid {encoding}: {exc.reason}; set data.encoding",
+                    raw[:500].decode("utf-8", "replace"),
                 )
                 continue
             yield start, {TEXT: text.strip()}

@@ -78,7 +78,9 @@ def main() -> None:
             rejected = rng.choice(by_category[other])
         if rejected is None:
             rejected = rng.choice(CURT)
-        out.append({"prompt": row["prompt"], "chosen": row["chosen"], "rejected": rejected, "category": row["category"]})
+        out.append(
+            {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": rejected, "category": row["category"]}
+        )
     TARGET.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out), encoding="utf-8")
     print(f"wrote {len(out)} pairs to {TARGET}")
 

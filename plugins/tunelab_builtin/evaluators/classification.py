@@ -89,7 +89,9 @@ class ClassificationEvaluator(Evaluator):
             raise ValueError(f"eval: the '{c.split}' split has no '{job.label_column}' column")
         labels = labels_of(outcome.model)
         column = text_column(split, c.text_columns)
-        logits = class_logits(outcome.model, outcome.tokenizer, list(split[column]), job.settings.max_length, c.batch_size)
+        logits = class_logits(
+            outcome.model, outcome.tokenizer, list(split[column]), job.settings.max_length, c.batch_size
+        )
         truth = label_indices(split[job.label_column], labels)
         write_example_scores(job, example_scores(logits, truth, labels), split)
         return classification_scores(logits, truth, labels)

@@ -130,7 +130,13 @@ class LmEvaluator(Evaluator):
         return metrics
 
     def _generate(
-        self, model: Any, tokenizer: Any, pairs: list[tuple[str, str]], split: Any, device: Any, per_row: list[dict[str, Any]] | None = None
+        self,
+        model: Any,
+        tokenizer: Any,
+        pairs: list[tuple[str, str]],
+        split: Any,
+        device: Any,
+        per_row: list[dict[str, Any]] | None = None,
     ) -> dict[str, float]:
         """Greedy generations for ``pairs`` (the first rows of ``split``) and their mean scores;
         each row's scores are added to ``per_row[i]`` when given."""

@@ -55,7 +55,9 @@ class PreferenceEvaluator(Evaluator):
         split = evaluation_split(job, c.split)
         missing = [n for n in PAIR_COLUMNS if n not in split.column_names]
         if missing:
-            raise ValueError(f"eval=preference needs columns {list(PAIR_COLUMNS)}; the '{c.split}' split lacks {missing}")
+            raise ValueError(
+                f"eval=preference needs columns {list(PAIR_COLUMNS)}; the '{c.split}' split lacks {missing}"
+            )
         if c.max_rows:
             split = split.select(range(min(c.max_rows, len(split))))
         model, tokenizer = outcome.model, outcome.tokenizer

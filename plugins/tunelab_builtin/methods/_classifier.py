@@ -30,7 +30,9 @@ def weights_from_metadata(metadata: dict[str, Any]) -> dict[str, float] | None:
     return found
 
 
-def resolve_class_weights(mode: str, labels: list[str], train_labels: list[Any], metadata: dict[str, Any]) -> list[float] | None:
+def resolve_class_weights(
+    mode: str, labels: list[str], train_labels: list[Any], metadata: dict[str, Any]
+) -> list[float] | None:
     """Loss weight per class (in ``labels`` order), or None for an unweighted loss.
 
     none: unweighted. auto: the weights of the data preparation's ``class_weights`` step

@@ -65,7 +65,9 @@ def finish(trainer: Any, result: Any, job: TrainJob, tokenizer: Any, rows: int, 
     for entry in reversed(trainer.state.log_history):
         stats = {k: v for k, v in entry.items() if k.startswith(("rewards/", "accuracy", "margin", "reward"))}
         if stats:
-            metrics.update({"train_" + k.replace("/", "_"): float(v) for k, v in stats.items() if isinstance(v, (int, float))})
+            metrics.update(
+                {"train_" + k.replace("/", "_"): float(v) for k, v in stats.items() if isinstance(v, (int, float))}
+            )
             break
     saved_to = save_trained(trainer, tokenizer, job, save_model)
     return TrainOutcome(model=trainer.model, tokenizer=tokenizer, metrics=metrics, saved_to=saved_to)
@@ -104,8 +106,13 @@ class PairObjective(Method):
         rows = self.rows(rendered_pairs(job.splits["train"], tokenizer), job)
         reference = {"ref_model": reference_copy(job)} if self.uses_reference else {}
         trainer = trainer_cls(
-            model=job.model.model, **reference, args=args, train_dataset=rows, processing_class=tokenizer,
-            peft_config=job.peft_config, callbacks=job.callbacks,
+            model=job.model.model,
+            **reference,
+            args=args,
+            train_dataset=rows,
+            processing_class=tokenizer,
+            peft_config=job.peft_config,
+            callbacks=job.callbacks,
         )
         result = run_trainer(trainer, job)
         return finish(trainer, result, job, tokenizer, len(rows))

@@ -60,7 +60,9 @@ class Cpt(Method):
             model=model,
             args=args,
             train_dataset=dataset,
-            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=job.model.task == "masked_lm", mlm_probability=0.15),
+            data_collator=DataCollatorForLanguageModeling(
+                tokenizer, mlm=job.model.task == "masked_lm", mlm_probability=0.15
+            ),
             callbacks=job.callbacks,
         )
         result = run_trainer(trainer, job)

@@ -97,7 +97,10 @@ class Feature(Method):
 
             saved_to = job.output_dir / "model"
             saved_to.mkdir(parents=True, exist_ok=True)
-            save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}, str(saved_to / HEAD_FILE))
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
+                str(saved_to / HEAD_FILE),
+            )
             tokenizer.save_pretrained(str(saved_to))
             write_labels_file(
                 saved_to,
@@ -151,7 +154,9 @@ class Feature(Method):
                     callback.on_log(None, state, control, logs={"loss": losses[-1]})
         return losses
 
-    def _fit_sklearn_head(self, head: Any, x: Any, y: Any, classes: int, weights: list[float] | None, seed: int) -> list[float]:
+    def _fit_sklearn_head(
+        self, head: Any, x: Any, y: Any, classes: int, weights: list[float] | None, seed: int
+    ) -> list[float]:
         import torch
         from sklearn.linear_model import LogisticRegression
 

@@ -30,7 +30,9 @@ class Multitask(Sft):
     def __init__(self, config: MultitaskConfig):
         super().__init__(config)
         if config.stopping_strategy not in ("first_exhausted", "all_exhausted"):
-            raise ValueError(f"multitask.stopping_strategy must be first_exhausted or all_exhausted, got {config.stopping_strategy!r}")
+            raise ValueError(
+                f"multitask.stopping_strategy must be first_exhausted or all_exhausted, got {config.stopping_strategy!r}"
+            )
         if config.main_weight < 0:
             raise ValueError(f"multitask.main_weight must be >= 0, got {config.main_weight!r}")
         for i, spec in enumerate(config.datasets):
@@ -38,7 +40,9 @@ class Multitask(Sft):
                 raise ValueError(f"multitask.datasets[{i}] needs a path, got {spec!r}")
             unknown = set(spec) - {"path", "weight", "task_prefix"}
             if unknown:
-                raise ValueError(f"multitask.datasets[{i}]: unknown keys {sorted(unknown)} (valid: path, weight, task_prefix)")
+                raise ValueError(
+                    f"multitask.datasets[{i}]: unknown keys {sorted(unknown)} (valid: path, weight, task_prefix)"
+                )
             if float(spec.get("weight", 1.0)) < 0:
                 raise ValueError(f"multitask.datasets[{i}].weight must be >= 0, got {spec['weight']!r}")
 
@@ -49,8 +53,11 @@ class Multitask(Sft):
         def prefixed(data: Any, prefix: str, source: str) -> Any:
             data = data.select_columns([PROMPT, COMPLETION])
             return data.map(
-                lambda b: {PROMPT: [prefix + (p or "") for p in b[PROMPT]], COMPLETION: [c or "" for c in b[COMPLETION]],
-                           "_source": [source] * len(b[PROMPT])},
+                lambda b: {
+                    PROMPT: [prefix + (p or "") for p in b[PROMPT]],
+                    COMPLETION: [c or "" for c in b[COMPLETION]],
+                    "_source": [source] * len(b[PROMPT]),
+                },
                 batched=True,
                 desc=f"multitask {source}",
             )
@@ -64,7 +71,9 @@ class Multitask(Sft):
             data = load_dataset("json", data_files=str(path), split="train")
             missing = [c for c in (PROMPT, COMPLETION) if c not in data.column_names]
             if missing:
-                raise ValueError(f"multitask.datasets[{i}] ({path.name}) lacks columns {missing} (it has {data.column_names})")
+                raise ValueError(
+                    f"multitask.datasets[{i}] ({path.name}) lacks columns {missing} (it has {data.column_names})"
+                )
             sources.append(prefixed(data, str(spec.get("task_prefix", "")), f"task{i + 1}"))
             weights.append(float(spec.get("weight", 1.0)))
         kept = [(d, w) for d, w in zip(sources, weights) if w > 0 and len(d)]
@@ -75,7 +84,9 @@ class Multitask(Sft):
             mixed = kept[0][0]
         else:
             mixed = interleave_datasets(
-                [d for d, _ in kept], probabilities=[w / total for _, w in kept], seed=seed,
+                [d for d, _ in kept],
+                probabilities=[w / total for _, w in kept],
+                seed=seed,
                 stopping_strategy=self.config.stopping_strategy,
             )
         counts: dict[str, float] = {}

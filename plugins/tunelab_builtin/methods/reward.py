@@ -62,7 +62,9 @@ class Reward(Method):
             # adapters were configured for the loaded causal LM; the head must train too
             peft_config = dataclasses.replace(peft_config, task_type="SEQ_CLS")
         args = trainer_args(
-            TrlRewardConfig, job, max_length=job.settings.max_length,
+            TrlRewardConfig,
+            job,
+            max_length=job.settings.max_length,
             center_rewards_coefficient=self.config.center_rewards_coefficient or None,
         )
         pairs = rendered_pairs(job.splits["train"], tokenizer)
@@ -78,8 +80,12 @@ class Reward(Method):
 
         rows = pairs.map(tokenize, remove_columns=pairs.column_names, desc="tokenize pairs")
         trainer = RewardTrainer(
-            model=model, args=args, train_dataset=rows, processing_class=tokenizer,
-            peft_config=peft_config, callbacks=job.callbacks,
+            model=model,
+            args=args,
+            train_dataset=rows,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=job.callbacks,
         )
         result = run_trainer(trainer, job)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tunelab.api import CHOSEN, PROMPT, Method, TrainJob, TrainOutcome
 from tunelab.train.arguments import run_trainer
@@ -116,13 +117,19 @@ class Rlhf(Method):
         batch = job.settings.batch_size * job.settings.grad_accum
         generation_batch = max(c.num_generations, batch - batch % c.num_generations)
         args = trainer_args(
-            config_cls, job, num_generations=c.num_generations, max_completion_length=c.max_completion_length,
-            generation_batch_size=generation_batch, temperature=c.temperature, beta=c.beta,
+            config_cls,
+            job,
+            num_generations=c.num_generations,
+            max_completion_length=c.max_completion_length,
+            generation_batch_size=generation_batch,
+            temperature=c.temperature,
+            beta=c.beta,
         )
         split = job.splits["train"]
         rows = split.map(
             lambda r: {PROMPT: render_pair(tokenizer, r[PROMPT] or "", "")[0], CHOSEN: r[CHOSEN] or ""},
-            remove_columns=[n for n in split.column_names if n not in (PROMPT, CHOSEN)], desc="render prompts",
+            remove_columns=[n for n in split.column_names if n not in (PROMPT, CHOSEN)],
+            desc="render prompts",
         )
         model = job.model.model
         if job.peft_config is None and c.beta > 0 and not getattr(model.config, "_name_or_path", ""):
@@ -132,9 +139,14 @@ class Rlhf(Method):
             model.save_pretrained(str(reference))
             model.config._name_or_path = str(reference)
         trainer = trainer_cls(
-            model=model, reward_funcs=rewards, args=args, train_dataset=rows,
-            processing_class=tokenizer, reward_processing_classes=[tokenizer] * len(rewards) if c.reward_model else None,
-            peft_config=job.peft_config, callbacks=job.callbacks,
+            model=model,
+            reward_funcs=rewards,
+            args=args,
+            train_dataset=rows,
+            processing_class=tokenizer,
+            reward_processing_classes=[tokenizer] * len(rewards) if c.reward_model else None,
+            peft_config=job.peft_config,
+            callbacks=job.callbacks,
         )
         result = run_trainer(trainer, job)
         outcome = finish(trainer, result, job, tokenizer, len(rows))

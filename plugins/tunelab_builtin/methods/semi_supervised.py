@@ -44,7 +44,9 @@ class SemiSupervised(Classify):
 
         if job.settings.save_steps or job.resume_from is not None:
             # several trainings in one output directory: a checkpoint would not say which round it is of
-            log.warning("semi_supervised: train.save_steps is ignored (its rounds are not checkpointed); a killed job starts over")
+            log.warning(
+                "semi_supervised: train.save_steps is ignored (its rounds are not checkpointed); a killed job starts over"
+            )
             job = dataclasses.replace(job, resume_from=None, settings=dataclasses.replace(job.settings, save_steps=0))
         train = job.splits["train"]
         labels = [label for label in job.request.labels if not is_unlabelled(label)]
@@ -56,7 +58,9 @@ class SemiSupervised(Classify):
         metrics: dict[str, float] = {"semi_labelled": len(labelled), "semi_unlabelled": len(unlabelled)}
         final = job.settings
         settings = dataclasses.replace(final, save_model=False) if self.config.rounds else final
-        outcome = Classify.train(self, dataclasses.replace(job, splits={**job.splits, "train": labelled}, settings=settings))
+        outcome = Classify.train(
+            self, dataclasses.replace(job, splits={**job.splits, "train": labelled}, settings=settings)
+        )
         steps = outcome.metrics.get("train_steps", 0)
         for k in range(1, self.config.rounds + 1):
             accepted = labelled.select([])

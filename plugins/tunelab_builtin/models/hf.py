@@ -53,4 +53,6 @@ class HfModel(ModelLoader):
         )
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
-        return LoadedModel(model, tokenizer, name=Path(c.path).name, source=c.path, task=request.task if request else "causal_lm")
+        return LoadedModel(
+            model, tokenizer, name=Path(c.path).name, source=c.path, task=request.task if request else "causal_lm"
+        )

@@ -49,5 +49,7 @@ class MiniLM(ModelLoader):
         directory = locate_minilm()
         tokenizer = AutoTokenizer.from_pretrained(directory)
         # for sequence_classification the head is new (randomly initialised) on the pretrained encoder
-        model = auto_model_class(request).from_pretrained(directory, dtype=torch_dtype(self.config.dtype), **label_kwargs(request))
+        model = auto_model_class(request).from_pretrained(
+            directory, dtype=torch_dtype(self.config.dtype), **label_kwargs(request)
+        )
         return LoadedModel(model, tokenizer, name="minilm", source=str(directory), task=request.task)

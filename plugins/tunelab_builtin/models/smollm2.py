@@ -85,5 +85,9 @@ class SmolLM2(ModelLoader):
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
         return LoadedModel(
-            model, tokenizer, name="smollm2_135m", source=str(locate_smollm2_gguf()), task=request.task if request else "causal_lm"
+            model,
+            tokenizer,
+            name="smollm2_135m",
+            source=str(locate_smollm2_gguf()),
+            task=request.task if request else "causal_lm",
         )

@@ -165,11 +165,20 @@ class TinyEncoder(ModelLoader):
 
     def __init__(self, config: TinyEncoderConfig):
         super().__init__(config)
-        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings", "vocab_size"):
+        for key in (
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "vocab_size",
+        ):
             if getattr(config, key) < 1:
                 raise ValueError(f"tiny_encoder.{key} must be positive, got {getattr(config, key)}")
         if config.hidden_size % config.num_heads:
-            raise ValueError(f"tiny_encoder.num_heads ({config.num_heads}) must divide hidden_size ({config.hidden_size})")
+            raise ValueError(
+                f"tiny_encoder.num_heads ({config.num_heads}) must divide hidden_size ({config.hidden_size})"
+            )
         if config.vocabulary not in ("wordpiece", "byte"):
             raise ValueError(f"tiny_encoder.vocabulary must be wordpiece or byte, got {config.vocabulary!r}")
 
@@ -201,5 +210,9 @@ class TinyEncoder(ModelLoader):
         tokenizer = self.tokenizer(data)
         model = self.build(tokenizer, request)
         return LoadedModel(
-            model, tokenizer, name="tiny_encoder", source=f"built in-process ({model.num_parameters():,} params)", task=task
+            model,
+            tokenizer,
+            name="tiny_encoder",
+            source=f"built in-process ({model.num_parameters():,} params)",
+            task=task,
         )

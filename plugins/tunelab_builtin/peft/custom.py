@@ -10,7 +10,15 @@ from tunelab.api import LoadedModel, PeftMethod
 from tunelab_builtin.peft._common import head_modules, task_type
 
 #: PeftConfig fields that tunelab or PEFT set; not accepted in ``args``
-RESERVED_ARGS = ("task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision", "inference_mode")
+RESERVED_ARGS = (
+    "task_type",
+    "peft_type",
+    "auto_mapping",
+    "peft_version",
+    "base_model_name_or_path",
+    "revision",
+    "inference_mode",
+)
 #: base classes in the peft package that are not methods
 _ABSTRACT_CONFIGS = ("PeftConfig", "PromptLearningConfig")
 
@@ -41,12 +49,16 @@ class Custom(PeftMethod):
     def __init__(self, config: Any):
         super().__init__(config)
         if not isinstance(config.peft_type, str) or not config.peft_type.isidentifier():
-            raise ValueError(f"peft.peft_type must be the name of a PEFT config class such as LoHaConfig; got {config.peft_type!r}")
+            raise ValueError(
+                f"peft.peft_type must be the name of a PEFT config class such as LoHaConfig; got {config.peft_type!r}"
+            )
         if not isinstance(config.args, dict):
             raise ValueError(f"peft.args must be a mapping of {config.peft_type} arguments; got {config.args!r}")
         reserved = [k for k in config.args if k in RESERVED_ARGS]
         if reserved:
-            raise ValueError(f"peft.args: {', '.join(reserved)} cannot be set (tunelab sets task_type from the model's task)")
+            raise ValueError(
+                f"peft.args: {', '.join(reserved)} cannot be set (tunelab sets task_type from the model's task)"
+            )
 
     def check(self) -> type:
         """The PEFT config class, after checking the name and ``args`` against it (imports peft)."""

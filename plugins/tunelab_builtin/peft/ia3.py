@@ -33,7 +33,9 @@ class Ia3(PeftMethod):
             if not isinstance(config.feedforward_modules, (list, tuple)) or not all(
                 isinstance(v, str) and v for v in config.feedforward_modules
             ):
-                raise ValueError(f"peft.feedforward_modules must be a list of module names or null; got {config.feedforward_modules!r}")
+                raise ValueError(
+                    f"peft.feedforward_modules must be a list of module names or null; got {config.feedforward_modules!r}"
+                )
             if config.target_modules is None:
                 raise ValueError("peft.feedforward_modules needs peft.target_modules (it must be a subset of them)")
             extra = [m for m in config.feedforward_modules if m not in config.target_modules]

@@ -12,7 +12,6 @@ dropped (``leakage: fix``) or only counted (``leakage: report``).
 """
 
 from tunelab.api import Component
-
 from tunelab_builtin.splitters.group import GroupSplit, GroupSplitConfig
 from tunelab_builtin.splitters.kfold import KFold, KFoldConfig, StratifiedKFold, StratifiedKFoldConfig
 from tunelab_builtin.splitters.random import RandomSplit, RandomSplitConfig

@@ -9,7 +9,6 @@ from collections import defaultdict
 from typing import Any, Optional
 
 from tunelab.api import PARENT_ID, ROW_ID, StageContext
-
 from tunelab_builtin._lib.rows import take_rows
 from tunelab_builtin.splitters._config import SPLITS, SplitSafetyConfig
 from tunelab_builtin.splitters._leakage import check_leakage

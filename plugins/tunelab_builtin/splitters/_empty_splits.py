@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from tunelab.api import StageContext
-
 from tunelab_builtin.splitters._assign import fraction_counts
 from tunelab_builtin.splitters._config import EVAL_SPLITS
 
@@ -53,11 +52,16 @@ def explain_empty_splits(
         f = fractions.get(split, 0.0)
         if f <= 0 or len(splits.get(split, [])):
             continue
-        leaked = sum(int((leakage.get(kind) or {}).get(split, 0)) for kind in ("exact_duplicate", "near_duplicate", "derived_across_splits"))
+        leaked = sum(
+            int((leakage.get(kind) or {}).get(split, 0))
+            for kind in ("exact_duplicate", "near_duplicate", "derived_across_splits")
+        )
         if leaked:
             why = f"the leakage check dropped all {leaked} rows dealt to it (duplicates of train rows)"
-            fix = (f"remove the duplicates before the split (exact_dedup and near_dedup in pipeline.clean) or keep "
-                   f"them with ++pipeline.params.{step}.leakage=report")
+            fix = (
+                f"remove the duplicates before the split (exact_dedup and near_dedup in pipeline.clean) or keep "
+                f"them with ++pipeline.params.{step}.leakage=report"
+            )
         elif n_originals < 2:
             why = f"there {'is' if n_originals == 1 else 'are'} {n_originals} original row{'s' if n_originals != 1 else ''}, which training needs"
             fix = "collect more data"
@@ -65,18 +69,29 @@ def explain_empty_splits(
             largest = max(len(m) for m in strata.values())
             n_val, n_test = fraction_counts(n_originals, validation, test)
             unstratified = n_val if split == "validation" else n_test
-            why = (f"a stratified split cuts each class on its own, and {f} of every class (the largest has {largest} "
-                   f"original rows) rounds down to 0 rows")
+            why = (
+                f"a stratified split cuts each class on its own, and {f} of every class (the largest has {largest} "
+                f"original rows) rounds down to 0 rows"
+            )
             needed = fraction_needed(largest, split, validation, test)
             options = []
             if unstratified:
-                options.append(f"pipeline.split=random (no stratification: {f} of all {n_originals} original rows "
-                               f"gives it {unstratified})")
+                options.append(
+                    f"pipeline.split=random (no stratification: {f} of all {n_originals} original rows "
+                    f"gives it {unstratified})"
+                )
             if needed is not None:
-                smallest = next(n for n in range(1, largest + 1) if fraction_counts(
-                    n, *((needed, test) if split == "validation" else (validation, needed)))[split == "test"])
-                options.append(f"++pipeline.params.{step}.{split}={needed} (one row from each class of at least "
-                               f"{smallest} original rows)")
+                smallest = next(
+                    n
+                    for n in range(1, largest + 1)
+                    if fraction_counts(n, *((needed, test) if split == "validation" else (validation, needed)))[
+                        split == "test"
+                    ]
+                )
+                options.append(
+                    f"++pipeline.params.{step}.{split}={needed} (one row from each class of at least "
+                    f"{smallest} original rows)"
+                )
             options.append(f"collect at least {rows_needed(validation, test)} original rows per class")
             fix = ", or ".join(options)
         else:

@@ -18,7 +18,6 @@ from tunelab.api import (
     TEXT,
     StageContext,
 )
-
 from tunelab_builtin.splitters._config import EVAL_SPLITS, LEAKAGE_MODES
 from tunelab_builtin.splitters._lineage import root_ids
 
@@ -118,7 +117,10 @@ def check_leakage(
                 for relative in (parents[i], roots[ids[i]]):
                     other = split_of.get(relative)
                     if other is not None and other != split:
-                        leaks[(split, i)] = ("derived_across_splits", {"related_row": relative, "related_split": other, "split": split})
+                        leaks[(split, i)] = (
+                            "derived_across_splits",
+                            {"related_row": relative, "related_split": other, "split": split},
+                        )
                         break
     if near_threshold > 0 and columns:
         _near_duplicate_leaks(ids, texts, indices, leaks, near_threshold)
@@ -129,7 +131,9 @@ def check_leakage(
         for i in indices.get(split, []):
             if parents[i] is None:
                 continue
-            source = next((r for r in (parents[i], roots[ids[i]]) if r in leaking_ids and split_of.get(r) == split), None)
+            source = next(
+                (r for r in (parents[i], roots[ids[i]]) if r in leaking_ids and split_of.get(r) == split), None
+            )
             if source is not None:
                 leaks[(split, i)] = ("derived_from_leak", {"leaking_row": source, "split": split})
 

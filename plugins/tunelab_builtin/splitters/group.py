@@ -7,7 +7,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from tunelab.api import PARENT_ID, ROW_ID, Splitter, StageContext
-
 from tunelab_builtin.splitters._assign import assemble
 from tunelab_builtin.splitters._config import SPLITS, SplitSafetyConfig, check_fractions, check_safety
 from tunelab_builtin.splitters._lineage import originals, root_ids
@@ -68,7 +67,11 @@ class GroupSplit(Splitter):
         groups = sorted(members)
         random.Random(ctx.seed).shuffle(groups)
         total = sum(unit_size[row_id] for group in groups for row_id in members[group])
-        target = {"train": (1 - c.validation - c.test) * total, "validation": c.validation * total, "test": c.test * total}
+        target = {
+            "train": (1 - c.validation - c.test) * total,
+            "validation": c.validation * total,
+            "test": c.test * total,
+        }
         filled = {name: 0 for name in SPLITS}
         assignment: dict[str, str] = {}
         group_counts = {name: 0 for name in SPLITS}

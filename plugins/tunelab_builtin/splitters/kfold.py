@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from tunelab.api import Splitter, StageContext
-
 from tunelab_builtin._lib.rows import row_rng
 from tunelab_builtin.splitters._assign import assemble, fraction_counts, strata_of
 from tunelab_builtin.splitters._config import SplitSafetyConfig, check_safety
@@ -61,7 +60,9 @@ class KFold(Splitter):
         strata = strata_of(data, self.stratify_column(data, ctx))
         n = sum(len(m) for m in strata.values())
         if n < c.k:
-            raise ValueError(f"{self.component_name}: k={c.k} folds need at least {c.k} original rows, found {n}; lower k")
+            raise ValueError(
+                f"{self.component_name}: k={c.k} folds need at least {c.k} original rows, found {n}; lower k"
+            )
         fold_of = assign_folds(strata, c.k, random.Random(seed) if c.shuffle else None)
         assignment: dict[str, str] = {}
         remaining: dict[str, list[str]] = defaultdict(list)

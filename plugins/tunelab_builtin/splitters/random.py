@@ -6,7 +6,6 @@ import random
 from dataclasses import dataclass
 
 from tunelab.api import Splitter, StageContext
-
 from tunelab_builtin.splitters._assign import assemble, deal_by_fraction, strata_of
 from tunelab_builtin.splitters._config import SplitSafetyConfig, check_fractions, check_safety
 from tunelab_builtin.splitters._empty_splits import explain_empty_splits
@@ -33,6 +32,11 @@ class RandomSplit(Splitter):
         strata = strata_of(data, None)
         assignment = deal_by_fraction(strata, c.validation, c.test, random.Random(ctx.seed))
         splits = assemble(data, ctx, assignment, c)
-        explain_empty_splits(ctx, ctx.step or "random", splits, {"validation": c.validation, "test": c.test},
-                             sum(len(m) for m in strata.values()))
+        explain_empty_splits(
+            ctx,
+            ctx.step or "random",
+            splits,
+            {"validation": c.validation, "test": c.test},
+            sum(len(m) for m in strata.values()),
+        )
         return splits

@@ -10,7 +10,6 @@ from typing import Any, Optional
 
 from tunelab.api import PARENT_ID, ROW_ID, Splitter, StageContext
 from tunelab.data.labels import fold_key
-
 from tunelab_builtin._lib.rows import take_rows
 from tunelab_builtin.splitters._assign import assemble, deal_by_fraction, fraction_counts, strata_of
 from tunelab_builtin.splitters._config import SplitSafetyConfig, check_fractions, check_safety
@@ -25,7 +24,9 @@ def _labelled(value: Any) -> bool:
     return value is not None and not (isinstance(value, str) and not value.strip())
 
 
-def short_classes(data: Any, column: str, strata: dict[str, list[str]], validation: float, test: float) -> dict[str, dict[str, Any]]:
+def short_classes(
+    data: Any, column: str, strata: dict[str, list[str]], validation: float, test: float
+) -> dict[str, dict[str, Any]]:
     """Classes whose original rows are too few for a validation/test row of their own:
     label -> {"originals", "copies" (derived rows of the class), "missing" (split names)}.
     Rows without a label are not a class and are not listed."""
@@ -38,7 +39,9 @@ def short_classes(data: Any, column: str, strata: dict[str, list[str]], validati
     out: dict[str, dict[str, Any]] = {}
     for key in sorted(classes & set(strata)):
         n_val, n_test = fraction_counts(len(strata[key]), validation, test)
-        missing = [name for name, rows, f in (("validation", n_val, validation), ("test", n_test, test)) if f > 0 and not rows]
+        missing = [
+            name for name, rows, f in (("validation", n_val, validation), ("test", n_test, test)) if f > 0 and not rows
+        ]
         if missing:
             out[key] = {"originals": len(strata[key]), "copies": copies.get(key, 0), "missing": missing}
     return out
@@ -56,7 +59,13 @@ def _class_list(short: dict[str, dict[str, Any]], limit: int = 10) -> str:
 
 
 def warn_short_classes(
-    ctx: StageContext, step: str, short: dict[str, dict[str, Any]], all_classes: list[str], validation: float, test: float, dropped: bool
+    ctx: StageContext,
+    step: str,
+    short: dict[str, dict[str, Any]],
+    all_classes: list[str],
+    validation: float,
+    test: float,
+    dropped: bool,
 ) -> None:
     """Warn (log and data report) about the classes :func:`short_classes` found, naming
     them, the splits they miss and fixes that change that."""
@@ -76,8 +85,11 @@ def warn_short_classes(
         return
     hint = ""
     if folds:
-        hint = " " + "; ".join(" and ".join(map(repr, group)) for group in folds) + \
-            " differ only by case or spacing: pipeline.label_case=fold merges them."
+        hint = (
+            " "
+            + "; ".join(" and ".join(map(repr, group)) for group in folds)
+            + " differ only by case or spacing: pipeline.label_case=fold merges them."
+        )
     ctx.warn(
         f"{len(short)} class{'es have' if len(short) != 1 else ' has'} too few original rows to reach every split and "
         f"{'are' if len(short) != 1 else 'is'} in train only: {_class_list(short)}. No evaluation scores "
@@ -110,7 +122,9 @@ class StratifiedSplit(Splitter):
         check_safety("stratified", config)
         check_fractions("stratified", config.validation, config.test)
         if config.rare_classes not in RARE_CLASS_POLICIES:
-            raise ValueError(f"stratified.rare_classes must be one of {', '.join(RARE_CLASS_POLICIES)}, got {config.rare_classes!r}")
+            raise ValueError(
+                f"stratified.rare_classes must be one of {', '.join(RARE_CLASS_POLICIES)}, got {config.rare_classes!r}"
+            )
 
     def split(self, data, ctx: StageContext):
         c = self.config
@@ -123,20 +137,40 @@ class StratifiedSplit(Splitter):
             if short and c.rare_classes == "drop":
                 data = self._drop_classes(data, ctx, stratify_by, set(short))
                 strata = {key: members for key, members in strata.items() if key not in short}
-            warn_short_classes(ctx, step, short, sorted(strata) + sorted(short), c.validation, c.test, c.rare_classes == "drop")
+            warn_short_classes(
+                ctx, step, short, sorted(strata) + sorted(short), c.validation, c.test, c.rare_classes == "drop"
+            )
         assignment = deal_by_fraction(strata, c.validation, c.test, random.Random(ctx.seed))
         splits = assemble(data, ctx, assignment, c)
-        explain_empty_splits(ctx, step, splits, {"validation": c.validation, "test": c.test},
-                             sum(len(m) for m in strata.values()), strata if stratify_by is not None else None)
+        explain_empty_splits(
+            ctx,
+            step,
+            splits,
+            {"validation": c.validation, "test": c.test},
+            sum(len(m) for m in strata.values()),
+            strata if stratify_by is not None else None,
+        )
         return splits
 
     @staticmethod
     def _drop_classes(data: Any, ctx: StageContext, column: str, classes: set[str]) -> Any:
         """Drop the rows of ``classes`` and every row derived from one (rare_classes=drop)."""
         ids, parents, labels = data[ROW_ID], data[PARENT_ID], data[column]
-        rare_roots = {row_id for row_id, parent, label in zip(ids, parents, labels) if parent is None and _labelled(label) and str(label) in classes}
+        rare_roots = {
+            row_id
+            for row_id, parent, label in zip(ids, parents, labels)
+            if parent is None and _labelled(label) and str(label) in classes
+        }
         roots = root_ids(ids, parents)
-        drop = [i for i, (label, root) in enumerate(zip(labels, roots)) if root in rare_roots or (_labelled(label) and str(label) in classes)]
-        ctx.drop([ids[i] for i in drop], "class too small for validation/test (rare_classes=drop)", [{"label": str(labels[i])} for i in drop])
+        drop = [
+            i
+            for i, (label, root) in enumerate(zip(labels, roots))
+            if root in rare_roots or (_labelled(label) and str(label) in classes)
+        ]
+        ctx.drop(
+            [ids[i] for i in drop],
+            "class too small for validation/test (rare_classes=drop)",
+            [{"label": str(labels[i])} for i in drop],
+        )
         dropped = set(drop)
         return take_rows(data, [i for i in range(len(data)) if i not in dropped])

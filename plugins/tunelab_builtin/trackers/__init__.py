@@ -11,7 +11,6 @@ libraries are imported only when a run starts: ``tunelab --help`` imports none o
 from __future__ import annotations
 
 from tunelab.api import Component
-
 from tunelab_builtin.trackers.csv import CsvTracker, CsvTrackerConfig
 from tunelab_builtin.trackers.mlflow import MlflowTracker, MlflowTrackerConfig
 from tunelab_builtin.trackers.tensorboard import TensorboardTracker, TensorboardTrackerConfig

@@ -24,8 +24,17 @@ def flat_numbers(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 #: The data statistics TensorBoard and MLflow log as ``prepare/...`` metrics (the rest of the
 #: prepare stage's statistics, e.g. per-step metadata, is in the run's data report).
-DATA_STATS = ("rows_read", "rows_quarantined", "rows_added", "rows_dropped", "rows_final", "splits",
-              "labels_after", "cache_hit", "seconds")
+DATA_STATS = (
+    "rows_read",
+    "rows_quarantined",
+    "rows_added",
+    "rows_dropped",
+    "rows_final",
+    "splits",
+    "labels_after",
+    "cache_hit",
+    "seconds",
+)
 
 
 def warn_missing(tracker: str, package: str, consequence: str) -> None:
@@ -45,8 +54,12 @@ def comparison_files(comparison: Any, sweep_dir: Path) -> dict[str, Path]:
     """The report files of a comparison (name -> path), existing ones only."""
     from tunelab.compare import APPROACHES_CSV, HTML, MARKDOWN, RUNS_CSV
 
-    files = {"md": sweep_dir / MARKDOWN, "html": sweep_dir / HTML, "csv": sweep_dir / APPROACHES_CSV,
-             "runs_csv": sweep_dir / RUNS_CSV}
+    files = {
+        "md": sweep_dir / MARKDOWN,
+        "html": sweep_dir / HTML,
+        "csv": sweep_dir / APPROACHES_CSV,
+        "runs_csv": sweep_dir / RUNS_CSV,
+    }
     files.update({k: Path(v) for k, v in (getattr(comparison, "files", None) or {}).items()})
     return {k: v for k, v in files.items() if v.is_file()}
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tunelab.api import RunInfo, Tracker, hookimpl
-
 from tunelab_builtin.trackers._common import flat_numbers
 
 
@@ -25,8 +24,16 @@ class CsvTracker(Tracker):
     def __init__(self, config: CsvTrackerConfig):
         super().__init__(config)
         name = config.filename
-        if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or name in ("metrics.json", "config.yaml"):
-            raise ValueError(f"tracker.csv.filename must be a file name inside the run directory (e.g. metrics.csv), got {name!r}")
+        if (
+            not name.strip()
+            or name in (".", "..")
+            or "/" in name
+            or "\\" in name
+            or name in ("metrics.json", "config.yaml")
+        ):
+            raise ValueError(
+                f"tracker.csv.filename must be a file name inside the run directory (e.g. metrics.csv), got {name!r}"
+            )
         self.path: Path | None = None
         #: the training curve an earlier, interrupted attempt left in this run directory
         self.earlier: list[list[str]] = []
@@ -51,7 +58,9 @@ class CsvTracker(Tracker):
         if self.path.exists():  # a rerun in the same directory: start the file afresh
             try:
                 with self.path.open(newline="") as fh:
-                    self.earlier = [r for r in list(csv.reader(fh))[1:] if len(r) == 4 and r[0] == "train" and r[1].isdigit()]
+                    self.earlier = [
+                        r for r in list(csv.reader(fh))[1:] if len(r) == 4 and r[0] == "train" and r[1].isdigit()
+                    ]
                 self.path.unlink()
             except OSError as exc:
                 warnings.warn(f"csv tracker: cannot replace {self.path} of an earlier attempt: {exc}")

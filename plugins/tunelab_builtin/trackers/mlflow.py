@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tunelab.api import RunInfo, Tracker, file_lock, hookimpl
-
 from tunelab_builtin.trackers._common import (
     DATA_STATS,
     comparison_files,
@@ -88,7 +87,9 @@ class MlflowTracker(Tracker):
     def __init__(self, config: MlflowTrackerConfig):
         super().__init__(config)
         if not str(config.experiment).strip():
-            raise ValueError("tracker.mlflow.experiment must name an MLflow experiment, e.g. tracker.mlflow.experiment=tunelab")
+            raise ValueError(
+                "tracker.mlflow.experiment must name an MLflow experiment, e.g. tracker.mlflow.experiment=tunelab"
+            )
         self.client: Any = None
         self.run_id: Optional[str] = None
         self.step = 0
@@ -129,13 +130,21 @@ class MlflowTracker(Tracker):
                     return None
                 return client, experiment.experiment_id
         except ImportError as exc:  # e.g. the SQLite store needs sqlalchemy and alembic
-            warnings.warn(f"mlflow tracker disabled: cannot open {shown}: {redact_text(str(exc))}. Fix: pip install 'tunelab[mlflow]'")
+            warnings.warn(
+                f"mlflow tracker disabled: cannot open {shown}: {redact_text(str(exc))}. Fix: pip install 'tunelab[mlflow]'"
+            )
         except Exception as exc:
             warnings.warn(f"mlflow tracker disabled: cannot open {shown}: {redact_text(str(exc))}")
         return None
 
-    def _batch(self, run_id: str, metrics: Optional[dict[str, float]] = None, params: Optional[dict[str, str]] = None,
-               tags: Optional[dict[str, str]] = None, step: int = 0) -> None:
+    def _batch(
+        self,
+        run_id: str,
+        metrics: Optional[dict[str, float]] = None,
+        params: Optional[dict[str, str]] = None,
+        tags: Optional[dict[str, str]] = None,
+        step: int = 0,
+    ) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
@@ -143,8 +152,12 @@ class MlflowTracker(Tracker):
         param_list = [Param(k, v) for k, v in (params or {}).items()]
         tag_list = [RunTag(k, str(v)[:_MLFLOW_TAG_LENGTH]) for k, v in (tags or {}).items()]
         for i in range(0, max(len(metric_list), len(param_list), len(tag_list)), _MLFLOW_BATCH):
-            self.client.log_batch(run_id, metrics=metric_list[i : i + _MLFLOW_BATCH],
-                                  params=param_list[i : i + _MLFLOW_BATCH], tags=tag_list[i : i + _MLFLOW_BATCH])
+            self.client.log_batch(
+                run_id,
+                metrics=metric_list[i : i + _MLFLOW_BATCH],
+                params=param_list[i : i + _MLFLOW_BATCH],
+                tags=tag_list[i : i + _MLFLOW_BATCH],
+            )
 
     def _safely(self, what: str, action: Any) -> None:
         """Run one MLflow call; on failure warn once and stop tracking this run."""
@@ -166,8 +179,11 @@ class MlflowTracker(Tracker):
         if connected is None:
             return
         self.client, experiment_id = connected
-        tags = {**self._tags(run.group, run.job_type), "tunelab.run_dir": str(run.run_dir),
-                "tunelab.overrides": " ".join(run.overrides)}
+        tags = {
+            **self._tags(run.group, run.job_type),
+            "tunelab.run_dir": str(run.run_dir),
+            "tunelab.overrides": " ".join(run.overrides),
+        }
         try:
             self.run_id = self.client.create_run(experiment_id, run_name=run.name, tags=tags).info.run_id
         except Exception as exc:
@@ -201,7 +217,9 @@ class MlflowTracker(Tracker):
         # not metrics.json: a copy under the sweep directory would count as another run (tunelab compare, resume)
         for name in ("config.yaml", "data_report.md"):
             if (run.run_dir / name).is_file():
-                self._safely(f"log {name} as an artifact", lambda: self.client.log_artifact(run_id, str(run.run_dir / name)))
+                self._safely(
+                    f"log {name} as an artifact", lambda: self.client.log_artifact(run_id, str(run.run_dir / name))
+                )
         if self.client is not None:
             try:
                 self.client.set_terminated(run_id, "FINISHED" if status == "ok" else "FAILED")

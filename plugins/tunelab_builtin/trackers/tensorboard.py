@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tunelab.api import RunInfo, Tracker, hookimpl
-
 from tunelab_builtin.trackers._common import (
     DATA_STATS,
     comparison_files,
@@ -73,7 +72,9 @@ class TensorboardTracker(Tracker):
     def __init__(self, config: TensorboardTrackerConfig):
         super().__init__(config)
         if not str(config.logdir).strip():
-            raise ValueError("tracker.tensorboard.logdir must not be empty; e.g. tracker.tensorboard.logdir=tensorboard")
+            raise ValueError(
+                "tracker.tensorboard.logdir must not be empty; e.g. tracker.tensorboard.logdir=tensorboard"
+            )
         self.writer: Any = None
         self.step = 0
         #: the final metrics (step None), written with the hyperparameters at run end

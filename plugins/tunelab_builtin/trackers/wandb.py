@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tunelab.api import RunInfo, Tracker, hookimpl
-
 from tunelab_builtin.trackers._common import comparison_files, comparison_summary, flat_numbers, slug, warn_missing
 
 
@@ -72,7 +71,8 @@ def _prepared_files(directory: Path) -> list[Path]:
     the splits when a job maps over them (``cache-*.arrow``, ``tmp*``): those differ from job
     to job, and the jobs of a sweep must log the same content to share one artifact version."""
     return sorted(
-        p for p in directory.rglob("*")
+        p
+        for p in directory.rglob("*")
         if p.is_file() and not (p.name.startswith("cache-") and p.suffix == ".arrow") and not p.name.startswith("tmp")
     )
 
@@ -122,7 +122,9 @@ class WandbTracker(Tracker):
             action()
         except Exception as exc:
             self.broken = True
-            warnings.warn(f"wandb tracker: could not {what} ({type(exc).__name__}: {exc}); not logging the rest of this run to W&B")
+            warnings.warn(
+                f"wandb tracker: could not {what} ({type(exc).__name__}: {exc}); not logging the rest of this run to W&B"
+            )
 
     def mode(self) -> str:
         if os.environ.get("WANDB_MODE"):
@@ -188,8 +190,20 @@ class WandbTracker(Tracker):
                 "the dataset artifact is not logged"
             )
             return
-        metadata = {k: stats[k] for k in ("key", "splits", "rows_read", "rows_final", "rows_dropped", "rows_added",
-                                          "rows_quarantined", "label_column") if k in stats}
+        metadata = {
+            k: stats[k]
+            for k in (
+                "key",
+                "splits",
+                "rows_read",
+                "rows_final",
+                "rows_dropped",
+                "rows_added",
+                "rows_quarantined",
+                "label_column",
+            )
+            if k in stats
+        }
         metadata.update({k: run.config.get(k) for k in ("data", "pipeline", "data_seed") if k in run.config})
         artifact = wandb.Artifact(
             f"data-{key}",
@@ -245,7 +259,10 @@ class WandbTracker(Tracker):
     def tunelab_run_end(self, run: RunInfo, status: str, metrics: dict[str, Any], error: Optional[str]) -> None:
         if self.run is None:
             return
-        self._safely("log the run's status", lambda: self.run.summary.update({"status": status, **({"error": error} if error else {})}))
+        self._safely(
+            "log the run's status",
+            lambda: self.run.summary.update({"status": status, **({"error": error} if error else {})}),
+        )
         if status == "ok" and self.config.log_model and not self.broken:
             try:
                 self._log_model(run, metrics)

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset, Features, Value
-
-from tunelab.api import LoadedModel, RunInfo, StageContext
 from tunelab_example import (
     CONFIG_SEARCH_PATH,
     TUNELAB_API_VERSION,
@@ -25,8 +23,11 @@ from tunelab_example import (
     MinWordsConfig,
 )
 
-FEATURES = Features({"id": Value("string"), "parent_id": Value("string"), "prompt": Value("string"),
-                     "completion": Value("string")})
+from tunelab.api import LoadedModel, RunInfo, StageContext
+
+FEATURES = Features(
+    {"id": Value("string"), "parent_id": Value("string"), "prompt": Value("string"), "completion": Value("string")}
+)
 
 
 def rows(*prompts: str | None) -> Dataset:
@@ -48,8 +49,12 @@ def test_components_come_through_the_tunelab_entry_point_group():
     from tunelab.plugins import get_plugins
 
     plugins = get_plugins(reload=True)
-    for kind, name in [("cleaner", "min_words"), ("augmenter", "greeting_prefix"),
-                       ("peft", "lora_attention_only"), ("tracker", "jsonl")]:
+    for kind, name in [
+        ("cleaner", "min_words"),
+        ("augmenter", "greeting_prefix"),
+        ("peft", "lora_attention_only"),
+        ("tracker", "jsonl"),
+    ]:
         registered = plugins.registry.get(kind, name)
         assert registered.supplier.distribution.replace("_", "-") == "tunelab-example-plugin"
         assert registered.supplier.plugin == "example"
@@ -59,8 +64,12 @@ def test_components_come_through_the_tunelab_entry_point_group():
 
 def test_config_group_files_are_shipped_in_the_package():
     conf = importlib.resources.files("tunelab_example.conf")
-    for group_file in ("peft/lora_attention_only.yaml", "tracker/jsonl.yaml", "augment/greeting_prefix.yaml",
-                       "pipeline/min_words.yaml"):
+    for group_file in (
+        "peft/lora_attention_only.yaml",
+        "tracker/jsonl.yaml",
+        "augment/greeting_prefix.yaml",
+        "pipeline/min_words.yaml",
+    ):
         assert (conf / group_file).is_file(), group_file
 
 
@@ -122,8 +131,10 @@ def test_greeting_prefix_adds_copies_that_keep_their_parent(tmp_path):
 
 def test_greeting_prefix_skips_derived_rows_and_rejects_bad_values(tmp_path):
     data = Dataset.from_list(
-        [{"id": "a", "parent_id": None, "prompt": "where is it", "completion": "x"},
-         {"id": "a~eda1", "parent_id": "a", "prompt": "where it is", "completion": "x"}],
+        [
+            {"id": "a", "parent_id": None, "prompt": "where is it", "completion": "x"},
+            {"id": "a~eda1", "parent_id": "a", "prompt": "where it is", "completion": "x"},
+        ],
         features=FEATURES,
     )
     out = GreetingPrefix(GreetingPrefixConfig(fraction=1.0)).apply(data, context(tmp_path, "greeting_prefix"))
@@ -138,8 +149,16 @@ def test_greeting_prefix_skips_derived_rows_and_rejects_bad_values(tmp_path):
 def tiny_llama(task: str = "causal_lm") -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, LlamaConfig
 
-    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, num_labels=2, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        num_labels=2,
+        pad_token_id=0,
+    )
     cls = AutoModelForCausalLM if task == "causal_lm" else AutoModelForSequenceClassification
     return LoadedModel(cls.from_config(config), None, "tiny-llama", task=task)
 
@@ -167,7 +186,9 @@ def test_lora_attention_only_can_leave_out_projections_and_trains_a_classifier_h
 def test_lora_attention_only_rejects_bad_values_and_models_without_attention():
     import torch
 
-    with pytest.raises(ValueError, match=r"peft.projections must be a non-empty subset of \[query, key, value, output\]"):
+    with pytest.raises(
+        ValueError, match=r"peft.projections must be a non-empty subset of \[query, key, value, output\]"
+    ):
         LoraAttentionOnly(LoraAttentionOnlyConfig(projections=["mlp"]))
     with pytest.raises(ValueError, match="peft.r must be an integer >= 1"):
         LoraAttentionOnly(LoraAttentionOnlyConfig(r=0))
@@ -183,20 +204,33 @@ def test_jsonl_tracker_writes_one_line_per_metric(tmp_path):
     tracker = JsonlTracker(JsonlTrackerConfig())
     run = RunInfo(run_dir=tmp_path, name="peft=lora", group="g", job_type="train", config={})
     tracker.tunelab_run_start(run)
-    tracker.tunelab_stage_end(run, "prepare", {"rows_final": 90, "cache_hit": False, "steps": [{"rows_in": 1}],
-                                               "splits": {"train": 80, "test": 10}, "key": "abc"})
+    tracker.tunelab_stage_end(
+        run,
+        "prepare",
+        {
+            "rows_final": 90,
+            "cache_hit": False,
+            "steps": [{"rows_in": 1}],
+            "splits": {"train": 80, "test": 10},
+            "key": "abc",
+        },
+    )
     tracker.tunelab_metrics(run, {"loss": 2.5, "learning_rate": 1e-4}, 1)
     tracker.tunelab_metrics(run, {"test_loss": 2.1, "perplexity": float("nan")}, None)
 
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {(line["stage"], line["step"], line["name"], line["value"]) for line in lines} == {
-        ("prepare", None, "rows_final", 90), ("prepare", None, "cache_hit", 0.0),
-        ("prepare", None, "splits/train", 80), ("prepare", None, "splits/test", 10),
-        ("train", 1, "loss", 2.5), ("train", 1, "learning_rate", 1e-4),
+        ("prepare", None, "rows_final", 90),
+        ("prepare", None, "cache_hit", 0.0),
+        ("prepare", None, "splits/train", 80),
+        ("prepare", None, "splits/test", 10),
+        ("train", 1, "loss", 2.5),
+        ("train", 1, "learning_rate", 1e-4),
         ("final", None, "test_loss", 2.1),
     }
-    assert all(line["run"] == "peft=lora" and set(line) == {"time", "run", "stage", "step", "name", "value"}
-               for line in lines)
+    assert all(
+        line["run"] == "peft=lora" and set(line) == {"time", "run", "stage", "step", "name", "value"} for line in lines
+    )
 
     tracker.tunelab_sweep_end(tmp_path, [{"run": "peft=lora", "status": "ok", "test_loss": 2.1}])
     assert (tmp_path / "metrics.jsonl").read_text().count('"stage": "sweep"') == 1

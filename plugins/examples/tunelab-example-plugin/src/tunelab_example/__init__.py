@@ -15,7 +15,6 @@ peft and datasets are imported inside the methods that use them.
 from __future__ import annotations
 
 from tunelab.api import Component, hookimpl
-
 from tunelab_example.adapters import LoraAttentionOnly, LoraAttentionOnlyConfig
 from tunelab_example.augmenters import GreetingPrefix, GreetingPrefixConfig
 from tunelab_example.cleaners import MinWords, MinWordsConfig

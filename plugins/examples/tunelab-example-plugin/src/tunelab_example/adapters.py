@@ -123,7 +123,9 @@ class LoraAttentionOnly(PeftMethod):
             )
         targets = attention_targets(model.model, list(self.config.projections))
         if not targets:
-            linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.model.named_modules() if _is_linear(module)})
+            linear = sorted(
+                {name.rsplit(".", 1)[-1] for name, module in model.model.named_modules() if _is_linear(module)}
+            )
             raise ValueError(
                 f"peft=lora_attention_only found no attention projections ({', '.join(self.config.projections)}) in "
                 f"model {model.name}; its linear layers are named {', '.join(linear[:12]) or '(none)'}. "

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunelab.api import PARENT_ID, PROMPT, ROW_ID, Augmenter, StageContext
-
 from tunelab_example.cleaners import check_text_columns
 
 #: the id tag of derived rows: ``<parent>~greet<n>``
@@ -63,7 +62,9 @@ class GreetingPrefix(Augmenter):
         if isinstance(c.fraction, bool) or not isinstance(c.fraction, (int, float)) or not 0 <= c.fraction <= 1:
             raise ValueError(f"greeting_prefix.fraction must be a number between 0 and 1, got {c.fraction!r}")
         if not c.greetings or not all(isinstance(g, str) and g.strip() for g in c.greetings):
-            raise ValueError(f"greeting_prefix.greetings must list at least one non-blank greeting, got {c.greetings!r}")
+            raise ValueError(
+                f"greeting_prefix.greetings must list at least one non-blank greeting, got {c.greetings!r}"
+            )
 
     def apply(self, data: Any, ctx: StageContext) -> Any:
         step = ctx.step or "greeting_prefix"
@@ -71,7 +72,9 @@ class GreetingPrefix(Augmenter):
         check_text_columns(data, fields, step)
         for column in (ROW_ID, PARENT_ID):
             if column not in data.column_names:
-                raise ValueError(f"{step}: the data lacks the '{column}' column; augmenters need row ids and parent ids")
+                raise ValueError(
+                    f"{step}: the data lacks the '{column}' column; augmenters need row ids and parent ids"
+                )
         if getattr(data.features[PARENT_ID], "dtype", None) == "null":  # every parent_id None: type it as text
             from datasets import Value
 
