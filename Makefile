@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tunelab-installed
 
-.PHONY: setup demo sft-demo test soak docs docs-check clean
+.PHONY: setup demo sft-demo test lint soak docs docs-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ sft-demo: $(STAMP)
 
 test: $(STAMP)
 	WANDB_MODE=offline $(BIN)/python -m pytest -q
+
+# Style: ruff's lint rules and formatter ([tool.ruff] in pyproject.toml); CI runs it before the tests
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The documentation as a static site in site/ (mkdocs.yml; plain Markdown under docs/)
 docs: $(STAMP)

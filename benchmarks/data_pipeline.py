@@ -75,10 +75,22 @@ QUESTIONS = [
     "What is the difference between the {product} and the {product2}?",
 ]
 ANSWERS = [
-    "Sorry about that! I have checked order {order} and the parcel is with the carrier; it should arrive within {n} business days.",
-    "Only one payment of {price} was captured for {order}. The second is an authorization that your bank will release within {n} days.",
-    "Yes, you can return the {product} within 60 days. Start the return from your order history and print the prepaid label.",
-    "The {product} has a two-year warranty covering manufacturing faults. Send us a photo of the {part} and we will arrange a repair.",
+    (
+        "Sorry about that! I have checked order {order} and the parcel is with the carrier; "
+        "it should arrive within {n} business days."
+    ),
+    (
+        "Only one payment of {price} was captured for {order}. "
+        "The second is an authorization that your bank will release within {n} days."
+    ),
+    (
+        "Yes, you can return the {product} within 60 days. "
+        "Start the return from your order history and print the prepaid label."
+    ),
+    (
+        "The {product} has a two-year warranty covering manufacturing faults. "
+        "Send us a photo of the {part} and we will arrange a repair."
+    ),
     "We can update the address as long as {order} has not been handed to the warehouse. Reply with the new address.",
     "The {product} works well for {activity} in {season}; pair it with a good layer if the nights get cold.",
     "The code {code} expired on {day}. I have applied a 10 percent discount to your account instead.",
@@ -512,7 +524,8 @@ def main() -> None:
         if r.get("steps"):
             notes.append("chain: " + ",".join(r["steps"]))
         print(
-            f"{name:45} {r['seconds']:8.2f} {r['cpu_seconds']:7.2f} {r['rows_per_s']:9.0f} {r['peak_mb']:8.1f} {r['rows_out']:9}  {'; '.join(notes)}"
+            f"{name:45} {r['seconds']:8.2f} {r['cpu_seconds']:7.2f} {r['rows_per_s']:9.0f} {r['peak_mb']:8.1f} "
+            f"{r['rows_out']:9}  {'; '.join(notes)}"
         )
 
     def ratio(ours: str, theirs: str) -> None:

@@ -80,7 +80,8 @@ def main() -> int:
     verdict = "ok" if ratio <= TARGET_RATIO else "ABOVE TARGET"
     print(f"parallel/serial wall time: {ratio:.2f} (target <= {TARGET_RATIO}: {verdict})")
     print(
-        f"parallel/basic wall time: {results['parallel'] / results['basic']:.2f} (reference: in-process, all cores per job)"
+        f"parallel/basic wall time: {results['parallel'] / results['basic']:.2f} "
+        "(reference: in-process, all cores per job)"
     )
     if not args.keep:
         import shutil

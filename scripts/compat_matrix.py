@@ -88,8 +88,14 @@ def main() -> int:
                 metrics_file = run_dir / "metrics.json"
                 metrics = json.loads(metrics_file.read_text())["metrics"] if metrics_file.exists() else {}
                 if metrics.get("status") == "ok":
-                    loss = f"loss {metrics.get('train_loss_first', float('nan')):.3g}→{metrics.get('train_loss_last', float('nan')):.3g}"
-                    verdict = f"trained ({task}, {metrics.get('trainable_params', 0):,} trainable, {loss}, {time.perf_counter() - started:.1f}s)"
+                    loss = (
+                        f"loss {metrics.get('train_loss_first', float('nan')):.3g}"
+                        f"→{metrics.get('train_loss_last', float('nan')):.3g}"
+                    )
+                    verdict = (
+                        f"trained ({task}, {metrics.get('trainable_params', 0):,} trainable, {loss}, "
+                        f"{time.perf_counter() - started:.1f}s)"
+                    )
                     rows.append((model, method, peft, "ok", verdict))
                 else:
                     surprises += 1

@@ -205,7 +205,10 @@ def test_bad_parameters_fail_at_validation(override, message):
 
 
 def test_char_noise_keeps_links_emails_and_numbers_intact(tmp_path):
-    text = "Order #A1234 for $14.99 never came, see https://shop.example.com/orders/A1234 or mail liu.wei@example.com today"
+    text = (
+        "Order #A1234 for $14.99 never came, see https://shop.example.com/orders/A1234 or mail liu.wei@example.com "
+        "today"
+    )
     out, _ = _run(_make("char_noise", fraction=1.0, per_row=5, n=12), _rows([text]), tmp_path)
     added = _added(out, 1)
     assert len(added) == 5

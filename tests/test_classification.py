@@ -219,7 +219,10 @@ def test_feature_sklearn_on_real_minilm_beats_chance(tmp_path):
     rows = [r for r in rows if r.get("question") and r.get("category")]
     random.Random(0).shuffle(rows)
     train_rows, test_rows = rows[:60], rows[60:100]
-    split = lambda rs: Dataset.from_dict({"prompt": [r["question"] for r in rs], "label": [r["category"] for r in rs]})
+
+    def split(rs):
+        return Dataset.from_dict({"prompt": [r["question"] for r in rs], "label": [r["category"] for r in rs]})
+
     splits = {"train": split(train_rows), "test": split(test_rows)}
 
     from tunelab.api import ModelRequest

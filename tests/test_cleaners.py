@@ -87,7 +87,11 @@ def test_strip_markup_keeps_visible_text_with_line_breaks(tmp_path):
 def test_strip_markup_link_urls_markdown_and_xml(tmp_path):
     data = _rows(
         '<a href="https://example.com/track">Track your order</a> or <a href="#top">top</a>',
-        "# Returns\n\n**Free** returns within _30 days_; see [the policy](https://example.com/p) or run `returns --help`.\n> quoted",
+        (
+            "# Returns\n\n"
+            "**Free** returns within _30 days_; see [the policy](https://example.com/p) or run `returns --help`.\n"
+            "> quoted"
+        ),
         '<?xml version="1.0"?><ticket><subject>Broken zip</subject><body><![CDATA[zip < 2 weeks old]]></body></ticket>',
         "file_name_with_underscores and 2 * 3 * 4 = 24",
     )
@@ -253,7 +257,11 @@ ANSWER = "Our team has received your message and a specialist will contact you w
         ("-- :) ?? !! ok fine", "min_alpha_word_fraction"),
         ("a b c d e f g h i j", "min_mean_word_length"),
         (
-            "Supercalifragilisticexpialidocious antidisestablishmentarianism pneumonoultramicroscopicsilicovolcanoconiosis floccinaucinihilipilification hippopotomonstrosesquippedaliophobia",
+            (
+                "Supercalifragilisticexpialidocious antidisestablishmentarianism "
+                "pneumonoultramicroscopicsilicovolcanoconiosis floccinaucinihilipilification "
+                "hippopotomonstrosesquippedaliophobia"
+            ),
             "max_mean_word_length",
         ),
         ("- tents\n- boots\n- jackets\n- stoves", "max_bullet_line_fraction"),
@@ -571,7 +579,10 @@ JUNK_QUESTIONS = {"???", "asdfgh", "test", "hello?", "ok thx"}
 
 
 def test_full_cleaning_chain_on_bundled_data_keeps_the_ledger_and_most_rows():
-    chain = "[normalize,strip_markup,standardize_formats,drop_missing,exact_dedup,quality_filter,language_filter,word_filter]"
+    chain = (
+        "[normalize,strip_markup,standardize_formats,drop_missing,exact_dedup,"
+        "quality_filter,language_filter,word_filter]"
+    )
     prepared = _prepare([f"pipeline.clean={chain}", "pipeline.augment=[]", "pipeline.balance=[]"])
     summary = prepared.summary
     assert summary["rows_read"] + summary["rows_added"] == summary["rows_final"] + summary["rows_dropped"]

@@ -422,24 +422,32 @@ def test_none_format_keeps_columns_and_mixed_types_become_text(tmp_path):
 
 # --- HTML -------------------------------------------------------------------------------
 
-ARTICLE = """<!doctype html><html><head><meta charset="utf-8"><title>Waxing cross-country skis | Northwind Outdoor</title></head>
+ARTICLE = """<!doctype html><html><head><meta charset="utf-8">\
+<title>Waxing cross-country skis | Northwind Outdoor</title></head>
 <body><main><article><h1>Waxing cross-country skis</h1>
-<p>Glide wax goes on the tips and tails of the ski, never under the foot. Warm the iron to the temperature printed on the wax and drip a thin line along each side of the groove.</p>
-<p>Let the wax cool for at least twenty minutes before scraping. Scrape from tip to tail with a sharp plastic scraper until no more wax comes off, then brush.</p>
-<p>Kick wax is different: it sits under the foot and grips the snow when you push off. Choose it by snow temperature, not air temperature.</p>
+<p>Glide wax goes on the tips and tails of the ski, never under the foot. \
+Warm the iron to the temperature printed on the wax and drip a thin line along each side of the groove.</p>
+<p>Let the wax cool for at least twenty minutes before scraping. \
+Scrape from tip to tail with a sharp plastic scraper until no more wax comes off, then brush.</p>
+<p>Kick wax is different: it sits under the foot and grips the snow when you push off. \
+Choose it by snow temperature, not air temperature.</p>
 </article></main></body></html>"""
 
 BOILERPLATE = """<!doctype html><html><head><title>Choosing a tent footprint</title>
 <style>body {font-family: sans-serif}</style><script>var tracking = "SCRIPTMARKER";</script></head><body>
-<header><div class="logo">Northwind Outdoor</div><nav><ul><li><a href="/">Home</a></li><li><a href="/shop">Shop all gear NAVMARKER</a></li>
+<header><div class="logo">Northwind Outdoor</div><nav><ul><li><a href="/">Home</a></li>\
+<li><a href="/shop">Shop all gear NAVMARKER</a></li>
 <li><a href="/blog">Blog</a></li><li><a href="/login">Sign in to your account</a></li></ul></nav></header>
 <div class="content"><article><h1>Choosing a tent footprint</h1>
-<p>A footprint protects the tent floor from abrasion and keeps ground moisture out. It should be slightly smaller than the floor so rain does not collect on it and run underneath.</p>
-<p>Cut-to-size groundsheets are cheaper than branded footprints, but branded ones clip into the pole ends and make pitching the fly alone possible.</p>
+<p>A footprint protects the tent floor from abrasion and keeps ground moisture out. \
+It should be slightly smaller than the floor so rain does not collect on it and run underneath.</p>
+<p>Cut-to-size groundsheets are cheaper than branded footprints, \
+but branded ones clip into the pole ends and make pitching the fly alone possible.</p>
 <p>In dry sand or snow a footprint is rarely needed; on rocky ground it doubles the life of a lightweight floor.</p>
 </article></div>
 <aside>Related: our winter sale ends Sunday! ASIDEMARKER</aside>
-<footer><p>Copyright 2024 Northwind Outdoor. Privacy policy. Terms of service. FOOTERMARKER</p><p>Subscribe to our newsletter.</p></footer>
+<footer><p>Copyright 2024 Northwind Outdoor. Privacy policy. Terms of service. FOOTERMARKER</p>\
+<p>Subscribe to our newsletter.</p></footer>
 </body></html>"""
 
 

@@ -186,7 +186,7 @@ def test_malformed_jsonl_rows_are_quarantined_with_file_line_and_reason(tmp_path
     path = tmp_path / "bad.jsonl"
     path.write_bytes("\n".join(lines).encode() + b"\n" + b'{"question": "\xff\xfe broken"}\n')
     prepared = _prepare(["pipeline=minimal", f"data.path={path}"])
-    quarantine = [json.loads(l) for l in (prepared.directory / "quarantine.jsonl").read_text().splitlines()]
+    quarantine = [json.loads(line) for line in (prepared.directory / "quarantine.jsonl").read_text().splitlines()]
     by_line = {q["line"]: q for q in quarantine}
     assert set(by_line) == {2, 3, 4, 26}
     assert all(q["source"] == "bad.jsonl" for q in quarantine)

@@ -145,20 +145,31 @@ def test_a_stale_page_says_where_it_differs(tmp_path):
 #: Commands that cannot run here at all, with the reason. A new command that cannot run
 #: fails the tests until it is listed here (or fixed).
 SKIPPED: dict[str, str] = {
-    "tunelab augment=synonym pipeline.params.synonym.wordnet_dir=$HOME/nltk_data/corpora/wordnet.zip": "needs the NLTK WordNet corpus downloaded into ~/nltk_data (the line above checks the system WordNet)",
-    "tunelab augment=back_translation pipeline.params.back_translation.forward_model=/models/opus-mt-en-de "
-    "pipeline.params.back_translation.backward_model=/models/opus-mt-de-en pipeline.params.back_translation.num_beams=4": "needs MarianMT models downloaded to /models",
-    "tunelab prepare pipeline=my_filters 'pipeline.params.my_filters.phrases=[refund, lorem ipsum]'": "needs the package the lines above scaffold and pip-install (tests/test_scaffold.py does that in a fresh venv "
-    "and runs this pipeline)",
+    "tunelab augment=synonym pipeline.params.synonym.wordnet_dir=$HOME/nltk_data/corpora/wordnet.zip": (
+        "needs the NLTK WordNet corpus downloaded into ~/nltk_data (the line above checks the system WordNet)"
+    ),
+    (
+        "tunelab augment=back_translation pipeline.params.back_translation.forward_model=/models/opus-mt-en-de "
+        "pipeline.params.back_translation.backward_model=/models/opus-mt-de-en "
+        "pipeline.params.back_translation.num_beams=4"
+    ): "needs MarianMT models downloaded to /models",
+    "tunelab prepare pipeline=my_filters 'pipeline.params.my_filters.phrases=[refund, lorem ipsum]'": (
+        "needs the package the lines above scaffold and pip-install (tests/test_scaffold.py does that in a fresh venv "
+        "and runs this pipeline)"
+    ),
 }
 
 #: Commands that read what the commands above them on the same page write. The compose
 #: check skips them; the execution runs them in page order, a ``<date>/<time>``
 #: placeholder replaced by the newest run (or sweep) directory the page has written.
 READS_EARLIER_OUTPUT: dict[str, str] = {
-    'echo "I was charged twice" | tunelab predict outputs/<date>/<time>': "placeholder: the run directory of a finished training run",
+    'echo "I was charged twice" | tunelab predict outputs/<date>/<time>': (
+        "placeholder: the run directory of a finished training run"
+    ),
     "tunelab compare multirun/<date>/<time>": "placeholder: the directory of a finished sweep",
-    "tunelab explain support_tickets.jsonl:17": "reads the ledger of the latest run under ./outputs, which the commands above it produce",
+    "tunelab explain support_tickets.jsonl:17": (
+        "reads the ledger of the latest run under ./outputs, which the commands above it produce"
+    ),
     "tunelab compare multirun/compare-demo": "reads the sweep directory the command above it writes",
     "tunelab compare multirun/failing": "reads the sweep directory the command above it writes",
     "tunelab compare multirun/first": "reads the sweep directory the command above it writes",
@@ -168,20 +179,34 @@ READS_EARLIER_OUTPUT: dict[str, str] = {
 
 #: Commands that compose and validate here but are not executed, with the reason.
 VALIDATED_ONLY: dict[str, str] = {
-    "tunelab -m experiment=smoke peft=none,lora hydra/launcher=tunelab_slurm hydra.launcher.partition=gpu": "submits to a Slurm cluster (the submitit_local command on the same page runs the same launcher locally)",
+    "tunelab -m experiment=smoke peft=none,lora hydra/launcher=tunelab_slurm hydra.launcher.partition=gpu": (
+        "submits to a Slurm cluster (the submitit_local command on the same page runs the same launcher locally)"
+    ),
     "tunelab -m experiment=minilm_compare hydra/launcher=tunelab_slurm hydra.launcher.partition=gpu "
     "hydra.launcher.timeout_min=60": "submits to a Slurm cluster",
-    "tunelab -m experiment=minilm_compare hydra/launcher=tunelab_ray hydra.launcher.ray.init.address=auto": "connects to a running Ray cluster",
-    "tunelab prepare data=html 'data.urls=[https://example.com/guides/waxing.html,https://example.com/guides/tents.html]' "
-    "pipeline=minimal pipeline.params.drop_missing.fields=[text] pipeline.params.exact_dedup.fields=[text]": "fetches example.com; this machine has no network (tests/test_collectors.py fetches from a local server)",
-    "tunelab prepare 'pipeline.annotate=[consensus]' '+pipeline.params.consensus.annotator_columns=[ann_a,ann_b,ann_c]' "
-    "+pipeline.params.consensus.tie_policy=drop +pipeline.params.consensus.min_agreement=0.6": "needs data with annotator columns ann_a, ann_b, ann_c; the bundled tickets have none",
-    "tunelab prepare pipeline.split=group +pipeline.params.group.group_column=customer_id": "needs data with a customer_id column; the bundled tickets have none",
+    "tunelab -m experiment=minilm_compare hydra/launcher=tunelab_ray hydra.launcher.ray.init.address=auto": (
+        "connects to a running Ray cluster"
+    ),
+    (
+        "tunelab prepare data=html "
+        "'data.urls=[https://example.com/guides/waxing.html,https://example.com/guides/tents.html]' "
+        "pipeline=minimal pipeline.params.drop_missing.fields=[text] pipeline.params.exact_dedup.fields=[text]"
+    ): "fetches example.com; this machine has no network (tests/test_collectors.py fetches from a local server)",
+    (
+        "tunelab prepare 'pipeline.annotate=[consensus]' "
+        "'+pipeline.params.consensus.annotator_columns=[ann_a,ann_b,ann_c]' "
+        "+pipeline.params.consensus.tie_policy=drop +pipeline.params.consensus.min_agreement=0.6"
+    ): "needs data with annotator columns ann_a, ann_b, ann_c; the bundled tickets have none",
+    "tunelab prepare pipeline.split=group +pipeline.params.group.group_column=customer_id": (
+        "needs data with a customer_id column; the bundled tickets have none"
+    ),
 }
 
 #: Commands that demonstrate a failure: each must fail (in at least one job) with this text.
 EXPECTED_FAILURES: dict[str, str] = {
-    "tunelab prepare -m experiment=smoke seed=0,oops hydra/launcher=gpu_pool hydra.sweep.dir=multirun/failing": "seed must be an integer",
+    "tunelab prepare -m experiment=smoke seed=0,oops hydra/launcher=gpu_pool hydra.sweep.dir=multirun/failing": (
+        "seed must be an integer"
+    ),
 }
 
 #: Commands using an optional Hydra launcher are checked when its package is installed.
@@ -439,7 +464,8 @@ def test_every_command_in_the_docs_works(tmp_path, monkeypatch):
             if expected is not None:
                 if not any(expected in e for e in errors) or len(errors) == len(jobs):
                     failures.append(
-                        f"{command.where}: `{key}` should fail in some (not all) jobs with {expected!r}; got: {errors or 'no error'}"
+                        f"{command.where}: `{key}` should fail in some (not all) jobs with {expected!r}; got: "
+                        f"{errors or 'no error'}"
                     )
             elif errors:
                 failures.append(f"{command.where}: `{key}` does not validate:\n  " + "\n  ".join(errors))
@@ -669,7 +695,8 @@ def test_every_command_in_the_docs_runs(tmp_path):
 
     ran = [r for r in results if r.not_run is None]
     print(
-        f"doc commands executed: {len(ran)} of {len(results)} ({'as written' if FULL else STEP_CAP + ' on tiny-model training runs'}), "
+        f"doc commands executed: {len(ran)} of {len(results)} "
+        f"({'as written' if FULL else STEP_CAP + ' on tiny-model training runs'}), "
         f"{sum(r.seconds for r in ran):.0f} s in all; slowest:"
     )
     for r in sorted(ran, key=lambda r: -r.seconds)[:10]:
@@ -684,7 +711,11 @@ def test_every_command_in_the_docs_runs(tmp_path):
 def test_a_docstring_literal_block_becomes_a_fenced_python_block():
     from tunelab.docs.fields import rst_to_markdown
 
-    text = "Return ``x`` <of> :class:`~tunelab.api.Component`.\n\nExample::\n\n    @hookimpl\n    def f():\n\n        return a<b\n\nAfter *it*."
+    text = (
+        "Return ``x`` <of> :class:`~tunelab.api.Component`.\n\n"
+        "Example::\n\n    @hookimpl\n    def f():\n\n        return a<b\n\n"
+        "After *it*."
+    )
     assert rst_to_markdown(text) == (
         "Return `x` &lt;of&gt; `Component`.\n\nExample:\n\n```python\n@hookimpl\ndef f():\n\n    return a<b\n```"
         "\n\nAfter \\*it\\*."

@@ -99,7 +99,7 @@ def test_plugins_command_lists_the_example_components(venv):
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     for kind, name in COMPONENTS:
-        line = next((l for l in lines if l.split()[:2] == [kind, name]), None)
+        line = next((row for row in lines if row.split()[:2] == [kind, name]), None)
         assert line is not None, f"{kind} {name} missing from `tunelab plugins`:\n{result.stdout}"
         assert line.split()[2].replace("_", "-") == DISTRIBUTION and line.split()[3] == "0.1.0", line
     assert "skipped plugin" not in result.stderr, result.stderr

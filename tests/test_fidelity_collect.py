@@ -174,13 +174,20 @@ def test_one_stray_quote_costs_exactly_its_record(tmp_path, rows, bad):
 
 def test_a_repeated_json_key_is_quarantined_in_json_lines(tmp_path):
     """Was: kept with the last value ('billing')."""
-    blob = b'{"prompt": "a", "label": "shipping", "label": "billing"}\n{"prompt": "b", "meta": {"x": 1, "x": 2}}\n{"prompt": "c", "label": "ok"}\n'
+    blob = (
+        b'{"prompt": "a", "label": "shipping", "label": "billing"}\n'
+        b'{"prompt": "b", "meta": {"x": 1, "x": 2}}\n'
+        b'{"prompt": "c", "label": "ok"}\n'
+    )
     data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "t.jsonl", blob), format="none")
     assert ids(data) == ["t.jsonl:3"]
     assert reasons(ctx) == [
         (
             1,
-            "the key 'label' appears twice in one JSON object (only one value could be kept); remove or rename one of them",
+            (
+                "the key 'label' appears twice in one JSON object (only one value could be kept); remove or rename one "
+                "of them"
+            ),
         ),
         (
             2,
@@ -196,11 +203,17 @@ def test_a_repeated_json_key_is_quarantined_in_json_documents(tmp_path):
     assert reasons(ctx) == [
         (
             2,
-            "record 2: the key 'text' appears twice in one JSON object (only one value could be kept); remove or rename one of them",
+            (
+                "record 2: the key 'text' appears twice in one JSON object (only one value could be kept); remove or "
+                "rename one of them"
+            ),
         ),
         (
             3,
-            "record 3: the key 'k' appears twice in one JSON object (only one value could be kept); remove or rename one of them",
+            (
+                "record 3: the key 'k' appears twice in one JSON object (only one value could be kept); remove or "
+                "rename one of them"
+            ),
         ),
     ]
     data, ctx = collect(
@@ -209,7 +222,10 @@ def test_a_repeated_json_key_is_quarantined_in_json_documents(tmp_path):
     assert ids(data) == [] and reasons(ctx) == [
         (
             1,
-            "the key 'text' appears twice in one JSON object (only one value could be kept); remove or rename one of them",
+            (
+                "the key 'text' appears twice in one JSON object (only one value could be kept); remove or rename one "
+                "of them"
+            ),
         )
     ]
     # the same array through the jsonl collector (a file starting with '[' is read whole)
@@ -224,7 +240,10 @@ def test_a_repeated_records_key_fails_the_document(tmp_path):
     assert reasons(ctx) == [
         (
             1,
-            "the key 'data' appears twice in one JSON object (only one value could be kept); remove or rename one of them; the file was not read",
+            (
+                "the key 'data' appears twice in one JSON object (only one value could be kept); remove or rename one "
+                "of them; the file was not read"
+            ),
         )
     ]
 
@@ -234,7 +253,11 @@ def test_a_repeated_records_key_fails_the_document(tmp_path):
 
 def test_a_first_line_array_is_one_quarantined_line_and_the_lines_after_it_are_read(tmp_path):
     """Was: the whole file quarantined as one entry ('invalid JSON: Extra data ... the file was not read')."""
-    blob = b'[{"prompt": "a", "completion": "b"}]\n{"prompt": "c", "completion": "d"}\n{"prompt": "e", "completion": "f"}\n'
+    blob = (
+        b'[{"prompt": "a", "completion": "b"}]\n'
+        b'{"prompt": "c", "completion": "d"}\n'
+        b'{"prompt": "e", "completion": "f"}\n'
+    )
     data, ctx = collect("jsonl", tmp_path, path=write(tmp_path, "t.jsonl", blob))
     assert ids(data) == ["t.jsonl:2", "t.jsonl:3"]
     assert reasons(ctx) == [
@@ -317,7 +340,10 @@ BINARY_FILES = {
         "csv",
         "t.csv",
         bz2.compress(ROWS),
-        r"t\.csv is bzip2-compressed, not CSV text: decompress it \(bunzip2 FILE\), or recompress it with gzip: gzipped files are read directly",
+        (
+            r"t\.csv is bzip2-compressed, not CSV text: decompress it \(bunzip2 FILE\), or recompress it with gzip: "
+            r"gzipped files are read directly"
+        ),
     ),
     "xz named .jsonl": (
         "jsonl",
@@ -451,7 +477,10 @@ def test_utf16_without_a_byte_order_mark_gets_the_hint(tmp_path):
     assert all("set data.encoding=utf-16" in reason for _, reason in reasons(ctx)) and ctx.quarantined, reasons(ctx)
     with pytest.raises(
         ValueError,
-        match=r"t\.csv is not valid utf-8 .*set data\.encoding; it holds NUL bytes: UTF-16 text without a byte-order mark\? set data\.encoding=utf-16",
+        match=(
+            r"t\.csv is not valid utf-8 .*set data\.encoding; it holds NUL bytes: UTF-16 text without a byte-order "
+            r"mark\? set data\.encoding=utf-16"
+        ),
     ):
         collect("csv", tmp_path, path=write(tmp_path, "t.csv", "prompt,completion\nÉté,b\n".encode("utf-16-le")))
 
@@ -562,12 +591,18 @@ def test_skipped_files_are_in_the_data_report(tmp_path):
         # was: 'Trailing data at position 5' from pyarrow
         (
             b'[1, 2]\n{"prompt": "a"}\n',
-            r"t\.jsonl line 1: a JSON Lines record must be an object, found a JSON array on one line with more lines after it\. .*data=jsonl",
+            (
+                r"t\.jsonl line 1: a JSON Lines record must be an object, found a JSON array on one line with more "
+                r"lines after it\. .*data=jsonl"
+            ),
         ),
         # was: 'a JSON Lines record must be an object, found dict' (json.loads read the UTF-16 bytes itself)
         (
             codecs.BOM_UTF16_LE + '{"prompt": "a"}\n'.encode("utf-16-le"),
-            r"t\.jsonl is UTF-16 text \(it starts with a byte-order mark\); the datasets json builder reads UTF-8 only\. Read it with data=jsonl",
+            (
+                r"t\.jsonl is UTF-16 text \(it starts with a byte-order mark\); the datasets json builder reads UTF-8 "
+                r"only\. Read it with data=jsonl"
+            ),
         ),
         (_zip("t.jsonl", LINES), r"t\.jsonl is a ZIP archive, not JSON text: unzip it"),
     ],

@@ -20,11 +20,19 @@ SEED_TASKS = [
     {
         "id": "seed_task_0",
         "name": "breakfast_suggestion",
-        "instruction": "Is there anything I can eat for a breakfast that doesn't include eggs, yet includes protein, and has roughly 700-1000 calories?",
+        "instruction": (
+            "Is there anything I can eat for a breakfast that doesn't include eggs, yet includes protein, and has "
+            "roughly 700-1000 calories?"
+        ),
         "instances": [
             {
                 "input": "",
-                "output": "Yes, you can have 1 oatmeal banana protein shake and 4 strips of bacon. The oatmeal banana protein shake may contain 1/2 cup oatmeal, 60 grams whey protein powder, 1/2 medium banana, 1tbsp flaxseed oil and 1/2 cup water, totalling about 550 calories. The 4 strips of bacon contains about 200 calories.",
+                "output": (
+                    "Yes, you can have 1 oatmeal banana protein shake and 4 strips of bacon. The oatmeal banana "
+                    "protein shake may contain 1/2 cup oatmeal, 60 grams whey protein powder, 1/2 medium banana, 1tbsp "
+                    "flaxseed oil and 1/2 cup water, totalling about 550 calories. The 4 strips of bacon contains "
+                    "about 200 calories."
+                ),
             }
         ],
         "is_classification": False,
@@ -49,7 +57,11 @@ SEED_TASKS = [
         "instances": [
             {
                 "input": "- Barack Obama\n- Elon Musk\n- Taylor Swift",
-                "output": "- Barack Hussein Obama II is an American politician who served as the 44th president of the United States from 2009 to 2017.\n- Elon Musk is the founder, CEO, and chief engineer of SpaceX.\n- Taylor Alison Swift is an American singer-songwriter.",
+                "output": (
+                    "- Barack Hussein Obama II is an American politician who served as the 44th president of the "
+                    "United States from 2009 to 2017.\n- Elon Musk is the founder, CEO, and chief engineer of "
+                    "SpaceX.\n- Taylor Alison Swift is an American singer-songwriter."
+                ),
             }
         ],
         "is_classification": False,
@@ -61,7 +73,10 @@ SEED_TASKS = [
         "instances": [
             {
                 "input": '"All Asians are smart!"',
-                "output": "Imagine you're a small child of Asian descent. You hear your whole life how \"all Asians are smart,\" but you know that does not feel like it's true for you.",
+                "output": (
+                    "Imagine you're a small child of Asian descent. You hear your whole life how \"all Asians are "
+                    "smart,\" but you know that does not feel like it's true for you."
+                ),
             }
         ],
         "is_classification": False,
@@ -318,43 +333,48 @@ def test_a_mapped_column_no_record_has_fails_at_collection_naming_the_columns_an
         (
             {"instances.0.outptu": "completion"},
             "",
-            "data.columns key 'instances.0.outptu' (mapped onto 'completion') is in none of the 5 records: 'instances.0' holds the "
-            "keys input, output; did you mean 'instances.0.output'?",
+            "data.columns key 'instances.0.outptu' (mapped onto 'completion') is in none of the 5 records: "
+            "'instances.0' holds the keys input, output; did you mean 'instances.0.output'?",
         ),
         (
             {"instances.output": "completion"},
             "",
-            "data.columns key 'instances.output' (mapped onto 'completion') is in none of the 5 records: 'instances' holds a list "
-            "of 0 to 2 items; name an element by its index from 0 (instances.0.output), or set data.explode=instances for a row per element",
+            "data.columns key 'instances.output' (mapped onto 'completion') is in none of the 5 records: 'instances' "
+            "holds a list of 0 to 2 items; name an element by its index from 0 (instances.0.output), or set "
+            "data.explode=instances for a row per element",
         ),
         (
             {"instances.2.output": "completion"},
             "",
-            "data.columns key 'instances.2.output' (mapped onto 'completion') is in none of the 5 records: 'instances' holds a list "
-            "of 0 to 2 items; indices count from 0",
+            "data.columns key 'instances.2.output' (mapped onto 'completion') is in none of the 5 records: 'instances' "
+            "holds a list of 0 to 2 items; indices count from 0",
         ),
         (
             {"name.first": "first"},
             "",
-            "data.columns key 'name.first' (mapped onto 'first') is in none of the 5 records: 'name' holds text, which has no 'first'; "
-            "name a column or a dotted path into one (meta.source, instances.0.output)",
+            "data.columns key 'name.first' (mapped onto 'first') is in none of the 5 records: 'name' holds text, which "
+            "has no 'first'; name a column or a dotted path into one (meta.source, instances.0.output)",
         ),
         (
             {"instances.0.output": "completion"},
             "instances",
-            "data.columns key 'instances.0.output' (mapped onto 'completion') is in none of the 5 rows: 'instances' holds the keys input, "
-            "output; with data.explode=instances the name 'instances' stands for one element: write 'instances.output'",
+            "data.columns key 'instances.0.output' (mapped onto 'completion') is in none of the 5 rows: 'instances' "
+            "holds the keys input, output; with data.explode=instances the name 'instances' stands for one element: "
+            "write 'instances.output'",
         ),
         (
             None,
             "instance",
-            "data.explode 'instance' is in none of the 5 records: the records have the columns id, name, instruction, instances, "
-            "is_classification; did you mean 'instances'?",
+            "data.explode 'instance' is in none of the 5 records: the records have the columns id, name, instruction, "
+            "instances, is_classification; did you mean 'instances'?",
         ),
         (
             None,
             "instruction",
-            "data.explode 'instruction' holds text in every record that has it, not a list; the list columns are: instances",
+            (
+                "data.explode 'instruction' holds text in every record that has it, not a list; the list columns are: "
+                "instances"
+            ),
         ),
     ],
 )
@@ -384,8 +404,8 @@ def test_a_record_without_a_mapped_key_others_have_is_quarantined_naming_the_key
     assert [(q["line"], q["reason"]) for q in ctx.quarantined] == [
         (
             2,
-            "the record has no 'answer' (data.columns maps 'answer' onto 'completion'; other records have it); its columns: "
-            "question, reply, category. Add it to the record (null is kept)",
+            "the record has no 'answer' (data.columns maps 'answer' onto 'completion'; other records have it); its "
+            "columns: question, reply, category. Add it to the record (null is kept)",
         )
     ]
 

@@ -241,17 +241,28 @@ thing = None
 """
 
 LOGGING_PROBLEM = {
-    "+hydra.job_logging.handlers.x.class=tl_sentinel_log.Handler": "hydra.job_logging.handlers.x.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class of "
-    "the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
-    "+hydra.hydra_logging.handlers.x.class=tl_sentinel_log.Handler": "hydra.hydra_logging.handlers.x.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class "
-    "of the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
-    "hydra.job_logging.handlers.console.stream=ext://tl_sentinel_log.thing": "hydra.job_logging.handlers.console.stream: 'ext://tl_sentinel_log.thing' would be imported by the logging "
-    "config (allowed: ext://sys.stderr, ext://sys.stdout)",
-    "+hydra.job_logging.filters.f.class=tl_sentinel_log.Handler": "hydra.job_logging.filters.f.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class of "
-    "the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+    "+hydra.job_logging.handlers.x.class=tl_sentinel_log.Handler": (
+        "hydra.job_logging.handlers.x.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class of "
+        "the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)"
+    ),
+    "+hydra.hydra_logging.handlers.x.class=tl_sentinel_log.Handler": (
+        "hydra.hydra_logging.handlers.x.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class "
+        "of the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)"
+    ),
+    "hydra.job_logging.handlers.console.stream=ext://tl_sentinel_log.thing": (
+        "hydra.job_logging.handlers.console.stream: 'ext://tl_sentinel_log.thing' would be imported by the logging "
+        "config (allowed: ext://sys.stderr, ext://sys.stdout)"
+    ),
+    "+hydra.job_logging.filters.f.class=tl_sentinel_log.Handler": (
+        "hydra.job_logging.filters.f.class: 'tl_sentinel_log.Handler' is not a handler, formatter or filter class of "
+        "the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)"
+    ),
     # under logging. but not a handler: fileConfig would load another config naming any class
-    "hydra.job_logging.handlers.console.class=logging.config.fileConfig": "hydra.job_logging.handlers.console.class: 'logging.config.fileConfig' is not a handler, formatter or filter "
-    "class of the logging package (e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)",
+    "hydra.job_logging.handlers.console.class=logging.config.fileConfig": (
+        "hydra.job_logging.handlers.console.class: 'logging.config.fileConfig' is not a handler, formatter or filter "
+        "class of the logging package "
+        "(e.g. logging.StreamHandler, logging.FileHandler, logging.handlers.RotatingFileHandler)"
+    ),
 }
 
 
@@ -316,7 +327,8 @@ def test_a_target_in_an_experiment_file_is_blamed_on_that_file(tmp_path):
         validate([f"hydra.searchpath=[file://{folder}]", "experiment=mine"])
     assert str(info.value) == (
         "unknown key 'pipeline.params.strip_markup._target_' for cleaner 'strip_markup' (from "
-        f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)). Valid keys: fields, html, link_urls, markdown, max_removed_fraction."
+        f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)). "
+        "Valid keys: fields, html, link_urls, markdown, max_removed_fraction."
     )
 
 
@@ -327,7 +339,8 @@ def test_the_cli_blames_the_experiment_file_of_a_config_dir(how, tmp_path, capsy
     run_dir = tmp_path / "run"
     assert _refused(capsys, ["prepare", *where, "experiment=mine", f"hydra.run.dir={run_dir}"]) == (
         "tunelab: config error: unknown key 'pipeline.params.strip_markup._target_' for cleaner 'strip_markup' (from "
-        f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)). Valid keys: fields, html, link_urls, markdown, max_removed_fraction."
+        f"{folder / 'experiment' / 'mine.yaml'} (selected by experiment=mine)). "
+        "Valid keys: fields, html, link_urls, markdown, max_removed_fraction."
     )
     assert not run_dir.exists()
 
@@ -337,7 +350,8 @@ def test_a_key_a_packaged_experiment_sets_is_blamed_on_it_not_on_the_group_file(
         validate(["experiment=smoke", "eval=classification"])
     assert str(info.value) == (
         "unknown key 'eval.max_generate' for evaluator 'classification' (from "
-        f"{CONF / 'experiment' / 'smoke.yaml'} (selected by experiment=smoke)). Valid keys: batch_size, split, text_columns."
+        f"{CONF / 'experiment' / 'smoke.yaml'} (selected by experiment=smoke)). "
+        "Valid keys: batch_size, split, text_columns."
     )
 
 

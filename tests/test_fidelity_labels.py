@@ -81,7 +81,8 @@ def test_surrounding_whitespace_is_stripped_always_and_case_variants_are_warned_
     ]
     warning = (
         "labels: labels in 'label' that differ only by case or spacing are separate classes: 'BILLING' (1 rows), "
-        "'Billing' (6 rows), 'billing' (13 rows). If they are one class each, set pipeline.label_case=fold to merge them"
+        "'Billing' (6 rows), 'billing' (13 rows). If they are one class each, set pipeline.label_case=fold to "
+        "merge them"
     )
     assert prepared.summary["warnings"] == [warning]
     assert warning in caplog.text

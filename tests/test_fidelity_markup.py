@@ -123,7 +123,9 @@ def test_hh_rlhf_transcript_keeps_every_character_but_the_two_tags(tmp_path):
                 {
                     "field": "prompt",
                     "removed": "2 tags",
-                    "before": "…Object. Use a wildcard, as in <b>List<? extends Object></b>, when you only read from the…",
+                    "before": (
+                        "…Object. Use a wildcard, as in <b>List<? extends Object></b>, when you only read from the…"
+                    ),
                     "after": "…Object. Use a wildcard, as in List<? extends Object>, when you only read from the…",
                 }
             ],

@@ -33,210 +33,357 @@ from tunelab_builtin.cleaners.near_dedup import NearDedup, NearDedupConfig
 TICKETS: dict[str, list[tuple[str, str]]] = {
     "refund": [
         (
-            "I returned the Kestrel 45 backpack two weeks ago and still have not received my refund. Can you check what is going on?",
-            "Sorry for the wait. Your return arrived on Monday and the refund was issued today; it usually takes 5 to 7 business days to appear on your card statement.",
+            (
+                "I returned the Kestrel 45 backpack two weeks ago and still have not received my refund. Can you check "
+                "what is going on?"
+            ),
+            (
+                "Sorry for the wait. Your return arrived on Monday and the refund was issued today; it usually takes 5 "
+                "to 7 business days to appear on your card statement."
+            ),
         ),
         (
             "Can I get my refund as store credit instead of back to my card? I would like to use it on a new tent.",
-            "Yes, we can do that. Reply with your order number and we will convert the refund into store credit, which you can use right away on any order.",
+            (
+                "Yes, we can do that. Reply with your order number and we will convert the refund into store credit, "
+                "which you can use right away on any order."
+            ),
         ),
         (
             "My refund was less than what I paid for the jacket. Why was money taken off?",
-            "Refunds cover the item price; the original shipping fee is not refunded unless the item arrived damaged or we sent the wrong size.",
+            (
+                "Refunds cover the item price; the original shipping fee is not refunded unless the item arrived "
+                "damaged or we sent the wrong size."
+            ),
         ),
         (
             "How long does a refund take if I paid with PayPal?",
-            "Refunds to PayPal are usually instant once we process the return. If you do not see it within 24 hours, check the PayPal activity page or contact PayPal support.",
+            (
+                "Refunds to PayPal are usually instant once we process the return. If you do not see it within 24 "
+                "hours, check the PayPal activity page or contact PayPal support."
+            ),
         ),
         (
             "I cancelled my order before it shipped but I was still charged. When will I get the money back?",
-            "Because the order was cancelled before shipping, no payment was captured. The pending charge is an authorization and your bank will release it within 3 to 5 business days.",
+            (
+                "Because the order was cancelled before shipping, no payment was captured. The pending charge is an "
+                "authorization and your bank will release it within 3 to 5 business days."
+            ),
         ),
         (
             "The refund for my sleeping bag went to my old card which has expired. What happens to the money?",
-            "Your bank will forward the refund to your new card or account automatically. If it has not arrived after 10 days, please ask your bank to trace the credit.",
+            (
+                "Your bank will forward the refund to your new card or account automatically. If it has not arrived "
+                "after 10 days, please ask your bank to trace the credit."
+            ),
         ),
     ],
     "shipping": [
         (
             "My parcel has been stuck in transit for five days and the tracking page has not updated. Is it lost?",
-            "Parcels sometimes stop scanning at busy sorting centres. If there is no update within two more business days we will open a claim with the carrier and send a replacement.",
+            (
+                "Parcels sometimes stop scanning at busy sorting centres. If there is no update within two more "
+                "business days we will open a claim with the carrier and send a replacement."
+            ),
         ),
         (
             "Do you ship to Canada and how much does it cost?",
-            "Yes, we ship to Canada. Standard shipping costs 12 dollars and takes 6 to 9 business days; import duties may be charged by Canadian customs on delivery.",
+            (
+                "Yes, we ship to Canada. Standard shipping costs 12 dollars and takes 6 to 9 business days; import "
+                "duties may be charged by Canadian customs on delivery."
+            ),
         ),
         (
             "Can I change the delivery address after placing the order?",
-            "If the order has not been handed to the warehouse yet, we can update the address. Reply with the new address and your order number and we will try to change it.",
+            (
+                "If the order has not been handed to the warehouse yet, we can update the address. Reply with the new "
+                "address and your order number and we will try to change it."
+            ),
         ),
         (
             "The courier left my package at the wrong house. What should I do?",
-            "Please check with your neighbours first. If you cannot find it within 48 hours, let us know and we will file a misdelivery claim with the courier.",
+            (
+                "Please check with your neighbours first. If you cannot find it within 48 hours, let us know and we "
+                "will file a misdelivery claim with the courier."
+            ),
         ),
         (
             "Is express shipping available for orders placed on Friday evening?",
-            "Express orders placed after 2pm on Friday are shipped on Monday, so they usually arrive on Tuesday. We do not ship at the weekend.",
+            (
+                "Express orders placed after 2pm on Friday are shipped on Monday, so they usually arrive on Tuesday. "
+                "We do not ship at the weekend."
+            ),
         ),
         (
             "Why did my order arrive in two separate boxes?",
-            "Items are sometimes packed at different warehouses to get them to you faster. Each box has its own tracking number, which you can see in your order history.",
+            (
+                "Items are sometimes packed at different warehouses to get them to you faster. Each box has its own "
+                "tracking number, which you can see in your order history."
+            ),
         ),
     ],
     "account": [
         (
             "I forgot my password and the reset email never arrives. What can I do?",
-            "Please check your spam folder and make sure the email address on the account is correct. If the reset link still does not arrive, we can verify your identity and reset the password for you.",
+            (
+                "Please check your spam folder and make sure the email address on the account is correct. If the reset "
+                "link still does not arrive, we can verify your identity and reset the password for you."
+            ),
         ),
         (
             "How do I delete my account and all my data?",
-            "You can delete your account under Account settings, Privacy. Deletion is permanent and removes your order history, saved addresses and wishlist within 30 days.",
+            (
+                "You can delete your account under Account settings, Privacy. Deletion is permanent and removes your "
+                "order history, saved addresses and wishlist within 30 days."
+            ),
         ),
         (
             "Someone logged into my account from another country. Please help me secure it.",
-            "I have signed out all active sessions and sent you a password reset link. Please choose a new password and turn on two-factor authentication in your security settings.",
+            (
+                "I have signed out all active sessions and sent you a password reset link. Please choose a new "
+                "password and turn on two-factor authentication in your security settings."
+            ),
         ),
         (
             "Can I merge two accounts that I created with different email addresses?",
-            "We cannot merge accounts automatically, but we can move your order history to one account. Tell us which email address you want to keep.",
+            (
+                "We cannot merge accounts automatically, but we can move your order history to one account. Tell us "
+                "which email address you want to keep."
+            ),
         ),
         (
             "Why does the app keep logging me out every time I close it?",
-            "This happens when the app cannot save your login because of low storage or a blocked cookie setting. Updating the app to the latest version usually fixes it.",
+            (
+                "This happens when the app cannot save your login because of low storage or a blocked cookie setting. "
+                "Updating the app to the latest version usually fixes it."
+            ),
         ),
         (
             "How do I change the email address on my account?",
-            "Go to Account settings, Profile, and enter the new email address. We will send a confirmation link to the new address, and the change takes effect once you click it.",
+            (
+                "Go to Account settings, Profile, and enter the new email address. We will send a confirmation link to "
+                "the new address, and the change takes effect once you click it."
+            ),
         ),
     ],
     "billing": [
         (
             "I was charged twice for the same order. Can you refund the duplicate payment?",
-            "Only one payment was captured for your order. The second charge is a pending authorization that your bank will release within 3 to 5 business days.",
+            (
+                "Only one payment was captured for your order. The second charge is a pending authorization that your "
+                "bank will release within 3 to 5 business days."
+            ),
         ),
         (
             "Can I pay with a gift card and a credit card on the same order?",
-            "Yes. Enter the gift card code at checkout first; any remaining balance can then be paid with a credit card or PayPal.",
+            (
+                "Yes. Enter the gift card code at checkout first; any remaining balance can then be paid with a credit "
+                "card or PayPal."
+            ),
         ),
         (
             "Why was my card declined when I tried to pay for the order?",
-            "Cards are often declined when the billing address does not match the one your bank has on file. Please check the address, or try another payment method.",
+            (
+                "Cards are often declined when the billing address does not match the one your bank has on file. "
+                "Please check the address, or try another payment method."
+            ),
         ),
         (
             "Do you offer invoices with VAT for business customers?",
-            "Yes, business customers can add a company name and VAT number at checkout. The invoice is emailed after shipping and can also be downloaded from your order history.",
+            (
+                "Yes, business customers can add a company name and VAT number at checkout. The invoice is emailed "
+                "after shipping and can also be downloaded from your order history."
+            ),
         ),
         (
             "My membership renewed even though I cancelled it last month. Can I get the money back?",
-            "The cancellation was saved after the renewal date, so the renewal went through. I have refunded the membership fee and confirmed that it will not renew again.",
+            (
+                "The cancellation was saved after the renewal date, so the renewal went through. I have refunded the "
+                "membership fee and confirmed that it will not renew again."
+            ),
         ),
         (
             "Is there a way to pay in instalments for larger orders?",
-            "For orders over 150 dollars you can choose to pay in three interest-free instalments at checkout. The first instalment is charged when the order ships.",
+            (
+                "For orders over 150 dollars you can choose to pay in three interest-free instalments at checkout. The "
+                "first instalment is charged when the order ships."
+            ),
         ),
     ],
     "returns": [
         (
             "How do I return hiking boots that are too small?",
-            "You can start a return from your order history within 60 days. Print the prepaid label, pack the boots in their original box and drop the parcel at any post office.",
+            (
+                "You can start a return from your order history within 60 days. Print the prepaid label, pack the "
+                "boots in their original box and drop the parcel at any post office."
+            ),
         ),
         (
             "Can I exchange a jacket for a different size instead of returning it?",
-            "Yes. Choose exchange when you start the return and select the new size. We ship the replacement as soon as the original is scanned by the carrier.",
+            (
+                "Yes. Choose exchange when you start the return and select the new size. We ship the replacement as "
+                "soon as the original is scanned by the carrier."
+            ),
         ),
         (
             "The zipper on my tent broke after one trip. Is that covered by the warranty?",
-            "Broken zippers are covered by our two-year warranty. Send us a photo of the zipper and your order number, and we will arrange a free repair or replacement.",
+            (
+                "Broken zippers are covered by our two-year warranty. Send us a photo of the zipper and your order "
+                "number, and we will arrange a free repair or replacement."
+            ),
         ),
         (
             "Do I have to pay for return shipping?",
-            "Returns are free within the country for members. For other customers a return fee of 5 dollars is taken off the refund.",
+            (
+                "Returns are free within the country for members. For other customers a return fee of 5 dollars is "
+                "taken off the refund."
+            ),
         ),
         (
             "I lost the receipt for a stove I bought in your store. Can I still return it?",
-            "Yes, we can look up the purchase with the card you paid with or your account email, so a receipt is not required.",
+            (
+                "Yes, we can look up the purchase with the card you paid with or your account email, so a receipt is "
+                "not required."
+            ),
         ),
         (
             "What condition do items need to be in to be returned?",
-            "Items must be unused, clean and in their original packaging with tags attached. Worn footwear can only be returned if it has a manufacturing fault.",
+            (
+                "Items must be unused, clean and in their original packaging with tags attached. Worn footwear can "
+                "only be returned if it has a manufacturing fault."
+            ),
         ),
     ],
     "product": [
         (
             "What is the difference between the Ridgeline 2 and the Ridgeline 3 tent?",
-            "The Ridgeline 3 is longer and wider, sleeps three people and weighs 600 grams more. Both use the same poles and have two doors and two vestibules.",
+            (
+                "The Ridgeline 3 is longer and wider, sleeps three people and weighs 600 grams more. Both use the same "
+                "poles and have two doors and two vestibules."
+            ),
         ),
         (
             "Is the Trailhead boot waterproof enough for hiking in heavy rain?",
-            "Yes, the Trailhead has a waterproof membrane and sealed seams. For long wet hikes we recommend wearing gaiters to keep water out from the top.",
+            (
+                "Yes, the Trailhead has a waterproof membrane and sealed seams. For long wet hikes we recommend "
+                "wearing gaiters to keep water out from the top."
+            ),
         ),
         (
             "Which sleeping bag do you recommend for winter camping in the mountains?",
-            "For winter nights we recommend the Polar 15, which has a comfort rating of minus 9 degrees. Pair it with an insulated sleeping pad for the best warmth.",
+            (
+                "For winter nights we recommend the Polar 15, which has a comfort rating of minus 9 degrees. Pair it "
+                "with an insulated sleeping pad for the best warmth."
+            ),
         ),
         (
             "Can the Ember stove be used with any gas canister?",
-            "The Ember works with standard screw-thread gas canisters from most brands. It does not fit the older click-on canisters.",
+            (
+                "The Ember works with standard screw-thread gas canisters from most brands. It does not fit the older "
+                "click-on canisters."
+            ),
         ),
         (
             "How do I clean and reproof my waterproof jacket?",
-            "Wash it on a gentle cycle with a technical wash, then apply a spray-on reproofer and tumble dry on low heat to reactivate the coating.",
+            (
+                "Wash it on a gentle cycle with a technical wash, then apply a spray-on reproofer and tumble dry on "
+                "low heat to reactivate the coating."
+            ),
         ),
         (
             "Does the Kestrel 45 backpack have a rain cover included?",
-            "Yes, the Kestrel 45 comes with a rain cover stored in the bottom pocket. It also has a hydration sleeve and adjustable hip belt.",
+            (
+                "Yes, the Kestrel 45 comes with a rain cover stored in the bottom pocket. It also has a hydration "
+                "sleeve and adjustable hip belt."
+            ),
         ),
     ],
     "order": [
         (
             "I placed an order an hour ago and want to add another item. Can you combine them?",
-            "We cannot add items to an order once it is placed, but if both orders ship on the same day we will pack them in one box.",
+            (
+                "We cannot add items to an order once it is placed, but if both orders ship on the same day we will "
+                "pack them in one box."
+            ),
         ),
         (
             "Can I cancel my order? I ordered the wrong colour.",
-            "If the order has not been packed yet, we can cancel it. Reply with your order number and we will cancel it and refund the payment in full.",
+            (
+                "If the order has not been packed yet, we can cancel it. Reply with your order number and we will "
+                "cancel it and refund the payment in full."
+            ),
         ),
         (
             "My order confirmation email never arrived. Did the order go through?",
-            "Yes, your order went through; you can see it in your order history. The confirmation email may have been filtered as spam.",
+            (
+                "Yes, your order went through; you can see it in your order history. The confirmation email may have "
+                "been filtered as spam."
+            ),
         ),
         (
             "One item is missing from my order even though the packing slip lists it.",
-            "Please check the box and packing material carefully. If the item is still missing, tell us which one and we will ship it again at no cost.",
+            (
+                "Please check the box and packing material carefully. If the item is still missing, tell us which one "
+                "and we will ship it again at no cost."
+            ),
         ),
         (
             "Why is my order still showing as processing after three days?",
-            "Orders with pre-order items are held until every item is in stock. You can split the order so the items in stock ship now.",
+            (
+                "Orders with pre-order items are held until every item is in stock. You can split the order so the "
+                "items in stock ship now."
+            ),
         ),
         (
             "Can I order items online and pick them up in a store?",
-            "Yes, choose click and collect at checkout and select your store. We email you when the order is ready, usually within two hours.",
+            (
+                "Yes, choose click and collect at checkout and select your store. We email you when the order is "
+                "ready, usually within two hours."
+            ),
         ),
     ],
     "membership": [
         (
             "What do I get with the Plus membership?",
-            "Plus members get free shipping on every order, free returns, early access to sales and a 10 percent birthday discount. Plus costs 9 dollars per month or 99 dollars per year.",
+            (
+                "Plus members get free shipping on every order, free returns, early access to sales and a 10 percent "
+                "birthday discount. Plus costs 9 dollars per month or 99 dollars per year."
+            ),
         ),
         (
             "How do I cancel my Plus membership?",
-            "You can cancel any time under Account settings, Membership. Your benefits stay active until the end of the period you already paid for.",
+            (
+                "You can cancel any time under Account settings, Membership. Your benefits stay active until the end "
+                "of the period you already paid for."
+            ),
         ),
         (
             "I joined Plus but my last order still charged shipping. Why?",
-            "Free shipping applies to orders placed after the membership starts. Your order was placed a few minutes before you joined, so I have refunded the shipping fee.",
+            (
+                "Free shipping applies to orders placed after the membership starts. Your order was placed a few "
+                "minutes before you joined, so I have refunded the shipping fee."
+            ),
         ),
         (
             "Can I share my Plus membership with my family?",
-            "Plus benefits are linked to one account, but members can add one household member at no extra cost under Account settings, Membership.",
+            (
+                "Plus benefits are linked to one account, but members can add one household member at no extra cost "
+                "under Account settings, Membership."
+            ),
         ),
         (
             "Will my Plus membership renew automatically?",
-            "Yes, Plus renews automatically at the end of each period. We send a reminder email seven days before the renewal date.",
+            (
+                "Yes, Plus renews automatically at the end of each period. We send a reminder email seven days before "
+                "the renewal date."
+            ),
         ),
         (
             "Is there a student discount on the Plus membership?",
-            "Students can join Plus for half price after verifying their student status. The discount lasts as long as you remain a student.",
+            (
+                "Students can join Plus for half price after verifying their student status. The discount lasts as "
+                "long as you remain a student."
+            ),
         ),
     ],
 }
@@ -550,7 +697,10 @@ def test_cleaner_drops_near_duplicates_and_names_the_survivor(tmp_path):
             "id": "t:1",
             "parent_id": None,
             "prompt": "My parcel is stuck in transit for five days, is it lost?",
-            "completion": "Parcels sometimes stop scanning at busy sorting centres; we will open a claim if there is no update in two days.",
+            "completion": (
+                "Parcels sometimes stop scanning at busy sorting centres; we will open a claim if there is no update "
+                "in two days."
+            ),
         },
         {
             "id": "t:2",
@@ -562,13 +712,19 @@ def test_cleaner_drops_near_duplicates_and_names_the_survivor(tmp_path):
             "id": "t:3",
             "parent_id": None,
             "prompt": "my parcel is stuck in transit for five days. is it lost??",
-            "completion": "Parcels sometimes stop scanning at busy sorting centres, we will open a claim if there is no update in two days.",
+            "completion": (
+                "Parcels sometimes stop scanning at busy sorting centres, we will open a claim if there is no update "
+                "in two days."
+            ),
         },
         {
             "id": "t:4",
             "parent_id": None,
             "prompt": "My parcel is stuck in transit for 5 days, is it lost?",
-            "completion": "Parcels sometimes stop scanning at busy sorting centres; we will open a claim if there is no update in two days.",
+            "completion": (
+                "Parcels sometimes stop scanning at busy sorting centres; we will open a claim if there is no update "
+                "in two days."
+            ),
         },
         {"id": "t:5", "parent_id": None, "prompt": "How do I cancel my order?", "completion": None},
     ]

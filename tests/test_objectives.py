@@ -159,8 +159,8 @@ def test_every_evaluator_names_a_missing_or_empty_split_and_what_to_set(tmp_path
             evaluator.evaluate(job, TrainOutcome(None, None))
         assert str(info.value) == (
             "eval: the prepared data has no 'test' rows (splits: train (2 rows), validation (0 rows)); set eval.split "
-            "to a split that has rows, or give 'test' rows: the Warnings of data_report.md say why it is empty and which "
-            "setting fills it"
+            "to a split that has rows, or give 'test' rows: the Warnings of data_report.md say why it is empty and "
+            "which setting fills it"
         )
     with pytest.raises(ValueError, match=r"no 'validation' rows \(splits: train \(2 rows\), validation \(0 rows\)\)"):
         evaluation_split(job, "validation")

@@ -22,7 +22,7 @@ class Shout(Cleaner):
 @hookimpl
 def tunelab_register_cleaners():
     return [Component("shout", Shout, ShoutConfig)]
-'''
+'''  # noqa: E501 (a plugin module's source, written to a file as is)
 
 
 def test_builtins_come_through_the_entry_point_group():

@@ -978,7 +978,10 @@ FILE_FAULTS: dict[str, tuple[str, Callable[[Path], dict[str, Any]], tuple[Any, .
         (
             "quarantine",
             3,
-            r"^malformed CSV: unterminated quote: a quoted field that opens on line 3 and is never closed \(read as one field it runs to the end of the file\)$",
+            (
+                r"^malformed CSV: unterminated quote: a quoted field that opens on line 3 and is never closed "
+                r"\(read as one field it runs to the end of the file\)$"
+            ),
             1,
         ),
     ),

@@ -273,7 +273,7 @@ def test_soak_kills_at_random_points_always_resume_to_a_complete_sweep(tmp_path,
         process = _spawn(args, pacer, log)
         try:
 
-            def reached():
+            def reached(job=job, target=target, process=process):  # called only in this iteration
                 new = [s for s in _complete_checkpoints(sweep / job) if s >= target]
                 return (new and (sweep / job / "job.pid").is_file()) or process.poll() is not None
 
@@ -415,7 +415,7 @@ def test_soak_repeated_cache_races_with_a_preparation_killed_now_and_then(tmp_pa
                 log,
             )
             _wait_for(
-                lambda: list((cache / "prepared").glob("*.tmp-*")) if (cache / "prepared").is_dir() else [],
+                lambda cache=cache: list((cache / "prepared").glob("*.tmp-*")) if (cache / "prepared").is_dir() else [],
                 victim,
                 "a staging directory",
                 log,
@@ -642,7 +642,10 @@ def test_hooks_that_raise_cost_a_warning_naming_the_distribution(tmp_path, insta
 def test_a_registration_hook_that_raises_is_listed_as_broken(installed_plugin, capsys):
     installed_plugin(
         "tl_raising",
-        "from tunelab.api import hookimpl\n\n@hookimpl\ndef tunelab_register_cleaners():\n    raise ValueError('nope')\n",
+        (
+            "from tunelab.api import hookimpl\n\n"
+            "@hookimpl\ndef tunelab_register_cleaners():\n    raise ValueError('nope')\n"
+        ),
         version="2.0",
     )
     with pytest.warns(UserWarning, match=r"tl_raising' from tunelab-tl-raising 2.0: tunelab_register_cleaners raised"):

@@ -44,7 +44,7 @@ def test_scaffolded_plugin_installs_passes_its_own_tests_and_is_listed(tmp_path,
 
     listing = venv.tunelab("plugins", "--kind", "cleaner", "--fields")
     assert listing.returncode == 0, listing.stderr[-2000:]
-    line = next((l for l in listing.stdout.splitlines() if l.split()[:2] == ["cleaner", "acme_filters"]), None)
+    line = next((row for row in listing.stdout.splitlines() if row.split()[:2] == ["cleaner", "acme_filters"]), None)
     assert line is not None, listing.stdout
     assert line.split()[2].replace("_", "-") == "tunelab-acme-filters", line
     assert "phrases: list[str] = ['as an ai language model', 'lorem ipsum']" in listing.stdout

@@ -83,7 +83,8 @@ class SweepEnd(Callback):
         if comparison.approaches:
             print(render_terminal(comparison))
         print(
-            f"tunelab: comparison of {len(comparison.runs)} runs in {len(comparison.approaches)} approaches: {comparison.md}",
+            f"tunelab: comparison of {len(comparison.runs)} runs in {len(comparison.approaches)} approaches: "
+            f"{comparison.md}",
             file=sys.stderr,
         )
 

@@ -141,7 +141,8 @@ def cmd_plugins(argv: list[str]) -> int:
             continue
         fields = schema_fields(component.config_schema)
         print(
-            f"{component.kind:10} {component.name:18} {component.supplier.distribution} {component.supplier.version}  {component.description}"
+            f"{component.kind:10} {component.name:18} {component.supplier.distribution} {component.supplier.version}  "
+            f"{component.description}"
         )
         if (component.kind, component.name) in broken:
             print(f"{'':29}BROKEN: {broken[(component.kind, component.name)]}")

@@ -87,7 +87,8 @@ class RegisteredComponent:
                 raise
             raise PluginError(
                 f"{self.kind} '{self.name}' of plugin {self.supplier} is broken: its constructor raised "
-                f"{type(exc).__name__}: {exc}. Fix or reinstall {self.supplier.distribution}, or choose another {self.kind}."
+                f"{type(exc).__name__}: {exc}. Fix or reinstall {self.supplier.distribution}, "
+                f"or choose another {self.kind}."
             ) from exc
 
 
@@ -242,7 +243,8 @@ def build_registry(pm: pluggy.PluginManager, suppliers: dict[str, Supplier]) -> 
                 where = f"{supplier.distribution} {supplier.version}"
                 registry.failed[impl.plugin_name] = f"{where}: {hook_name} raised {type(exc).__name__}: {exc}"
                 warnings.warn(
-                    f"tunelab plugin '{impl.plugin_name}' from {where}: {hook_name} raised {exc!r}; its {kind.name}s are skipped"
+                    f"tunelab plugin '{impl.plugin_name}' from {where}: {hook_name} raised {exc!r}; "
+                    f"its {kind.name}s are skipped"
                 )
                 continue
             for record in records:
@@ -253,7 +255,8 @@ def build_registry(pm: pluggy.PluginManager, suppliers: dict[str, Supplier]) -> 
                     )
                 if not (isinstance(record.cls, type) and issubclass(record.cls, kind.contract)):
                     raise PluginError(
-                        f"plugin '{impl.plugin_name}' ({supplier.distribution} {supplier.version}): {hook_name} returned "
+                        f"plugin '{impl.plugin_name}' ({supplier.distribution} {supplier.version}): "
+                        f"{hook_name} returned "
                         f"{kind.name} '{record.name}' whose class {record.cls!r} does not subclass "
                         f"tunelab.api.{kind.contract.__name__}. Every {kind.name} must; derive the class from it."
                     )

@@ -80,7 +80,8 @@ def check_overrides(
                 key = override.get_key_element()
                 raise ConfigError(
                     f"the command-line override '{redact_text(text)}' gives '{key.lstrip('+~')}' several values, which "
-                    f"sweeps over them: add -m (tunelab -m {redact_text(text)}) to run one job per value; write a list as "
+                    f"sweeps over them: add -m (tunelab -m {redact_text(text)}) to run one job per value; "
+                    "write a list as "
                     f"{key}=[a,b] or one string as {key}='a,b'"
                 )
         if multirun:
@@ -203,7 +204,8 @@ def _check_group_choice(text: str, override: Any, loader: Any, overrides: list[s
                     f"(e.g. {group}.{next(iter(choice), 'name')}=...). Options: {', '.join(options)}."
                 )
             raise ConfigError(
-                f"unknown {group} option '{choice}' ({where}). Options: {', '.join(options)}.{did_you_mean(choice, options)}"
+                f"unknown {group} option '{choice}' ({where}). "
+                f"Options: {', '.join(options)}.{did_you_mean(choice, options)}"
             )
 
 
@@ -308,7 +310,8 @@ def _explain(exc: Exception, overrides: list[str], registry: Any, retry: bool) -
         ) or appended.group(1)
         plain = redact_text(source.lstrip("+"))
         return ConfigError(
-            f"'{appended.group(1)}' is already in the config, so the command-line override '{redact_text(source)}' cannot "
+            f"'{appended.group(1)}' is already in the config, "
+            f"so the command-line override '{redact_text(source)}' cannot "
             f"add it: write {plain} to change it (or ++{plain} to add or change)"
         )
     deleted = re.search(r"'([^']+)' does not exist", first)
@@ -317,7 +320,8 @@ def _explain(exc: Exception, overrides: list[str], registry: Any, retry: bool) -
             (o for o in overrides if _key_of(o) == deleted.group(1) and o.startswith("~")), None
         ) or deleted.group(1)
         return ConfigError(
-            f"cannot delete '{deleted.group(1)}' (from the command-line override '{redact_text(source)}'): the config has no such key"
+            f"cannot delete '{deleted.group(1)}' (from the command-line override '{redact_text(source)}'): "
+            "the config has no such key"
         )
     detail = f"{first}: {because}" if because and because not in first else first
     return ConfigError(

@@ -300,7 +300,8 @@ def _resumed(run_dir: Path, original: Path, payload: dict[str, Any]) -> dict[str
     written (the comparison counts each metrics.json once); ``resumed.txt`` names the original."""
     (run_dir / RESUME_MARKER).write_text(
         f"resumed_from: {original}\n"
-        f"This job's config matches a finished job, so it did not run again; its metrics are in {original / 'metrics.json'}.\n"
+        "This job's config matches a finished job, so it did not run again; "
+        f"its metrics are in {original / 'metrics.json'}.\n"
         "Run the sweep with resume=false to run every job again.\n"
     )
     log.info("resume: same config finished in %s; not running again (resume=false runs it)", original)

@@ -6,7 +6,8 @@ ledger) through the ``tunelab`` entry-point group, ships a config group option
 (``pipeline/<name>.yaml``) through ``tunelab_config_search_paths``, and has a README
 and a pytest suite. The templates are the strings below (``string.Template``: ``$name``
 placeholders), so they ship inside tunelab's wheel with the code. Only the standard
-library is imported here.
+library is imported here. Most of its length is those templates, kept together so the
+generated package can be read in one place.
 """
 
 from __future__ import annotations
@@ -386,7 +387,7 @@ def test_prepare_with_the_plugins_pipeline_option(tmp_path, monkeypatch):
     assert main(args) == 0
     ledger = [json.loads(line) for line in (run_dir / "ledger.jsonl").read_text().splitlines()]
     assert any(r.get("step") == COMPONENT and r.get("reason") == "blocked phrase" for r in ledger)
-'''
+'''  # noqa: E501 (the generated tests file, written as is)
 
 README = """\
 # $distribution

@@ -101,7 +101,8 @@ def render_markdown(comp: Comparison) -> str:
     out = [f"# Comparison: {comp.root}", ""]
     counts = Counter(r["status"] for r in comp.runs)
     out.append(
-        f"{len(comp.runs)} runs ({_status(counts) or 'none'}) in {len(comp.approaches)} approach{'' if len(comp.approaches) == 1 else 'es'}. "
+        f"{len(comp.runs)} runs ({_status(counts) or 'none'}) in {len(comp.approaches)} "
+        f"approach{'' if len(comp.approaches) == 1 else 'es'}. "
         "An approach is a run's overrides without the seeds (`seed=`, `data_seed=`) and the settings that do not "
         "change results (`hydra`, `tracker`, `cache_dir`, `num_proc`, `resume`); its seeds are aggregated."
     )

@@ -32,7 +32,8 @@ def check_train(train: TrainSettings) -> None:
     ]
     if train.max_steps == 0 or train.max_steps < -1:
         problems.append(
-            f"train.max_steps must be a number of steps >= 1, or -1 to train for train.num_epochs, got {train.max_steps}"
+            "train.max_steps must be a number of steps >= 1, or -1 to train for train.num_epochs, "
+            f"got {train.max_steps}"
         )
     if train.max_steps == -1 and train.num_epochs <= 0:
         problems.append(f"train.num_epochs must be > 0 when train.max_steps=-1, got {train.num_epochs}")
@@ -78,8 +79,9 @@ def check_remote_code(resolved: dict[str, Any], origin: Origin) -> None:
                         )
                         raise ConfigError(
                             f"{dotted}=true is set in a config file ({setting or origin.describe(here[0], dotted)}"
-                            f"{''.join(f', or the preset {p}' for p in presets)}), not on the command line. It runs code "
-                            f"shipped with the model, so a config file cannot turn it on. If you trust that code, pass it "
+                            f"{''.join(f', or the preset {p}' for p in presets)}), not on the command line. "
+                            "It runs code shipped with the model, so a config file cannot turn it on. "
+                            "If you trust that code, pass it "
                             f"on the command line yourself: {dotted}=true"
                         )
                 walk(item, here)

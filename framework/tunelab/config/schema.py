@@ -92,7 +92,8 @@ def typed_config(
         expected = _type_name(hints.get(key.split(".")[0], "?"))
         where = origin.describe(group, f"{key_prefix}{key}")
         return ConfigError(
-            f"bad value for '{key_prefix}{key}' of {kind} '{name}' (from {where}): {problem}. Expected type: {expected}."
+            f"bad value for '{key_prefix}{key}' of {kind} '{name}' (from {where}): {problem}. "
+            f"Expected type: {expected}."
         )
 
     for key, value in values.items():  # OmegaConf reads any integer as a bool (2 -> True); only 0/1 are bools

@@ -87,7 +87,8 @@ def _pipeline(
     unknown = set(pipeline) - PIPELINE_KEYS
     if unknown:
         raise ConfigError(
-            f"unknown key 'pipeline.{sorted(unknown)[0]}' (from {origin.describe('pipeline', 'pipeline.' + sorted(unknown)[0])}). "
+            f"unknown key 'pipeline.{sorted(unknown)[0]}' "
+            f"(from {origin.describe('pipeline', 'pipeline.' + sorted(unknown)[0])}). "
             f"Valid keys: {', '.join(sorted(PIPELINE_KEYS))}.{did_you_mean(sorted(unknown)[0], PIPELINE_KEYS)}"
         )
     params = pipeline.get("params") or {}
@@ -112,7 +113,8 @@ def _pipeline(
         if not isinstance(entries, list):
             raise ConfigError(
                 f"pipeline.{stage} must be a list of {kind} names, got {entries!r} "
-                f"(from {origin.describe('pipeline', 'pipeline.' + stage)}). Example: pipeline.{stage}=[{','.join(registry.names(kind)[:2])}]"
+                f"(from {origin.describe('pipeline', 'pipeline.' + stage)}). "
+                f"Example: pipeline.{stage}=[{','.join(registry.names(kind)[:2])}]"
             )
         seen: set[str] = set()
         selected = []
@@ -147,7 +149,8 @@ def _pipeline(
     split = pipeline.get("split")
     if not split or not isinstance(split, str):
         raise ConfigError(
-            f"pipeline.split must name a splitter, got {split!r} (from {origin.describe('pipeline', 'pipeline.split')}). "
+            f"pipeline.split must name a splitter, got {split!r} "
+            f"(from {origin.describe('pipeline', 'pipeline.split')}). "
             f"Registered splitters: {', '.join(registry.names('splitter'))}"
         )
     split_section = {"name": str(split), **dict(params.get(str(split)) or {})}
@@ -186,7 +189,8 @@ def _check_params(registry: Registry, origin: Origin, pipeline: dict[str, Any], 
             )
         if values is not None and not isinstance(values, dict):
             raise ConfigError(
-                f"{key} must be a mapping of the step's parameters, got {values!r} (from {origin.describe('pipeline', key)}). "
+                f"{key} must be a mapping of the step's parameters, got {values!r} "
+                f"(from {origin.describe('pipeline', key)}). "
                 f"Example: +{key}.fields=[prompt]"
             )
 
@@ -205,12 +209,14 @@ def _trackers(registry: Registry, origin: Origin, trackers: Any) -> list[Selecte
             component = registry.get("tracker", name)
         except UnknownComponentError as exc:
             raise ConfigError(
-                f"tracker: {exc} (from {origin.describe('tracker', f'tracker.{name}')}).{did_you_mean(name, registry.names('tracker'))}"
+                f"tracker: {exc} (from {origin.describe('tracker', f'tracker.{name}')})."
+                f"{did_you_mean(name, registry.names('tracker'))}"
             ) from None
         if values is not None and not isinstance(values, dict):
             raise ConfigError(
                 f"tracker.{name} must be a mapping of the tracker's settings, got {values!r} "
-                f"(from {origin.describe('tracker', f'tracker.{name}')}). Change one setting with tracker.{name}.KEY=VALUE"
+                f"(from {origin.describe('tracker', f'tracker.{name}')}). "
+                f"Change one setting with tracker.{name}.KEY=VALUE"
             )
         config = typed_config(
             component.config_schema,
@@ -258,7 +264,8 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
         raise ConfigError(
             f"unknown top-level key '{unknown[0]}' (from "
             f"{f'the command-line override {redact_text(source)!r}' if source else 'a config file or preset'}). "
-            f"Valid keys: {', '.join(sorted(TOP_LEVEL_KEYS - {'hydra'}))}.{did_you_mean(unknown[0], TOP_LEVEL_KEYS - {'hydra'})}"
+            f"Valid keys: {', '.join(sorted(TOP_LEVEL_KEYS - {'hydra'}))}."
+            f"{did_you_mean(unknown[0], TOP_LEVEL_KEYS - {'hydra'})}"
         )
     for required in ("data", "pipeline", "model", "method", "peft", "eval"):
         if resolved.get(required) is None:
@@ -270,7 +277,8 @@ def validate(cfg: DictConfig, registry: Registry, origin: Origin | None = None) 
         if resolved.get(key) is not None and not isinstance(resolved[key], dict):
             raise ConfigError(
                 f"'{key}' must be a mapping of settings, got {resolved[key]!r} (from {origin.describe(key, key)}). "
-                f"Change one setting with {key}.KEY=VALUE, e.g. {'train.max_steps=10' if key == 'train' else 'pipeline.split=random'}"
+                f"Change one setting with {key}.KEY=VALUE, "
+                f"e.g. {'train.max_steps=10' if key == 'train' else 'pipeline.split=random'}"
             )
     steps, splitter = _pipeline(registry, origin, resolved["pipeline"])
     train_values = dict(resolved.get("train") or {})

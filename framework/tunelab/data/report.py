@@ -241,7 +241,8 @@ def render_html(markdown: str, out_dir: Path) -> str:
             name = name.rstrip(")")
             data = base64.b64encode((out_dir / name).read_bytes()).decode()
             body.append(
-                f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(title)}</figcaption></figure>'
+                f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(title)}</figcaption></figure>"
             )
         elif line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
@@ -255,7 +256,10 @@ def render_html(markdown: str, out_dir: Path) -> str:
         "font-size:.9rem;vertical-align:top}th{background:#f3f3f3}pre{background:#f7f7f7;padding:.5rem;overflow:auto}"
         "img{max-width:100%}"
     )
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>tunelab data report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>tunelab data report</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
 
 
 def write_data_report(summary: dict[str, Any], out_dir: Path) -> None:

@@ -256,7 +256,8 @@ def _fields_table(component: RegisteredComponent, preset: ConfOption | None) -> 
             if _differs(default, in_file):
                 shown += f" (`{preset.shown}`: {_value(in_file)})"
         rows.append(
-            f"| `{f.name}` | `{table_cell(type_name(f.type))}` | {shown} | {table_cell(rst_to_markdown(docs.get(f.name, '')))} |"
+            f"| `{f.name}` | `{table_cell(type_name(f.type))}` | {shown} | "
+            f"{table_cell(rst_to_markdown(docs.get(f.name, '')))} |"
         )
     return rows
 

@@ -73,7 +73,7 @@ def claim(run_dir: Path, fingerprint: str, resume: bool) -> Path | None:
     found = checkpoints(directory)
     mine = resume and previous == fingerprint
     latest = None
-    for step, path, complete in found:
+    for _step, path, complete in found:
         if mine and complete:
             latest = path
             continue

@@ -63,10 +63,13 @@ def resolve(registry: Registry, model: str, method: str, peft: str, evaluator: s
         models = [
             n for n in registry.names("model") if set(wanted) & set(getattr(registry.get("model", n).cls, "tasks", ()))
         ]
+        methods = [
+            n for n in registry.names("method") if set(method_tasks(registry.get("method", n).cls)) & set(served)
+        ]
         raise ConfigError(
             f"method={method} needs a model loaded as {' or '.join(wanted)}, but model={model} loads only "
             f"{', '.join(served)}. Models that can: {_options(models)}; or pick a method for {model}: "
-            f"{_options([n for n in registry.names('method') if set(method_tasks(registry.get('method', n).cls)) & set(served)])}"
+            f"{_options(methods)}"
         )
 
     refusal = peft_refusal(method_cls, peft)
@@ -87,7 +90,8 @@ def resolve(registry: Registry, model: str, method: str, peft: str, evaluator: s
             if task in getattr(registry.get("peft", n).cls, "tasks", ()) and peft_refusal(method_cls, n) is None
         ]
         raise ConfigError(
-            f"peft={peft} adapts models loaded as {', '.join(adapts) or 'nothing'}, but method={method} on model={model} "
+            f"peft={peft} adapts models loaded as {', '.join(adapts) or 'nothing'}, "
+            f"but method={method} on model={model} "
             f"trains one loaded as {task}. peft options for it: {_options(usable)}"
         )
     if getattr(peft_cls, "load_in_4bit", False):
@@ -148,13 +152,15 @@ def _check_evaluation_split(rc: RunConfig, registry: Registry) -> None:
         if made and split not in made:
             raise ConfigError(
                 f"eval.split is '{split}', a split the splitter '{rc.splitter.name}' does not make; "
-                f"it makes {', '.join(made)}: set eval.split to one of those (eval.split={'test' if 'test' in made else made[-1]})"
+                f"it makes {', '.join(made)}: set eval.split to one of those "
+                f"(eval.split={'test' if 'test' in made else made[-1]})"
             )
     fraction = getattr(rc.splitter.config, split, None) if isinstance(split, str) and rc.splitter else None
     if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and fraction == 0:
         step, other = rc.splitter.step, "validation" if split == "test" else "test"
         raise ConfigError(
-            f"eval.split is '{split}' but pipeline.params.{step}.{split} is 0, so that split has no rows to evaluate on; "
+            f"eval.split is '{split}' but pipeline.params.{step}.{split} is 0, "
+            "so that split has no rows to evaluate on; "
             f"give it rows (pipeline.params.{step}.{split}=0.1) or evaluate another split (eval.split={other})"
         )
 

@@ -176,7 +176,8 @@ def train_and_evaluate(
     if diverged:
         raise TrainingError(
             f"training diverged: {len(diverged)} trained weight tensors hold NaN/inf (e.g. {diverged[0]}). Lower "
-            f"train.learning_rate; for preference methods, raise train.max_length if prompts leave no room for the answers"
+            f"train.learning_rate; for preference methods, "
+            "raise train.max_length if prompts leave no room for the answers"
         )
     trainable, total = count_parameters(outcome.model)
     metrics: dict[str, float] = {

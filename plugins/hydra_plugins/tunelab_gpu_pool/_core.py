@@ -148,7 +148,8 @@ def make_plan(
         )
     if not isinstance(gpus_per_job, int) or isinstance(gpus_per_job, bool) or gpus_per_job < 0:
         raise LauncherConfigError(
-            f"hydra.launcher.gpus_per_job must be an integer >= 0, got {gpus_per_job!r}. Fix: hydra.launcher.gpus_per_job=1"
+            f"hydra.launcher.gpus_per_job must be an integer >= 0, got {gpus_per_job!r}. "
+            "Fix: hydra.launcher.gpus_per_job=1"
         )
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise LauncherConfigError(
@@ -165,7 +166,8 @@ def make_plan(
         slots = len(devices) // gpus_per_job
         if slots == 0:
             raise LauncherConfigError(
-                f"hydra.launcher.gpus_per_job={gpus_per_job} but only {len(devices)} GPU(s) are available ({','.join(devices)}). "
+                f"hydra.launcher.gpus_per_job={gpus_per_job} but only {len(devices)} GPU(s) are available "
+                f"({','.join(devices)}). "
                 f"Fix: hydra.launcher.gpus_per_job={len(devices)} or list more GPUs in hydra.launcher.gpus"
             )
         parallel = min(slots, workers) if workers else slots
@@ -415,7 +417,8 @@ def _write_summary(launcher: GpuPoolLauncher, sweep_dir: Path, plan: Plan, inter
     for record in failed:
         overrides = " ".join(record["overrides"]) or "(no overrides)"
         print(
-            f"tunelab: job #{record['num']} {record['status']} ({overrides}): {record.get('error', '')} — log: {record['log']}",
+            f"tunelab: job #{record['num']} {record['status']} ({overrides}): {record.get('error', '')} "
+            f"— log: {record['log']}",
             file=sys.stderr,
         )
     if failed:

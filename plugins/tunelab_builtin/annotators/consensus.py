@@ -198,7 +198,8 @@ class Consensus(Annotator):
         if len(given) != 1:
             raise ValueError(
                 "consensus: set exactly one of annotations_column (a list of {annotator, label} per row), "
-                f"annotator_columns (one column per annotator) or annotations_path (a JSONL/CSV file); got {given or 'none'}"
+                "annotator_columns (one column per annotator) or annotations_path (a JSONL/CSV file); "
+                f"got {given or 'none'}"
             )
         if c.annotator_columns and len(set(c.annotator_columns)) != len(c.annotator_columns):
             raise ValueError(f"consensus.annotator_columns repeats a column: {c.annotator_columns}")
@@ -232,7 +233,8 @@ class Consensus(Annotator):
                     value = json.loads(value) if value.strip() else None
                 except json.JSONDecodeError:
                     raise ValueError(
-                        f"consensus: row {row_id!r}: annotations_column '{column}' holds text that is not a JSON list of "
+                        f"consensus: row {row_id!r}: annotations_column '{column}' holds text "
+                        "that is not a JSON list of "
                         "{annotator, label} objects"
                     ) from None
             if value is None:
@@ -282,7 +284,8 @@ class Consensus(Annotator):
                             raise ValueError(f"consensus: {path.name}:{number}: invalid JSON ({exc.msg})") from None
                         if not isinstance(record, dict):
                             raise ValueError(
-                                f"consensus: {path.name}:{number}: expected a JSON object, found {type(record).__name__}"
+                                f"consensus: {path.name}:{number}: expected a JSON object, "
+                                f"found {type(record).__name__}"
                             )
                         records.append((number, record))
         except UnicodeDecodeError as exc:

@@ -27,7 +27,8 @@ class AugmentConfig:
     fields: list[str] = field(default_factory=lambda: [PROMPT])
     #: fraction of the eligible rows that get augmented copies (chosen per row from the seed and the row id)
     fraction: float = 0.2
-    #: per-label fractions that override ``fraction`` for those labels (labels from pipeline.label_column), e.g. {billing: 1.0}
+    #: per-label fractions that override ``fraction`` for those labels (labels from pipeline.label_column),
+    #: e.g. {billing: 1.0}
     class_fractions: dict[str, float] = field(default_factory=dict)
     #: augmented copies made per selected row
     per_row: int = 1

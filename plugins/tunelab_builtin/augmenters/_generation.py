@@ -30,7 +30,8 @@ class GenerationConfig(AugmentConfig):
     temperature: float = 1.0
     #: nucleus sampling probability mass (with do_sample)
     top_p: float = 1.0
-    #: inputs longer than this many tokens (or than the model holds) are skipped and counted as skipped_too_long, never truncated
+    #: inputs longer than this many tokens (or than the model holds) are skipped and counted as skipped_too_long,
+    #: never truncated
     max_input_tokens: int = 512
     #: auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps
     device: str = "auto"

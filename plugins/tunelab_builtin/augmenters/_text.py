@@ -22,7 +22,7 @@ _PROTECTED = re.compile(
 # a run of non-space characters this long is no word (junk, base64, a long link): matching
 # _PROTECTED inside it backtracks quadratically (minutes for a 100 kB run), so it is judged whole
 _LONG_RUN = 64
-_LONG_TOKEN = re.compile(r"\S{%d,}" % _LONG_RUN)
+_LONG_TOKEN = re.compile(rf"\S{{{_LONG_RUN},}}")
 _TOKEN = re.compile(r"\S+")
 _PROTECT_WHOLE = re.compile(r"\d|@|https?://|www\.")
 

@@ -51,7 +51,8 @@ def _load_translator(name: str, device: str) -> tuple[Any, Any]:
 
 @dataclass
 class BackTranslationConfig(GenerationConfig):
-    #: translation model into the pivot language: a local directory (save_pretrained) or a hub id (downloaded by transformers)
+    #: translation model into the pivot language: a local directory (save_pretrained) or a hub id
+    #: (downloaded by transformers)
     forward_model: str = "???"
     #: translation model from the pivot language back: a local directory or a hub id
     backward_model: str = "???"

@@ -39,14 +39,15 @@ class CharNoiseConfig(AugmentConfig):
     rate: float = 0.03
     #: exact number of edits per text; 0 = use rate
     n: int = 0
-    #: any of keyboard (a QWERTY neighbour), insert (a neighbour after the key), delete, transpose (with the next letter), case (flip)
+    #: any of keyboard (a QWERTY neighbour), insert (a neighbour after the key), delete,
+    #: transpose (with the next letter), case (flip)
     operations: list[str] = field(default_factory=lambda: list(CHAR_OPERATIONS))
     #: leave links, e-mail addresses and words with digits (order numbers, prices) untouched, and edit letters only
     protect_entities: bool = True
 
 
 class CharNoise(TextAugmenter):
-    """Character noise and keyboard typos: neighbour-key substitution, insertion, deletion, transposition, case flips."""
+    """Character noise and keyboard typos: neighbour-key substitution, insertion, deletion, transposition, case flips."""  # noqa: E501 (the first line is the `tunelab plugins` description)
 
     op = "char_noise"
 

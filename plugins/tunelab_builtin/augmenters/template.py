@@ -32,11 +32,13 @@ def _placeholders(template: str, where: str) -> set[str]:
 
 @dataclass
 class TemplateConfig:
-    #: templates with {slot} placeholders: a string (fills ``column``) or a mapping column -> string (e.g. a prompt/completion pair)
+    #: templates with {slot} placeholders: a string (fills ``column``) or a mapping column -> string
+    #: (e.g. a prompt/completion pair)
     templates: list[Any] = field(default_factory=list)
     #: values of each slot (text or numbers), e.g. {item: [tent, stove], days: [14, 30]}
     slots: dict[str, list[Any]] = field(default_factory=dict)
-    #: label of the generated rows; a row with this label is each one's parent. None only for data without a label column
+    #: label of the generated rows; a row with this label is each one's parent.
+    #: None only for data without a label column
     label: Optional[str] = None
     #: rows to generate (fewer when the templates and slots cannot make that many distinct texts)
     count: int = 10
@@ -101,7 +103,8 @@ class Template(Augmenter):
         if unfilled:
             raise ValueError(
                 f"template: the templates fill {filled_columns} but the data also has text column(s) {unfilled}; a "
-                "generated row would keep its parent's text there, which does not match. Give each template as a mapping "
+                "generated row would keep its parent's text there, which does not match. "
+                "Give each template as a mapping "
                 "of every text column, e.g. templates=[{prompt: '...', completion: '...'}]"
             )
         ids = list(data[ROW_ID])
@@ -109,14 +112,16 @@ class Template(Augmenter):
         if ctx.label_column in data.column_names:
             if c.label is None:
                 raise ValueError(
-                    f"template.label is required: the data has the label column '{ctx.label_column}' and generated rows need one"
+                    f"template.label is required: the data has the label column '{ctx.label_column}' "
+                    "and generated rows need one"
                 )
             labels = [None if v is None else str(v) for v in data[ctx.label_column]]
             matching = [i for i, label in enumerate(labels) if label == c.label]
             if not matching:
                 present = sorted({label for label in labels if label is not None})
                 raise ValueError(
-                    f"template: no row has label {c.label!r} in column '{ctx.label_column}', so no generated row can have "
+                    f"template: no row has label {c.label!r} in column '{ctx.label_column}', "
+                    "so no generated row can have "
                     f"a parent of that label (labels present: {present}); set template.label to one of them"
                 )
         elif c.label is not None:

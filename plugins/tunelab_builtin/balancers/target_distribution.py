@@ -15,9 +15,11 @@ TOTAL_POLICIES = ("keep", "grow", "shrink")
 
 @dataclass
 class TargetDistributionConfig:
-    #: wanted share of each label, e.g. {billing: 0.3, privacy: 0.1}; covers every label in the data and sums to 1 (0 removes a class)
+    #: wanted share of each label, e.g. {billing: 0.3, privacy: 0.1}; covers every label in the data and sums to 1
+    #: (0 removes a class)
     distribution: dict[str, float] = field(default_factory=dict)
-    #: size of the result: keep (as many labelled rows as now), grow (only add rows), shrink (only drop rows), or a number of rows
+    #: size of the result: keep (as many labelled rows as now), grow (only add rows), shrink (only drop rows),
+    #: or a number of rows
     total: str = "keep"
     #: label column; None uses pipeline.label_column
     label_column: Optional[str] = None
@@ -45,7 +47,8 @@ class TargetDistribution(Balancer):
         total = str(config.total)
         if total not in TOTAL_POLICIES and not (total.isdigit() and int(total) > 0):
             raise ValueError(
-                f"target_distribution.total must be one of {', '.join(TOTAL_POLICIES)} or a positive number of rows, got {config.total!r}"
+                f"target_distribution.total must be one of {', '.join(TOTAL_POLICIES)} or a positive number of rows, "
+                f"got {config.total!r}"
             )
 
     def targets(self, counts: dict[str, int]) -> dict[str, int]:

@@ -15,7 +15,8 @@ from tunelab_builtin.balancers._resample import drop_undersampled, excess
 class UndersampleConfig:
     #: label column; None uses pipeline.label_column
     label_column: Optional[str] = None
-    #: afterwards the smallest class is at least this fraction of the largest: each class is cut to smallest/target_ratio rows
+    #: afterwards the smallest class is at least this fraction of the largest:
+    #: each class is cut to smallest/target_ratio rows
     target_ratio: float = 1.0
     #: cut every class to at most this many rows instead (overrides target_ratio)
     max_per_class: Optional[int] = None

@@ -69,13 +69,15 @@ class LanguageFilter(Cleaner):
         fields = text_fields(data, c.fields, "language_filter")
         if c.language_column in fields:
             raise ValueError(
-                f"language_filter.language_column '{c.language_column}' is one of the checked text fields; choose another name"
+                f"language_filter.language_column '{c.language_column}' is one of the checked text fields; "
+                "choose another name"
             )
         identifier = _language_identifier()
         unknown = sorted(set(c.languages) - set(identifier.labels))
         if unknown:
             raise ValueError(
-                f"language_filter.languages: py3langid does not know {unknown}; known codes include {identifier.labels[:20]}..."
+                f"language_filter.languages: py3langid does not know {unknown}; "
+                f"known codes include {identifier.labels[:20]}..."
             )
         wanted = set(c.languages)
         ids, *columns = columns_as_lists(data, ROW_ID, *fields)

@@ -55,7 +55,8 @@ class MissingValues(Cleaner):
         unused = sorted(set(config.values) - {c for c, p in config.policies.items() if p == "impute"})
         if unused:
             raise ValueError(
-                f"missing_values.values names {unused}, whose policy is not impute; remove them or set their policy to impute"
+                f"missing_values.values names {unused}, whose policy is not impute; "
+                "remove them or set their policy to impute"
             )
 
     def _is_missing(self, value: Any) -> bool:

@@ -562,13 +562,15 @@ class PiiConfig:
     entities: list[str] = field(default_factory=lambda: list(ENTITIES))
     #: redact (replace PII in place) or drop (remove rows holding PII; reason "pii:<entity>")
     action: str = "redact"
-    #: how redact replaces a value: placeholder (<EMAIL>), mask (****), hash (salted SHA-256 prefix), fake (realistic, consistent)
+    #: how redact replaces a value: placeholder (<EMAIL>), mask (****), hash (salted SHA-256 prefix),
+    #: fake (realistic, consistent)
     strategy: str = "placeholder"
     #: mask character for strategy=mask
     mask_char: str = "*"
     #: mask length for strategy=mask; 0 keeps the original's length
     mask_length: int = 0
-    #: secret salt for strategy=hash (required there: unsalted hashes of phone numbers are reversible); keep it out of shared configs, e.g. salt=${oc.env:TUNELAB_PII_SALT}
+    #: secret salt for strategy=hash (required there: unsalted hashes of phone numbers are reversible);
+    #: keep it out of shared configs, e.g. salt=${oc.env:TUNELAB_PII_SALT}
     salt: str = ""
     #: hex characters of the salted hash kept for strategy=hash
     hash_length: int = 12

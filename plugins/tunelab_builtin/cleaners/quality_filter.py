@@ -122,7 +122,7 @@ class QualityFilterConfig:
 
 
 class QualityFilter(Cleaner):
-    """Heuristic quality rules (length, symbol/digit ratios, repetition, Gopher, C4); each rule is its own drop reason."""
+    """Heuristic quality rules (length, symbol/digit ratios, repetition, Gopher, C4); each rule is its own drop reason."""  # noqa: E501 (the first line is the `tunelab plugins` description)
 
     def __init__(self, config: QualityFilterConfig):
         super().__init__(config)
@@ -363,7 +363,8 @@ class QualityFilter(Cleaner):
                         if c.on_missing == "error":
                             raise ValueError(
                                 f"quality_filter: column '{column}' is empty in row {batch[ROW_ID][i]!r}; "
-                                "run drop_missing or missing_values first, or set quality_filter.on_missing to drop or keep"
+                                "run drop_missing or missing_values first, "
+                                "or set quality_filter.on_missing to drop or keep"
                             )
                         if c.on_missing == "drop":
                             verdicts[i] = json.dumps({"rule": "missing", "field": column, "value": None, "limit": None})

@@ -210,7 +210,8 @@ class StandardizeFormats(Cleaner):
             raise ValueError(f"standardize_formats.locale_hint must be en, eu or auto, got {config.locale_hint!r}")
         if not re.fullmatch(r"[A-Z]{3}", config.dollar_code or ""):
             raise ValueError(
-                f"standardize_formats.dollar_code must be a 3-letter ISO 4217 code such as USD or CAD, got {config.dollar_code!r}"
+                "standardize_formats.dollar_code must be a 3-letter ISO 4217 code such as USD or CAD, "
+                f"got {config.dollar_code!r}"
             )
         if not (config.numbers or config.dates or config.currency):
             raise ValueError("standardize_formats: numbers, dates and currency are all false; enable at least one")

@@ -126,7 +126,11 @@ _WS = " \t\n\r\f"  # HTML whitespace
 _NAME = r"[A-Za-z][\w.:-]*"
 # an attribute: name, name=value, name="value"; spaces around "=" only before a quoted value
 # (so "a<b then x = 5 and y>z" is not a tag); quoted values are bounded to keep scans linear
-_ATTR = r"""\s+[A-Za-z_:@][-\w:.@]*(?:=(?:"[^"]{0,4000}"|'[^']{0,4000}'|[^\s"'=<>`]+)|\s*=\s*(?:"[^"]{0,4000}"|'[^']{0,4000}'))?"""
+_ATTR = (
+    r"""\s+[A-Za-z_:@][-\w:.@]*"""
+    r"""(?:=(?:"[^"]{0,4000}"|'[^']{0,4000}'|[^\s"'=<>`]+)"""
+    r"""|\s*=\s*(?:"[^"]{0,4000}"|'[^']{0,4000}'))?"""
+)
 # every construct that may be markup; each match is then judged by _markup_tokens
 _TOKEN = re.compile(
     r"<!--(?P<comment>(?:(?!--).){0,100000}?)-->"
@@ -153,7 +157,8 @@ def _markup_tokens(text: str) -> list[re.Match]:
     unmistakable: paired with its end tag, ``<br>``/``<hr>``/``<wbr>``, self-closing
     (``<img/>``), or with a quoted attribute (``<div class="x">``, a void element with any
     attribute value). Unclosed ``<p>``/``<li>``/table tags and stray end tags count only in
-    a field that has unmistakable markup (unclosed ``<html>``/``<body>`` only in a whole page). Hidden elements (script, style, ...) count only paired.
+    a field that has unmistakable markup (unclosed ``<html>``/``<body>`` only in a whole page).
+    Hidden elements (script, style, ...) count only paired.
     Comments, CDATA, doctype and XML declarations always count; entities only when real
     (``&amp;``, ``&#39;``; not ``AT&T;`` or ``&copy`` without its semicolon).
     """
@@ -568,5 +573,7 @@ class StripMarkup(Cleaner):
             self._clean,
             step="strip_markup",
             what="markup stripped",
-            hold_reason=f"markup would remove over {self.config.max_removed_fraction:.0%} of the text: set aside for review",
+            hold_reason=(
+                f"markup would remove over {self.config.max_removed_fraction:.0%} of the text: set aside for review"
+            ),
         )

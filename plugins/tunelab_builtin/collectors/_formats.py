@@ -101,7 +101,8 @@ def conversation(turns: Any, column: str, role_key: str = "role", content_key: s
     """Validate a list of turns and return canonical ``{"role", "content"}`` messages."""
     if not isinstance(turns, list) or not turns:
         raise FormatMismatch(
-            f"column '{column}' must be a non-empty list of turns, found {_kind(turns) if not isinstance(turns, list) else 'an empty list'}"
+            f"column '{column}' must be a non-empty list of turns, "
+            f"found {_kind(turns) if not isinstance(turns, list) else 'an empty list'}"
         )
     messages: list[Message] = []
     for number, turn in enumerate(turns, start=1):

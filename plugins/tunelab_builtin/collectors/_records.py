@@ -58,7 +58,8 @@ def require_module(module: str, collector: str, package: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise SourceError(
-            f"the '{collector}' collector needs the '{package}' package: pip install 'tunelab[data]' (or pip install {package})"
+            f"the '{collector}' collector needs the '{package}' package: "
+            f"pip install 'tunelab[data]' (or pip install {package})"
         )
 
 
@@ -150,7 +151,8 @@ class RecordCollector(Collector):
         def put(target: str, value: Any, key: str) -> None:
             if target in row:
                 raise FormatMismatch(
-                    f"columns '{origin[target]}' and '{key}' would both be named '{target}'; rename one with data.columns"
+                    f"columns '{origin[target]}' and '{key}' would both be named '{target}'; "
+                    "rename one with data.columns"
                 )
             row[target] = value
             origin[target] = key
@@ -245,7 +247,8 @@ class RecordCollector(Collector):
                 if explode and key.startswith(f"{explode}.") and _index(parts[len(explode.split("."))]) is not None:
                     rest = [*explode.split("."), *parts[len(explode.split(".")) + 1 :]]
                     why = (
-                        f"{why.split('; ')[0]}; with data.explode={explode} the name '{explode}' stands for one element: "
+                        f"{why.split('; ')[0]}; with data.explode={explode} "
+                        f"the name '{explode}' stands for one element: "
                         f"write '{'.'.join(rest)}'"
                     )
                 raise SourceError(f"data.columns key {why}")
@@ -445,7 +448,10 @@ def _missing_everywhere(
         sizes = f"{min(lengths)}" if len(lengths) == 1 else f"{min(lengths)} to {max(lengths)}"
         what = f"'{prefix}' holds a list of {sizes} items"
         if _index(part) is None:
-            hint = f"name an element by its index from 0 ({prefix}.0.{part}), or set data.explode={prefix} for a row per element"
+            hint = (
+                f"name an element by its index from 0 ({prefix}.0.{part}), "
+                f"or set data.explode={prefix} for a row per element"
+            )
         else:
             hint = "indices count from 0"
     else:
@@ -474,7 +480,10 @@ def _invalid_text(row: dict[str, Any]) -> str | None:
     for key, value in row.items():
         column = str(key)
         if "\x00" in column:  # Arrow cuts a column name at a NUL, and the table no longer fits its schema
-            return f"column name {_SURROGATE.sub('?', column)!r} holds a NUL character, which Arrow column names cannot hold; rename the key in the source"
+            return (
+                f"column name {_SURROGATE.sub('?', column)!r} holds a NUL character, "
+                "which Arrow column names cannot hold; rename the key in the source"
+            )
         if not column.isascii() and _SURROGATE.search(column):
             return f"column '{_SURROGATE.sub('?', column)}': {_SURROGATE_REASON}"
         if isinstance(value, str):

@@ -197,7 +197,8 @@ class CsvCollector(FileCollector):
         ctx.quarantine(
             label,
             first,
-            f"malformed CSV: unterminated quote: {starts}a quoted field that opens on line {opened} and is never closed "
+            f"malformed CSV: unterminated quote: {starts}a quoted field that opens on line {opened} "
+            "and is never closed "
             f"(read as one field it runs {runs}){again}",
             lines.text(upto=opened)[:500],
         )

@@ -60,7 +60,8 @@ def _check_text_head(file: Path, head: bytes) -> None:
     wide = next((name for bom, name in WIDE_BOMS if head.startswith(bom)), None)
     if wide:
         raise SourceError(
-            f"{file} is {wide.upper()} text (it starts with a byte-order mark); the datasets json builder reads UTF-8 only. "
+            f"{file} is {wide.upper()} text (it starts with a byte-order mark); "
+            "the datasets json builder reads UTF-8 only. "
             "Read it with data=jsonl (which reads UTF-16 and UTF-32 files), or convert it to UTF-8"
         )
 
@@ -101,8 +102,9 @@ def _check_json_lines(files: list[Path]) -> int:
                         continue
                     if array_line:
                         raise SourceError(
-                            f"{file} line {array_line}: a JSON Lines record must be an object, found a JSON array on one line "
-                            "with more lines after it. Remove the line, or read the file with data=jsonl, which quarantines "
+                            f"{file} line {array_line}: a JSON Lines record must be an object, "
+                            "found a JSON array on one line with more lines after it. "
+                            "Remove the line, or read the file with data=jsonl, which quarantines "
                             "such lines and keeps the others"
                         )
                     if first and head.startswith(b"["):
@@ -121,7 +123,8 @@ def _check_json_lines(files: list[Path]) -> int:
                         continue  # a line of a pretty-printed document; the builder judges it
                     raise SourceError(
                         f"{file} line {number}: a JSON Lines record must be an object, found {type(value).__name__} "
-                        f"({head[:40].decode('utf-8', 'replace')!r}). Remove the line, or read the file with data=jsonl, "
+                        f"({head[:40].decode('utf-8', 'replace')!r}). "
+                        "Remove the line, or read the file with data=jsonl, "
                         "which quarantines such lines and keeps the others"
                     )
         except (OSError, EOFError) as exc:

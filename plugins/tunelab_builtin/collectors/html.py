@@ -310,7 +310,8 @@ class HtmlCollector(FileCollector):
             if _is_local(url):
                 if not c.allow_local_files:
                     raise ValueError(
-                        f"data.urls[{number}] {redact_url(url)!r} is a local file; only http and https URLs are fetched. "
+                        f"data.urls[{number}] {redact_url(url)!r} is a local file; "
+                        "only http and https URLs are fetched. "
                         "Set data.allow_local_files=true to read local files from the URL list, or use data.path"
                     )
             elif urlsplit(url).scheme.lower() not in WEB_SCHEMES:

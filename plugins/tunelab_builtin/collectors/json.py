@@ -215,7 +215,7 @@ _LINE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 
 
 class JsonlCollector(FileCollector):
-    """JSON Lines files: one object per line (.jsonl/.ndjson/.json, gzipped too); a file holding one JSON array is read whole."""
+    """JSON Lines files: one object per line (.jsonl/.ndjson/.json, gzipped too); a file holding one JSON array is read whole."""  # noqa: E501 (the first line is the `tunelab plugins` description)
 
     suffixes = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz")
     text_kind = "JSON Lines text"

@@ -18,5 +18,4 @@ class ParquetCollector(FileCollector):
             table = pq.read_table(file)
         except Exception as exc:  # pyarrow raises several types for broken files
             raise SourceError(f"{file} is not a readable Parquet file: {exc}") from exc
-        for number, record in enumerate(table.to_pylist(), start=1):
-            yield number, record
+        yield from enumerate(table.to_pylist(), start=1)

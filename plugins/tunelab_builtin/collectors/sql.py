@@ -31,7 +31,8 @@ def redact_db_url(url: str) -> str:
 
 @dataclass
 class SqlSourceConfig(RecordOptions):
-    #: SQLAlchemy database URL, e.g. sqlite:///tickets.db or postgresql://user:password@host/db (the password is never shown)
+    #: SQLAlchemy database URL, e.g. sqlite:///tickets.db or postgresql://user:password@host/db
+    #: (the password is never shown)
     url: str = "???"
     #: a read-only statement (SELECT or WITH ...); use :name placeholders for the values in params
     query: str = "???"
@@ -97,7 +98,8 @@ class SqlCollector(RecordCollector):
             if database is not None:
                 if not database.is_file():
                     raise SourceError(
-                        f"data.url {shown}: the SQLite file '{database}' does not exist (working directory: {Path.cwd()})"
+                        f"data.url {shown}: the SQLite file '{database}' does not exist "
+                        f"(working directory: {Path.cwd()})"
                     )
                 # read-only, so no statement can change the user's database
                 uri = f"{database.resolve().as_uri()}?mode=ro"
@@ -153,7 +155,8 @@ class SqlCollector(RecordCollector):
                     )
                 if c.id_column and c.id_column not in columns:
                     raise SourceError(
-                        f"data.id_column '{c.id_column}' is not a column of the query result (columns: {', '.join(columns)})"
+                        f"data.id_column '{c.id_column}' is not a column of the query result "
+                        f"(columns: {', '.join(columns)})"
                     )
                 fetched = result.fetchall()
                 connection.rollback()  # a collector never changes the database

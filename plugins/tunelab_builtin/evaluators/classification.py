@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, List
+from typing import Any, List  # noqa: UP035 (field types are printed as written: List[...] stays)
 
 from tunelab.api import PROMPT, TEXT, Evaluator, TrainJob, TrainOutcome, evaluation_split, write_example_scores
 from tunelab.train.classifier_head import class_logits, labels_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, List
+from typing import Any, List  # noqa: UP035 (field types are printed as written: List[...] stays)
 
 from tunelab.api import COMPLETION, PROMPT, Evaluator, TrainJob, TrainOutcome, evaluation_split, write_example_scores
 from tunelab_builtin._lib.train_inputs import documents

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, List
+from typing import Any, List  # noqa: UP035 (field types are printed as written: List[...] stays)
 
 from tunelab.api import PROMPT, TEXT, Method, TrainJob, TrainOutcome
 from tunelab_builtin._lib.train_inputs import check_text_columns, label_indices, text_column

@@ -4,7 +4,7 @@ masked-token loss on an encoder)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List
+from typing import Any, List  # noqa: UP035 (field types are printed as written: List[...] stays)
 
 from tunelab.api import COMPLETION, PROMPT, Method, TrainJob, TrainOutcome
 from tunelab.train.arguments import common_training_arguments, loss_metrics, run_trainer, save_trained

@@ -4,7 +4,7 @@ scikit-learn LogisticRegression) on mean-pooled embeddings of a frozen encoder."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List
+from typing import Any, List  # noqa: UP035 (field types are printed as written: List[...] stays)
 
 from tunelab.api import PROMPT, TEXT, Method, TrainJob, TrainOutcome
 from tunelab.train.classifier_head import HEAD_FILE, feature_classifier

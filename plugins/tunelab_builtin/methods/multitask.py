@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List  # noqa: UP035 (field types are printed as written: Dict/List stay)
 
 from tunelab.api import COMPLETION, PROMPT, TrainJob, TrainOutcome
 from tunelab_builtin.methods.sft import Sft, SftConfig
@@ -14,7 +14,8 @@ from tunelab_builtin.methods.sft import Sft, SftConfig
 
 @dataclass
 class MultitaskConfig(SftConfig):
-    #: further tasks: ``{path: rows.jsonl, weight: 0.5, task_prefix: "[billing] "}``; each file has prompt/completion rows
+    #: further tasks: ``{path: rows.jsonl, weight: 0.5, task_prefix: "[billing] "}``;
+    #: each file has prompt/completion rows
     datasets: List[Dict[str, Any]] = field(default_factory=list)
     #: sampling weight of the run's own prepared train split
     main_weight: float = 1.0
@@ -31,7 +32,8 @@ class Multitask(Sft):
         super().__init__(config)
         if config.stopping_strategy not in ("first_exhausted", "all_exhausted"):
             raise ValueError(
-                f"multitask.stopping_strategy must be first_exhausted or all_exhausted, got {config.stopping_strategy!r}"
+                "multitask.stopping_strategy must be first_exhausted or all_exhausted, "
+                f"got {config.stopping_strategy!r}"
             )
         if config.main_weight < 0:
             raise ValueError(f"multitask.main_weight must be >= 0, got {config.main_weight!r}")

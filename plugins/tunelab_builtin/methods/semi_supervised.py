@@ -45,7 +45,8 @@ class SemiSupervised(Classify):
         if job.settings.save_steps or job.resume_from is not None:
             # several trainings in one output directory: a checkpoint would not say which round it is of
             log.warning(
-                "semi_supervised: train.save_steps is ignored (its rounds are not checkpointed); a killed job starts over"
+                "semi_supervised: train.save_steps is ignored (its rounds are not checkpointed); "
+                "a killed job starts over"
             )
             job = dataclasses.replace(job, resume_from=None, settings=dataclasses.replace(job.settings, save_steps=0))
         train = job.splits["train"]

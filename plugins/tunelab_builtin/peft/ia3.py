@@ -34,7 +34,8 @@ class Ia3(PeftMethod):
                 isinstance(v, str) and v for v in config.feedforward_modules
             ):
                 raise ValueError(
-                    f"peft.feedforward_modules must be a list of module names or null; got {config.feedforward_modules!r}"
+                    "peft.feedforward_modules must be a list of module names or null; "
+                    f"got {config.feedforward_modules!r}"
                 )
             if config.target_modules is None:
                 raise ValueError("peft.feedforward_modules needs peft.target_modules (it must be a subset of them)")

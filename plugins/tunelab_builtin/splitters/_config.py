@@ -18,7 +18,8 @@ class SplitSafetyConfig:
     leakage: str = "fix"
     #: text columns compared by the leakage check; empty: prompt+completion, else text, whichever exist
     leakage_fields: list[str] = field(default_factory=list)
-    #: estimated Jaccard similarity from which a validation/test row is a near duplicate of a train row; 0 skips that check
+    #: estimated Jaccard similarity from which a validation/test row is a near duplicate of a train row;
+    #: 0 skips that check
     near_duplicate_threshold: float = 0.8
 
 

@@ -63,7 +63,10 @@ def explain_empty_splits(
                 f"them with ++pipeline.params.{step}.leakage=report"
             )
         elif n_originals < 2:
-            why = f"there {'is' if n_originals == 1 else 'are'} {n_originals} original row{'s' if n_originals != 1 else ''}, which training needs"
+            why = (
+                f"there {'is' if n_originals == 1 else 'are'} {n_originals} "
+                f"original row{'s' if n_originals != 1 else ''}, which training needs"
+            )
             fix = "collect more data"
         elif strata is not None and len(strata) > 1:
             largest = max(len(m) for m in strata.values())

@@ -93,8 +93,10 @@ def warn_short_classes(
     ctx.warn(
         f"{len(short)} class{'es have' if len(short) != 1 else ' has'} too few original rows to reach every split and "
         f"{'are' if len(short) != 1 else 'is'} in train only: {_class_list(short)}. No evaluation scores "
-        f"{'them' if len(short) != 1 else 'it'}, and copies a balancer made (oversample) repeat the same text in train. "
-        f"With validation={validation} and test={test} a class needs at least {needed} original rows.{hint} Fix: collect "
+        f"{'them' if len(short) != 1 else 'it'}, "
+        "and copies a balancer made (oversample) repeat the same text in train. "
+        f"With validation={validation} and test={test} a class needs at least {needed} original rows.{hint} "
+        "Fix: collect "
         f"at least {needed} rows per class, relabel these rows into another class, or drop these classes with "
         f"++pipeline.params.{step}.rare_classes=drop"
     )

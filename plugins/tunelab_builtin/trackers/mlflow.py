@@ -124,14 +124,16 @@ class MlflowTracker(Tracker):
                     return client, client.create_experiment(self.config.experiment, **options)
                 if experiment.lifecycle_stage == "deleted":
                     warnings.warn(
-                        f"mlflow tracker disabled: experiment {self.config.experiment!r} is deleted in {shown}; restore it "
+                        f"mlflow tracker disabled: experiment {self.config.experiment!r} is deleted in {shown}; "
+                        "restore it "
                         "(mlflow experiments restore) or set tracker.mlflow.experiment=<another name>"
                     )
                     return None
                 return client, experiment.experiment_id
         except ImportError as exc:  # e.g. the SQLite store needs sqlalchemy and alembic
             warnings.warn(
-                f"mlflow tracker disabled: cannot open {shown}: {redact_text(str(exc))}. Fix: pip install 'tunelab[mlflow]'"
+                f"mlflow tracker disabled: cannot open {shown}: {redact_text(str(exc))}. "
+                "Fix: pip install 'tunelab[mlflow]'"
             )
         except Exception as exc:
             warnings.warn(f"mlflow tracker disabled: cannot open {shown}: {redact_text(str(exc))}")
@@ -218,7 +220,8 @@ class MlflowTracker(Tracker):
         for name in ("config.yaml", "data_report.md"):
             if (run.run_dir / name).is_file():
                 self._safely(
-                    f"log {name} as an artifact", lambda: self.client.log_artifact(run_id, str(run.run_dir / name))
+                    f"log {name} as an artifact",
+                    lambda name=name: self.client.log_artifact(run_id, str(run.run_dir / name)),
                 )
         if self.client is not None:
             try:
@@ -252,7 +255,7 @@ class MlflowTracker(Tracker):
                     numbers[f"approach/{approach.label or approach.name}/{metric}_mean"] = stat.mean
         self._safely("log the comparison summary", lambda: self._batch(run_id, metrics=numbers))
         for path in comparison_files(comparison, sweep_dir).values():
-            self._safely(f"log {path.name}", lambda: client.log_artifact(run_id, str(path)))
+            self._safely(f"log {path.name}", lambda path=path: client.log_artifact(run_id, str(path)))
         try:
             client.set_terminated(run_id, "FINISHED" if self.client is not None else "FAILED")
         except Exception as exc:

@@ -123,7 +123,8 @@ class WandbTracker(Tracker):
         except Exception as exc:
             self.broken = True
             warnings.warn(
-                f"wandb tracker: could not {what} ({type(exc).__name__}: {exc}); not logging the rest of this run to W&B"
+                f"wandb tracker: could not {what} ({type(exc).__name__}: {exc}); "
+                "not logging the rest of this run to W&B"
             )
 
     def mode(self) -> str:

@@ -111,7 +111,8 @@ class LoraAttentionOnly(PeftMethod):
         unknown = [p for p in c.projections if p not in ATTENTION_MODULES]
         if unknown or not c.projections:
             raise ValueError(
-                f"peft.projections must be a non-empty subset of [{', '.join(ATTENTION_MODULES)}]; got {list(c.projections)!r}"
+                f"peft.projections must be a non-empty subset of [{', '.join(ATTENTION_MODULES)}]; "
+                f"got {list(c.projections)!r}"
             )
 
     def peft_config(self, model: LoadedModel) -> Any:
