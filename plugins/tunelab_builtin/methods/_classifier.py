@@ -59,8 +59,3 @@ def resolve_class_weights(
 def write_labels_file(directory: Path, **info: Any) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / LABELS_FILE).write_text(json.dumps(info, indent=2))
-
-
-def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")

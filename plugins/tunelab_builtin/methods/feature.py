@@ -8,10 +8,10 @@ from typing import Any, List  # noqa: UP035 (field types are printed as written:
 
 from tunelab.api import PROMPT, TEXT, Method, TrainJob, TrainOutcome
 from tunelab.train.classifier_head import HEAD_FILE, feature_classifier
+from tunelab_builtin._lib.choices import check_choice
 from tunelab_builtin._lib.train_inputs import check_text_columns, label_indices, text_column
 from tunelab_builtin.methods._classifier import (
     CLASS_WEIGHT_MODES,
-    check_choice,
     resolve_class_weights,
     write_labels_file,
 )

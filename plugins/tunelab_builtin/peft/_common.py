@@ -50,11 +50,6 @@ def head_modules(model: LoadedModel) -> list[str] | None:
     return found[:1]
 
 
-def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"peft.{name} must be one of {', '.join(allowed)}; got {value!r}")
-
-
 def check_modules(name: str, value: Any, *, allow_none: bool = False, allow_str: bool = False) -> None:
     if value is None and allow_none:
         return

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunelab.api import LoadedModel, PeftMethod
-from tunelab_builtin.peft._common import check_choice, check_modules, head_modules, task_type
+from tunelab_builtin._lib.choices import check_choice
+from tunelab_builtin.peft._common import check_modules, head_modules, task_type
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Lora(PeftMethod):
         if not 0 <= c.dropout < 1:
             raise ValueError(f"peft.dropout must be in [0, 1); got {c.dropout!r}")
         check_modules("target_modules", c.target_modules, allow_str=True)
-        check_choice("bias", c.bias, ("none", "all", "lora_only"))
+        check_choice("peft.bias", c.bias, ("none", "all", "lora_only"))
 
     def peft_config(self, model: LoadedModel) -> Any:
         from peft import LoraConfig as PeftLoraConfig
@@ -91,8 +92,8 @@ class Qlora(Lora):
 
     def __init__(self, config: Any):
         super().__init__(config)
-        check_choice("quant_type", config.quant_type, ("nf4", "fp4"))
-        check_choice("compute_dtype", config.compute_dtype, ("bfloat16", "float16", "float32"))
+        check_choice("peft.quant_type", config.quant_type, ("nf4", "fp4"))
+        check_choice("peft.compute_dtype", config.compute_dtype, ("bfloat16", "float16", "float32"))
 
     def quantization_kwargs(self) -> dict[str, Any]:
         """Arguments for ``transformers.BitsAndBytesConfig`` (compute dtype by name)."""

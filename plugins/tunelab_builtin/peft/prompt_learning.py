@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunelab.api import LoadedModel, PeftMethod
-from tunelab_builtin.peft._common import check_choice, task_type
+from tunelab_builtin._lib.choices import check_choice
+from tunelab_builtin.peft._common import task_type
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class PromptTuning(PeftMethod):
     def __init__(self, config: Any):
         super().__init__(config)
         _check_virtual_tokens(config.num_virtual_tokens)
-        check_choice("init", config.init, ("random", "text"))
+        check_choice("peft.init", config.init, ("random", "text"))
         if config.init == "text" and not (config.init_text or "").strip():
             raise ValueError("peft.init=text needs peft.init_text (the text whose embeddings start the prompt)")
 
@@ -126,7 +127,7 @@ class PTuning(PeftMethod):
     def __init__(self, config: Any):
         super().__init__(config)
         _check_virtual_tokens(config.num_virtual_tokens)
-        check_choice("encoder_type", config.encoder_type, ("MLP", "LSTM"))
+        check_choice("peft.encoder_type", config.encoder_type, ("MLP", "LSTM"))
         for name in ("encoder_hidden_size", "encoder_num_layers"):
             value = getattr(config, name)
             if isinstance(value, bool) or value < 1:
