@@ -106,7 +106,7 @@ def job_from_run(run_dir: Path, max_length: int = 128) -> Any:
     from datasets import load_from_disk
 
     from tunelab.api import TrainJob, TrainSettings
-    from tunelab.data.engine import SPLITS_DIR
+    from tunelab.data.pipeline import SPLITS_DIR
 
     key = read_metrics(run_dir)["data_key"]
     splits = load_from_disk(str(Path(os.environ["TUNELAB_CACHE_DIR"]) / "prepared" / key / SPLITS_DIR))

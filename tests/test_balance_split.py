@@ -13,7 +13,7 @@ import pytest
 from conftest import SAMPLE, validate
 from tunelab.api import StageContext
 from tunelab.config import ConfigError
-from tunelab.data.engine import prepare
+from tunelab.data.cache import prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
 

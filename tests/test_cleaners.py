@@ -15,8 +15,9 @@ from datasets import Dataset
 from conftest import SAMPLE, validate
 from tunelab.api import StageContext
 from tunelab.config import ConfigError
-from tunelab.data.engine import DataError, prepare
+from tunelab.data.cache import prepare
 from tunelab.data.ledger import read_ledger
+from tunelab.data.pipeline import DataError
 from tunelab.plugins import get_plugins
 from tunelab_builtin.cleaners.language_filter import LanguageFilter, LanguageFilterConfig
 from tunelab_builtin.cleaners.missing_values import MissingValues, MissingValuesConfig

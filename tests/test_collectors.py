@@ -16,7 +16,8 @@ import pytest
 from conftest import validate
 from tunelab.api import StageContext
 from tunelab.config import ConfigError, Origin, typed_config
-from tunelab.data.engine import DataError, prepare
+from tunelab.data.cache import prepare
+from tunelab.data.pipeline import DataError
 from tunelab.plugins import get_plugins
 
 

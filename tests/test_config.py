@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_cli, validate
-from tunelab.config import ConfigError, redact_secrets
+from tunelab.config import ConfigError
 from tunelab.plugins import get_plugins
+from tunelab.redaction import redact_secrets
 
 
 def test_default_config_validates_into_typed_components():

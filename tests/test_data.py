@@ -8,8 +8,9 @@ import pytest
 
 from conftest import SAMPLE, validate
 from tunelab.config import ConfigError
-from tunelab.data.engine import DataError, prepare
+from tunelab.data.cache import prepare
 from tunelab.data.ledger import LedgerError, read_ledger
+from tunelab.data.pipeline import DataError
 from tunelab.plugins import add_plugin, get_plugins
 
 

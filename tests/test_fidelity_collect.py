@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from conftest import validate
 from tunelab.api import StageContext
 from tunelab.config import Origin, typed_config
-from tunelab.data.engine import DataError, prepare
+from tunelab.data.cache import prepare
+from tunelab.data.pipeline import DataError
 from tunelab.plugins import get_plugins
 
 

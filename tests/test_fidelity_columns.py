@@ -165,7 +165,7 @@ def test_seed_tasks_explode_into_one_row_per_instance_through_prepare(tmp_path, 
             "reason": "data.explode 'instances' is an empty list: the record makes no rows",
         }
     ]
-    from tunelab.data.engine import prepare
+    from tunelab.data.cache import prepare
 
     prepared = prepare(
         validate(

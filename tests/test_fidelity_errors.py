@@ -157,7 +157,8 @@ def test_a_step_that_raises_keeps_the_rows_so_far_in_the_run_dir(tmp_path, capsy
 
 
 def test_prepare_without_a_run_dir_keeps_the_files_next_to_the_cache_entry(tmp_path, isolated_cache):
-    from tunelab.data.engine import DataError, cache_key, prepare
+    from tunelab.data.cache import cache_key, prepare
+    from tunelab.data.pipeline import DataError
     from tunelab.plugins import get_plugins
 
     data = _jsonl(tmp_path / "broken.jsonl", ["nope"])

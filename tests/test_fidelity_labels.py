@@ -12,8 +12,9 @@ import pytest
 
 from conftest import validate
 from tunelab.config import ConfigError
-from tunelab.data.engine import DataError, prepare
+from tunelab.data.cache import prepare
 from tunelab.data.ledger import read_ledger
+from tunelab.data.pipeline import DataError
 from tunelab.plugins import get_plugins
 
 QUESTIONS = [

@@ -469,7 +469,7 @@ def pii_files(draw) -> tuple[str, str, list[str]]:
 @given(pii_files())
 def test_a_generated_pii_named_file_and_column_leave_no_trace_in_the_prepared_data(tmp_path_factory, case):
     from conftest import validate
-    from tunelab.data.engine import prepare
+    from tunelab.data.cache import prepare
     from tunelab.plugins import get_plugins
 
     relative, column, planted = case

@@ -17,7 +17,7 @@ from datasets import Dataset
 
 from conftest import SOAK, validate
 from tunelab.api import StageContext
-from tunelab.data.engine import prepare
+from tunelab.data.cache import prepare
 from tunelab.data.ledger import read_ledger
 from tunelab.plugins import get_plugins
 from tunelab_builtin.cleaners._edits import snippet

@@ -46,8 +46,9 @@ from hypothesis import strategies as st  # noqa: E402
 from conftest import SOAK, validate  # noqa: E402
 from tunelab.api import KINDS, PARENT_ID, ROW_ID, StageContext  # noqa: E402
 from tunelab.config import Origin, typed_config  # noqa: E402
-from tunelab.data.engine import DataError, prepare  # noqa: E402
+from tunelab.data.cache import prepare  # noqa: E402
 from tunelab.data.ledger import Ledger, LedgerError, read_ledger  # noqa: E402
+from tunelab.data.pipeline import DataError  # noqa: E402
 from tunelab.errors import TunelabError  # noqa: E402
 from tunelab.plugins import get_plugins  # noqa: E402
 

@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import read_metrics, run_cli, validate
-from tunelab.data.engine import MANIFEST, prepare, verify
+from tunelab.data.cache import MANIFEST, prepare, verify
 from tunelab.plugins import get_plugins
 from tunelab.train.checkpoints import COMPLETE, TRAINER_DIR
 

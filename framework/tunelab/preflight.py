@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tunelab.config import ConfigError, Origin, RunConfig, check_sources, did_you_mean, redact_text, validate
+from tunelab.config import ConfigError, Origin, RunConfig, check_sources, did_you_mean, validate
+from tunelab.redaction import redact_text
 
 #: how overrides are written, for messages about one that is not
 SYNTAX = (

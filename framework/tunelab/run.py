@@ -18,10 +18,16 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from tunelab.api import RunInfo
-from tunelab.config import Origin, RunConfig, check_sources, redact_secrets, validate
+from tunelab.config import Origin, RunConfig, check_sources, validate
 from tunelab.config.validation import resolved_config
 from tunelab.plugins import Plugins, call_safely, get_plugins
-from tunelab.redaction import install_log_redaction, redact_hydra_outputs, redact_text, remember_config
+from tunelab.redaction import (
+    install_log_redaction,
+    redact_hydra_outputs,
+    redact_secrets,
+    redact_text,
+    remember_config,
+)
 
 log = logging.getLogger("tunelab")
 
@@ -85,7 +91,8 @@ def run(cfg: DictConfig, stage: str = "train", validated: RunConfig | None = Non
 
     ``validated``: the config the command line's check validated in this process before Hydra
     composed it again for this job (see :func:`validated_config`)."""
-    from tunelab.data.engine import copy_artifacts, name_scrubber, prepare
+    from tunelab.data.cache import copy_artifacts, prepare
+    from tunelab.data.names import name_scrubber
 
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}")

@@ -28,9 +28,6 @@ from tunelab.config.resolvers import package_file, register_resolvers
 from tunelab.config.schema import ConfigError, RunConfig, Selected, did_you_mean, typed_config
 from tunelab.config.validation import PIPELINE_KEYS, TOP_LEVEL_KEYS, check_resume, validate
 
-# Keys whose values are secrets are masked in every saved or tracked config (tunelab.redaction).
-from tunelab.redaction import redact_secrets, redact_text
-
 __all__ = [
     "COMMAND_LINE_ONLY_KEYS",
     "PIPELINE_KEYS",
@@ -47,8 +44,6 @@ __all__ = [
     "did_you_mean",
     "directory_problem",
     "package_file",
-    "redact_secrets",
-    "redact_text",
     "register_resolvers",
     "typed_config",
     "validate",

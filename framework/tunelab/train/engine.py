@@ -13,7 +13,7 @@ from typing import Any
 
 from tunelab.api import ModelRequest, TrainJob
 from tunelab.config import ConfigError, RunConfig
-from tunelab.data.engine import Prepared
+from tunelab.data.cache import Prepared
 from tunelab.errors import TunelabError
 from tunelab.plugins import Plugins
 from tunelab.train.arguments import budget_callback

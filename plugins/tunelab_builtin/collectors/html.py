@@ -49,7 +49,7 @@ BOILERPLATE_ROLES = ("navigation", "banner", "contentinfo", "search", "complemen
 
 def redact_url(url: str) -> str:
     """The URL with any password in it replaced by ``***``."""
-    from tunelab.config import redact_secrets
+    from tunelab.redaction import redact_secrets
 
     return redact_secrets(url)
 
