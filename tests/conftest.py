@@ -113,6 +113,38 @@ def job_from_run(run_dir: Path, max_length: int = 128) -> Any:
     return TrainJob(None, {"test": splits["test"]}, None, TrainSettings(max_length=max_length), run_dir, 0)
 
 
+def tiny_translator(directory: Path, seed: int, tie_embeddings: bool = False) -> str:
+    """A tiny random BART translator and its byte-level tokenizer saved in ``directory``. With tied
+    embeddings a random decoder ends at once: every output is empty."""
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    from tunelab_builtin.models.tiny import byte_level_tokenizer
+
+    tokenizer = byte_level_tokenizer()
+    torch.manual_seed(seed)
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=None,
+        tie_word_embeddings=tie_embeddings,
+    )
+    BartForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
 @pytest.fixture
 def smoke_args(tmp_path: Path) -> list[str]:
     return ["experiment=smoke", f"hydra.run.dir={tmp_path / 'run'}"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, validate
+from conftest import SAMPLE, tiny_translator, validate
 from tunelab.api import StageContext
 from tunelab.config import ConfigError, Origin, typed_config
 from tunelab.data.cache import prepare
@@ -390,44 +390,14 @@ def test_eda_synonym_operation_uses_wordnet(tmp_path):
 # --- back_translation ------------------------------------------------------------------
 
 
-def _tiny_translator(directory: Path, seed: int, tie_embeddings: bool = False) -> str:
-    import torch
-    from transformers import BartConfig, BartForConditionalGeneration
-
-    from tunelab_builtin.models.tiny import byte_level_tokenizer
-
-    tokenizer = byte_level_tokenizer()
-    torch.manual_seed(seed)
-    config = BartConfig(
-        vocab_size=len(tokenizer),
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id,
-        forced_eos_token_id=None,
-        tie_word_embeddings=tie_embeddings,
-    )
-    BartForConditionalGeneration(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return str(directory)
-
-
 @pytest.fixture(scope="module")
 def translators(tmp_path_factory):
     root = tmp_path_factory.mktemp("translators")
     return {
-        "forward": _tiny_translator(root / "en-xx", seed=1),
-        "backward": _tiny_translator(root / "xx-en", seed=2),
+        "forward": tiny_translator(root / "en-xx", seed=1),
+        "backward": tiny_translator(root / "xx-en", seed=2),
         # tied embeddings make a random decoder end at once: every output is empty
-        "mute": _tiny_translator(root / "mute", seed=3, tie_embeddings=True),
+        "mute": tiny_translator(root / "mute", seed=3, tie_embeddings=True),
     }
 
 

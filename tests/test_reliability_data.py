@@ -43,7 +43,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from conftest import SOAK, validate  # noqa: E402
+from conftest import SOAK, tiny_translator, validate  # noqa: E402
 from tunelab.api import KINDS, PARENT_ID, ROW_ID, StageContext  # noqa: E402
 from tunelab.config import Origin, typed_config  # noqa: E402
 from tunelab.data.cache import prepare  # noqa: E402
@@ -741,9 +741,7 @@ def test_every_operator_accounts_for_every_row(data):
 def tiny_models(tmp_path_factory) -> dict[str, dict[str, Any]]:
     """Params that point the model-backed operators at tiny random models built here."""
     import torch
-    from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertModel, BertTokenizer
-
-    from tunelab_builtin.models.tiny import byte_level_tokenizer
+    from transformers import BertConfig, BertModel, BertTokenizer
 
     root = tmp_path_factory.mktemp("tiny-models")
     torch.manual_seed(0)
@@ -760,27 +758,8 @@ def tiny_models(tmp_path_factory) -> dict[str, dict[str, Any]]:
             max_position_embeddings=128,
         )
     ).save_pretrained(encoder)
-    tokenizer = byte_level_tokenizer()
     translator = root / "translator"
-    BartForConditionalGeneration(
-        BartConfig(
-            vocab_size=len(tokenizer),
-            d_model=32,
-            encoder_layers=1,
-            decoder_layers=1,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            max_position_embeddings=256,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            bos_token_id=tokenizer.eos_token_id,
-            decoder_start_token_id=tokenizer.eos_token_id,
-            forced_eos_token_id=None,
-        )
-    ).save_pretrained(translator)
-    tokenizer.save_pretrained(translator)
+    tiny_translator(translator, seed=0, tie_embeddings=True)  # BartConfig's default ties them
     return {
         "auto_label": {
             "labels": {"a": "refund charged invoice", "b": "package shipping late"},
